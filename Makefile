@@ -1,0 +1,51 @@
+# Two commands do everything on a fresh machine with Python 3.11:
+#   make demo   create .venv, install, generate sample recordings, ingest, show findings
+#   make test   create .venv, install, run the whole suite (starts its own S3 server)
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SYSSTAMP := $(VENV)/.sysdeps
+# Debian packages the tests and benchmarks use as independent peers (never the product).
+DEBS := ffmpeg b3sum
+
+.PHONY: demo test bench lint install sysdeps clean
+
+install: $(STAMP) $(SYSSTAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# ffprobe/b3sum are cross-checks for tests and peers for benchmarks. Installed with apt
+# when missing and we are root; otherwise the tests that need them skip, saying why.
+$(SYSSTAMP): | $(BIN)/python
+	@missing=""; for b in ffprobe b3sum; do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages: $(DEBS)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS) >/dev/null; \
+	  else echo "note:$$missing not found and cannot apt-get; tests needing them will skip"; fi; \
+	fi
+	touch $@
+
+demo: install
+	$(BIN)/python -m pipeline.demo --out demo-data
+
+test: install
+	$(BIN)/python -m pytest -q -p no:randomly
+
+bench: install
+	$(BIN)/python -m pytest benchmarks -q --benchmark-only --benchmark-columns=median,min,max,rounds
+
+lint: install
+	$(BIN)/ruff check pipeline schemas tests benchmarks infra
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) demo-data custody-data .benchmarks

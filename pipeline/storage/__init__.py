@@ -1,0 +1,19 @@
+"""WORM storage: one interface (`base.WormStore`), a local and an S3 implementation."""
+
+from __future__ import annotations
+
+import os
+
+from pipeline.storage.base import WormStore
+
+
+def open_store(location: str | os.PathLike[str]) -> WormStore:
+    """The store at `location`: `s3://bucket/prefix` for S3, anything else is a directory."""
+    loc = os.fspath(location)
+    if loc.startswith("s3://"):
+        from pipeline.storage.s3 import S3Store  # boto3 is imported only there
+
+        return S3Store.from_uri(loc)
+    from pipeline.storage.local import LocalStore
+
+    return LocalStore(loc)

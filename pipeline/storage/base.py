@@ -1,0 +1,139 @@
+"""The WORM store interface: put once, read, inspect, extend retention, hold. No delete.
+
+Keys are content addressed (`b3/<hex BLAKE3>`), so putting the same bytes twice is
+harmless and a key names exactly one content. There is deliberately no delete, no
+overwrite and no way to shorten retention in this interface: an implementation that
+could do them would not be an evidence store.
+
+`put_stream` is how ingest writes: the caller streams the bytes once, hashing them as they
+pass, and only learns the key at the end; the store commits the object under that key
+(or finds it already there) atomically, so a crash never leaves a half-stored object
+visible under a key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from pipeline.errors import CustodyError
+
+
+class StoreError(CustodyError):
+    """The store could not do what was asked."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or used at all."""
+
+
+class ObjectNotFound(StoreError):
+    pass
+
+
+class RetentionRefused(StoreError):
+    """A request would shorten retention, lower a tier or lift a hold it may not."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size_bytes: int
+    version: str | None
+    retain_until_utc: dt.datetime | None
+    legal_hold: bool
+    stored_at_utc: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    key: str
+    size_bytes: int
+    version: str | None
+    created: bool  # False when the same content was already stored
+
+
+def key_for(blake3_hex: str) -> str:
+    """The content address of bytes whose BLAKE3 is `blake3_hex`."""
+    if len(blake3_hex) != 64 or any(c not in "0123456789abcdef" for c in blake3_hex):
+        raise ValueError(f"not a BLAKE3 hex digest: {blake3_hex!r}")
+    return f"b3/{blake3_hex}"
+
+
+class StagedObject(ABC):
+    """Bytes being written; `commit` files them under their content key, `abort` drops them."""
+
+    @abstractmethod
+    def write(self, data: memoryview | bytes) -> None: ...
+
+    @abstractmethod
+    def commit(self, blake3_hex: str, *, retain_until_utc: dt.datetime) -> PutResult: ...
+
+    @abstractmethod
+    def abort(self) -> None: ...
+
+
+class WormStore(ABC):
+    """A write-once store. Implementations: `LocalStore` (default) and `S3Store`."""
+
+    uri: str
+
+    @abstractmethod
+    def stage(self, size_hint: int | None = None) -> StagedObject:
+        """Start writing a new object whose key is known only once its bytes are."""
+
+    def put_file(
+        self, path: str, blake3_hex: str, *, retain_until_utc: dt.datetime
+    ) -> PutResult:
+        """Store a file whose BLAKE3 is already known; the store re-checks it while copying.
+
+        Implementations must never make visible an object whose bytes do not hash to
+        `blake3_hex` (the source may change between hashing and copying).
+        """
+        import blake3
+
+        hasher = blake3.blake3()
+        staged = self.stage()
+        try:
+            with open(path, "rb") as fh:
+                while data := fh.read(8 << 20):
+                    hasher.update(data)
+                    staged.write(data)
+            got = hasher.hexdigest()
+            if got != blake3_hex:
+                raise StoreError(
+                    f"{path}: changed while being stored (BLAKE3 {got} != {blake3_hex})"
+                )
+            return staged.commit(blake3_hex, retain_until_utc=retain_until_utc)
+        except BaseException:
+            staged.abort()
+            raise
+
+    @abstractmethod
+    def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
+        """Read bytes [start, end) of an object (the whole object by default)."""
+
+    def iter_range(
+        self, key: str, start: int = 0, end: int | None = None, block: int = 8 << 20
+    ) -> Iterator[bytes]:
+        with self.open(key, start, end) as fh:
+            while chunk := fh.read(block):
+                yield chunk
+
+    @abstractmethod
+    def head(self, key: str) -> ObjectInfo:
+        """What the store knows of an object; ObjectNotFound if it has none."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def extend_retention(self, key: str, retain_until_utc: dt.datetime) -> ObjectInfo:
+        """Move retain-until later; RetentionRefused if it would move earlier."""
+
+    @abstractmethod
+    def set_legal_hold(self, key: str, on: bool) -> ObjectInfo:
+        """Place or lift a legal hold. Who may lift is decided above the store."""

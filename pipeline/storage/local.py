@@ -1,0 +1,261 @@
+"""The embedded default store: a directory on one machine, no server.
+
+Objects are files under `objects/b3/<2 hex>/<64 hex>`, written to `tmp/`, fsynced, then
+linked into place (a link never replaces an existing name, so two writers of the same
+content cannot clobber each other) and made read-only. Retention and legal holds live in
+`ledger.jsonl`, an append-only, hash-chained log: each line carries the BLAKE3 of the
+line before it.
+
+Tamper-EVIDENT, not tamper-proof: anyone with root on the machine can change a file or
+the ledger. `custody verify` re-hashes objects against the catalog and the ledger's chain
+shows edits to it; only the S3 Object Lock store refuses such changes outright.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import io
+import json
+import os
+import stat
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import blake3
+
+from pipeline.storage.base import (
+    ObjectInfo,
+    ObjectNotFound,
+    PutResult,
+    RetentionRefused,
+    StagedObject,
+    StoreError,
+    StoreUnavailable,
+    WormStore,
+    key_for,
+)
+
+_GENESIS = "0" * 64
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _RangeReader(io.RawIOBase):
+    """A read-only view of bytes [start, end) of an open file."""
+
+    def __init__(self, fh: BinaryIO, start: int, end: int) -> None:
+        super().__init__()
+        self._fh = fh
+        self._left = max(0, end - start)
+        fh.seek(start)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        n = min(len(view), self._left)
+        if n == 0:
+            return 0
+        got = self._fh.readinto(view[:n])  # type: ignore[attr-defined]
+        self._left -= got
+        return int(got)
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+class _LocalStaged(StagedObject):
+    def __init__(self, store: LocalStore) -> None:
+        self._store = store
+        self._path = store.root / "tmp" / f"{uuid.uuid4().hex}.part"
+        self._fd: int | None = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._size = 0
+
+    def write(self, data: memoryview | bytes) -> None:
+        assert self._fd is not None, "write after commit or abort"
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+        self._size += len(data)
+
+    def commit(self, blake3_hex: str, *, retain_until_utc: dt.datetime) -> PutResult:
+        assert self._fd is not None, "commit after commit or abort"
+        key = key_for(blake3_hex)
+        final = self._store.object_path(key)
+        try:
+            os.fsync(self._fd)
+            os.fchmod(self._fd, 0o444)
+        finally:
+            os.close(self._fd)
+            self._fd = None
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(self._path, final)
+            created = True
+        except FileExistsError:
+            created = False
+            if final.stat().st_size != self._size:
+                raise StoreError(
+                    f"{final}: an object with key {key} exists with another size; "
+                    "the store is damaged, run `custody verify`"
+                ) from None
+        self._path.unlink()
+        if created:
+            _fsync_dir(final.parent)
+            self._store._append(
+                {"op": "put", "key": key, "size_bytes": self._size,
+                 "retain_until_utc": retain_until_utc.isoformat()}
+            )
+        return PutResult(key=key, size_bytes=self._size, version=None, created=created)
+
+    def abort(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        with contextlib.suppress(FileNotFoundError):
+            self._path.unlink()
+
+
+class LocalStore(WormStore):
+    def __init__(self, root: str | os.PathLike[str], *, clock: Any = None) -> None:
+        self.root = Path(root).resolve()
+        self.uri = self.root.as_uri()
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        try:
+            (self.root / "objects").mkdir(parents=True, exist_ok=True)
+            (self.root / "tmp").mkdir(exist_ok=True)
+            (self.root / "ledger.jsonl").touch(exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"{self.root}: cannot use as a store: {exc.strerror}") from exc
+        self._clean_tmp()
+
+    def _clean_tmp(self) -> None:
+        """Drop staging files of writers that died: they were never committed under a key."""
+        for part in (self.root / "tmp").glob("*.part"):
+            # A live writer touches its file continuously; an hour of silence means it died.
+            with contextlib.suppress(FileNotFoundError):
+                age = self._clock() - dt.datetime.fromtimestamp(part.stat().st_mtime, dt.UTC)
+                if age > dt.timedelta(hours=1):
+                    part.unlink()
+
+    # --- paths and ledger --------------------------------------------------------------
+    def object_path(self, key: str) -> Path:
+        if not key.startswith("b3/"):
+            raise ObjectNotFound(f"{key}: not a content key of this store")
+        hexd = key[3:]
+        key_for(hexd)
+        return self.root / "objects" / "b3" / hexd[:2] / hexd
+
+    def _ledger_lines(self) -> list[dict[str, Any]]:
+        out = []
+        with open(self.root / "ledger.jsonl", encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    out.append(json.loads(line))
+        return out
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        path = self.root / "ledger.jsonl"
+        with open(path, "a+b") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            fh.seek(0)
+            last = b""
+            for line in fh:
+                if line.strip():
+                    last = line.rstrip(b"\n")
+            prev = blake3.blake3(last).hexdigest() if last else _GENESIS
+            record = {"at_utc": self._clock().isoformat(), **entry, "prev_blake3": prev}
+            fh.write(json.dumps(record, ensure_ascii=False, sort_keys=True).encode() + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def verify_ledger(self) -> str | None:
+        """None if the ledger's hash chain is whole, else where it first breaks."""
+        prev = _GENESIS
+        with open(self.root / "ledger.jsonl", "rb") as fh:
+            for n, line in enumerate(fh, start=1):
+                raw = line.rstrip(b"\n")
+                if not raw:
+                    continue
+                if json.loads(raw).get("prev_blake3") != prev:
+                    return f"ledger.jsonl line {n}: chain broken (entry or its predecessor changed)"
+                prev = blake3.blake3(raw).hexdigest()
+        return None
+
+    def _state(self, key: str) -> tuple[dt.datetime | None, bool, dt.datetime | None]:
+        retain: dt.datetime | None = None
+        hold = False
+        stored: dt.datetime | None = None
+        for e in self._ledger_lines():
+            if e.get("key") != key:
+                continue
+            if e["op"] == "put":
+                stored = dt.datetime.fromisoformat(e["at_utc"])
+            if "retain_until_utc" in e:
+                t = dt.datetime.fromisoformat(e["retain_until_utc"])
+                retain = t if retain is None or t > retain else retain
+            if e["op"] == "hold":
+                hold = bool(e["on"])
+        return retain, hold, stored
+
+    # --- the interface --------------------------------------------------------------------
+    def stage(self, size_hint: int | None = None) -> StagedObject:
+        return _LocalStaged(self)
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
+        path = self.object_path(key)
+        try:
+            fh = open(path, "rb", buffering=0)  # noqa: SIM115 - handed to the caller
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{key}: not in store {self.uri}") from None
+        size = os.fstat(fh.fileno()).st_size
+        stop = size if end is None else min(end, size)
+        return io.BufferedReader(_RangeReader(fh, start, stop), buffer_size=1 << 20)  # type: ignore[return-value]
+
+    def exists(self, key: str) -> bool:
+        return self.object_path(key).exists()
+
+    def head(self, key: str) -> ObjectInfo:
+        path = self.object_path(key)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{key}: not in store {self.uri}") from None
+        retain, hold, stored = self._state(key)
+        return ObjectInfo(
+            key=key, size_bytes=st.st_size, version=None, retain_until_utc=retain,
+            legal_hold=hold, stored_at_utc=stored,
+        )
+
+    def extend_retention(self, key: str, retain_until_utc: dt.datetime) -> ObjectInfo:
+        info = self.head(key)
+        if info.retain_until_utc is not None and retain_until_utc < info.retain_until_utc:
+            raise RetentionRefused(
+                f"{key}: retain-until {retain_until_utc.isoformat()} is earlier than the "
+                f"current {info.retain_until_utc.isoformat()}; retention only grows"
+            )
+        if info.retain_until_utc != retain_until_utc:
+            self._append(
+                {"op": "retention", "key": key, "retain_until_utc": retain_until_utc.isoformat()}
+            )
+        return self.head(key)
+
+    def set_legal_hold(self, key: str, on: bool) -> ObjectInfo:
+        self.head(key)
+        self._append({"op": "hold", "key": key, "on": on})
+        return self.head(key)
+
+    def is_read_only(self, key: str) -> bool:
+        return not (self.object_path(key).stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP))

@@ -1,0 +1,195 @@
+"""Every finding code Custody can raise, listed once.
+
+A finding is data, not an exception: analysis records it and goes on. Each code is
+stable (reports, tests and court exports refer to it), belongs to one rule of
+`RULES.md`, one category and one default severity, and carries the English and Chinese
+title a town official reads. `proves` says honestly what the signal can and cannot show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Category(StrEnum):
+    INTERRUPTION = "interruption"
+    EDIT = "edit"
+    DAMAGE = "damage"
+    TIMING = "timing"
+    PROVENANCE = "provenance"
+    LABELLING = "labelling"
+    DEADLINE = "deadline"
+    INTEGRITY = "integrity"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class FindingCode:
+    code: str
+    rule: str
+    category: Category
+    severity: Severity
+    title_en: str
+    title_zh: str
+    proves: str
+
+
+_C = Category
+_S = Severity
+
+CODES: dict[str, FindingCode] = {
+    c.code: c
+    for c in (
+        # --- AV-9: interruptions -------------------------------------------------
+        FindingCode(
+            "GAP_IN_STREAM", "AV-9", _C.INTERRUPTION, _S.ERROR,
+            "Interruption inside the recording", "录制中断",
+            "Presentation times jump far beyond the stream's own packet spacing: recording "
+            "stopped, or packets were removed without retiming. Cannot tell which.",
+        ),
+        FindingCode(
+            "GAP_BETWEEN_FILES", "AV-9", _C.INTERRUPTION, _S.WARNING,
+            "Interruption between files of one session", "同一执法过程的录像之间存在中断",
+            "The next file of the same device starts later than the previous one ended.",
+        ),
+        FindingCode(
+            "UNEXPLAINED_INTERRUPTION", "AV-9", _C.INTERRUPTION, _S.ERROR,
+            "Interruption without a spoken explanation", "中断后未作语音说明",
+            "No audio with speech-like energy follows the resume of recording.",
+        ),
+        # --- AV-9: edits ------------------------------------------------------------
+        FindingCode(
+            "TS_BACKWARDS", "AV-9", _C.EDIT, _S.ERROR,
+            "Timestamps run backwards", "时间戳倒退",
+            "Decode timestamps decrease: segments were joined or reordered.",
+        ),
+        FindingCode(
+            "TS_REPEATED", "AV-9", _C.EDIT, _S.ERROR,
+            "Timestamps repeat", "时间戳重复",
+            "Two packets of one stream carry the same decode timestamp.",
+        ),
+        FindingCode(
+            "DTS_AFTER_PTS", "AV-9", _C.EDIT, _S.WARNING,
+            "Decode time after presentation time", "解码时间晚于显示时间",
+            "A packet is decoded after it is due to be shown: a broken or rewritten index.",
+        ),
+        FindingCode(
+            "SPLICE_IRREGULAR_DURATION", "AV-9", _C.EDIT, _S.ERROR,
+            "Irregular packet spacing at a possible splice", "疑似拼接处帧间隔异常",
+            "A regular stream has one odd packet spacing: typical of a stream-copy join or "
+            "of whole GOPs removed and retimed. A re-encode leaves no such trace.",
+        ),
+        FindingCode(
+            "KEYFRAME_INTERVAL_BREAK", "AV-9", _C.EDIT, _S.WARNING,
+            "Keyframe interval breaks", "关键帧间隔异常",
+            "A regular keyframe interval is broken by a short group of pictures: typical "
+            "of a join between two recordings.",
+        ),
+        FindingCode(
+            "CODEC_PARAMS_CHANGED", "AV-9", _C.EDIT, _S.ERROR,
+            "Codec parameters change mid-stream", "编码参数中途改变",
+            "The stream's coding parameters or encoder signature change inside one file: "
+            "footage from another recording may have been inserted.",
+        ),
+        FindingCode(
+            "EDIT_LIST", "AV-9", _C.EDIT, _S.WARNING,
+            "Edit list trims or shifts media", "编辑列表裁剪或平移了媒体",
+            "The container tells players to skip or delay part of the stored media. Some "
+            "phones write this on their own; editors and trimmers do too.",
+        ),
+        FindingCode(
+            "DURATION_MISMATCH", "AV-9", _C.EDIT, _S.WARNING,
+            "Container duration disagrees with the streams", "容器时长与媒体流时长不一致",
+            "The declared duration differs from what the packets cover.",
+        ),
+        FindingCode(
+            "EDITING_TOOL", "AV-9", _C.PROVENANCE, _S.WARNING,
+            "Metadata shows an editing or re-muxing tool", "元数据显示经编辑或转封装软件处理",
+            "Encoder or handler tags name software that edits or re-muxes video. Proves "
+            "the file passed through that tool, not what it changed.",
+        ),
+        # --- AV-3 / AV-16: damage ----------------------------------------------------
+        FindingCode(
+            "MEDIA_UNREADABLE", "AV-3", _C.DAMAGE, _S.ERROR,
+            "Media cannot be read", "音像资料无法读取",
+            "The file looks like media but no demuxer can open it.",
+        ),
+        FindingCode(
+            "MEDIA_TRUNCATED", "AV-3", _C.DAMAGE, _S.ERROR,
+            "Media is truncated", "音像资料不完整（截断）",
+            "The file ends before the media its index describes.",
+        ),
+        FindingCode(
+            "MEDIA_CORRUPT", "AV-3", _C.DAMAGE, _S.ERROR,
+            "Media is corrupt", "音像资料损坏",
+            "The demuxer reported errors while reading packets.",
+        ),
+        # --- AV-8: timing -------------------------------------------------------------
+        FindingCode(
+            "AV_DRIFT", "AV-9", _C.TIMING, _S.WARNING,
+            "Audio and video drift apart", "音视频不同步",
+            "Audio and video cover different spans of time.",
+        ),
+        FindingCode(
+            "CREATION_TIME_MISMATCH", "AV-8", _C.TIMING, _S.WARNING,
+            "Recording time differs from the labelled time", "录制时间与标注时间不一致",
+            "The creation time in the file is far from the labelled start time: wrong "
+            "label, wrong device clock, or a file from another occasion.",
+        ),
+        # --- AV-12: labelling and deadline ---------------------------------------------
+        FindingCode(
+            "LABEL_MISSING", "AV-12", _C.LABELLING, _S.WARNING,
+            "Recording has no labels", "录像未标注",
+            "No labels row matched the file: case number, entity and officer are unknown.",
+        ),
+        FindingCode(
+            "LABEL_INCOMPLETE", "AV-12", _C.LABELLING, _S.WARNING,
+            "Labels are incomplete", "标注信息不完整",
+            "A required label (case number, inspected entity, officer, time) is empty.",
+        ),
+        FindingCode(
+            "LABEL_INVALID", "AV-12", _C.LABELLING, _S.WARNING,
+            "Labels are invalid", "标注信息无效",
+            "A label value could not be understood; the file was archived without it.",
+        ),
+        FindingCode(
+            "NAME_REUSED", "AV-15", _C.INTEGRITY, _S.WARNING,
+            "Same file name, different content", "同名文件内容不同",
+            "A file with this name was archived before with other bytes: a second "
+            "recording, or an altered copy of the first. Both are kept.",
+        ),
+        FindingCode(
+            "INGEST_LATE", "AV-12", _C.DEADLINE, _S.ERROR,
+            "Stored more than 24 hours after recording", "超过24小时未存储",
+            "The file entered the archive more than 24 hours after its recording ended.",
+        ),
+        FindingCode(
+            "RECORDING_TIME_UNKNOWN", "AV-12", _C.DEADLINE, _S.WARNING,
+            "Recording time unknown", "录制时间不明",
+            "Neither labels nor metadata give the recording time, so the 24-hour rule "
+            "cannot be checked.",
+        ),
+        # --- AV-15: fixity -------------------------------------------------------------
+        FindingCode(
+            "FIXITY_MISMATCH", "AV-15", _C.INTEGRITY, _S.ERROR,
+            "Stored copy differs from the catalog", "存档副本与目录记录不一致",
+            "A stored chunk's BLAKE3 differs from the one recorded at ingest.",
+        ),
+        FindingCode(
+            "OBJECT_MISSING", "AV-16", _C.INTEGRITY, _S.ERROR,
+            "Stored copy is missing", "存档副本缺失",
+            "The catalog names an object that the store cannot find.",
+        ),
+    )
+}
+
+
+def finding_code(code: str) -> FindingCode:
+    """The registered code; a KeyError here is a programming error, not bad input."""
+    return CODES[code]

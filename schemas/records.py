@@ -1,0 +1,217 @@
+"""Catalog records: frozen dataclasses, and the one function that turns them into Arrow.
+
+Every Parquet table of the catalog is one record type here. Units live in field names.
+`arrow_schema(cls)` is the only place a column name is spelled for Arrow; DuckDB views
+read these tables by the same names (see `schemas/views.py`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+UTC = dt.UTC
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingRecord:
+    """One archived object (unique BLAKE3) as first seen, with its labels and metadata."""
+
+    TABLE: ClassVar[str] = "recordings"
+    blake3: str
+    size_bytes: int
+    source_path: str
+    file_name: str
+    media_kind: str  # video | audio | image
+    container: str | None
+    duration_seconds: float | None
+    creation_time_utc: dt.datetime | None
+    make: str | None
+    model: str | None
+    serial: str | None
+    gps_iso6709: str | None
+    case_number: str | None
+    inspected_entity: str | None
+    officer_ids: list[str]
+    device_id: str | None
+    activity_type: str | None
+    recorded_start_utc: dt.datetime | None
+    recorded_end_utc: dt.datetime | None
+    recorded_time_source: str | None  # label | metadata
+    ingested_at_utc: dt.datetime
+    run_id: str
+    store_uri: str
+    store_key: str
+    store_version: str | None
+    retain_until_utc: dt.datetime | None
+    chunk_size_bytes: int
+    chunk_count: int
+    tags_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    TABLE: ClassVar[str] = "streams"
+    recording_blake3: str
+    stream_index: int
+    kind: str  # video | audio | subtitle | data | attachment
+    codec: str | None
+    profile: str | None
+    width: int | None
+    height: int | None
+    frame_rate_num: int | None
+    frame_rate_den: int | None
+    sample_rate: int | None
+    channels: int | None
+    time_base_num: int
+    time_base_den: int
+    start_pts: int | None
+    duration_pts: int | None
+    packet_count: int
+    keyframe_count: int
+    bit_rate: int | None
+    tags_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    TABLE: ClassVar[str] = "chunks"
+    recording_blake3: str
+    chunk_index: int
+    offset_bytes: int
+    length_bytes: int
+    blake3: str
+
+
+@dataclass(frozen=True, slots=True)
+class PacketRecord:
+    """One demuxed packet; the timelines table has one row per packet of every stream."""
+
+    TABLE: ClassVar[str] = "packets"
+    recording_blake3: str
+    stream_index: int
+    packet_index: int
+    pts: int | None
+    dts: int | None
+    duration: int
+    keyframe: bool
+    discard: bool
+    size_bytes: int
+    pos_bytes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FindingRecord:
+    TABLE: ClassVar[str] = "findings"
+    recording_blake3: str | None
+    source_path: str
+    run_id: str
+    code: str
+    rule: str
+    category: str
+    severity: str
+    stream_index: int | None
+    pts: int | None
+    at_seconds: float | None
+    title_en: str
+    title_zh: str
+    detail: str
+    found_at_utc: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRunRecord:
+    """An ingest run's events: one row when it starts, one when it finishes."""
+
+    TABLE: ClassVar[str] = "ingest_runs"
+    run_id: str
+    event: str  # started | finished
+    at_utc: dt.datetime
+    host: str
+    tool_version: str
+    sources: list[str]
+    store_uri: str
+    files_seen: int
+    archived: int
+    already_archived: int
+    skipped: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class IngestFileRecord:
+    """What one run did with one source file (archived, already_archived, skipped, failed)."""
+
+    TABLE: ClassVar[str] = "ingest_files"
+    run_id: str
+    source_path: str
+    status: str
+    reason: str | None
+    blake3: str | None
+    size_bytes: int | None
+    at_utc: dt.datetime
+
+
+TABLES: tuple[type[Any], ...] = (
+    RecordingRecord,
+    StreamRecord,
+    ChunkRecord,
+    PacketRecord,
+    FindingRecord,
+    IngestRunRecord,
+    IngestFileRecord,
+)
+
+
+def table_name(cls: type[Any]) -> str:
+    return str(cls.TABLE)
+
+
+def _arrow_type(hint: Any) -> tuple[pa.DataType, bool]:
+    """Arrow type and nullability of one annotated field type."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        (inner,) = args
+        return _arrow_type(inner)[0], True
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return pa.list_(_arrow_type(item)[0]), False
+    simple: dict[Any, pa.DataType] = {
+        int: pa.int64(),
+        str: pa.string(),
+        float: pa.float64(),
+        bool: pa.bool_(),
+        dt.datetime: pa.timestamp("us", tz="UTC"),
+    }
+    return simple[hint], False
+
+
+def arrow_schema(cls: type[Any]) -> pa.Schema:
+    """The Arrow schema of a record type, derived from its annotations."""
+    hints = typing.get_type_hints(cls)
+    fields = []
+    for f in dataclasses.fields(cls):
+        typ, nullable = _arrow_type(hints[f.name])
+        fields.append(pa.field(f.name, typ, nullable=nullable))
+    return pa.schema(fields)
+
+
+def to_table(cls: type[Any], rows: typing.Sequence[Any]) -> pa.Table:
+    """Records of one type as an Arrow table with that type's schema."""
+    schema = arrow_schema(cls)
+    names = schema.names
+    columns = {n: [getattr(r, n) for r in rows] for n in names}
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+def from_table(cls: type[Any], table: pa.Table) -> list[Any]:
+    """Arrow rows back into records (for tests and small reads)."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    return [cls(**{n: row[n] for n in names}) for row in table.select(names).to_pylist()]
