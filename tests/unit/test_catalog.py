@@ -1,0 +1,51 @@
+"""Catalog batches become visible atomically, and only when committed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from pipeline.catalog import Catalog
+from schemas.records import ChunkRecord
+
+
+def _chunk(b3: str) -> ChunkRecord:
+    return ChunkRecord(recording_blake3=b3, chunk_index=0, offset_bytes=0, length_bytes=1,
+                       blake3="f" * 64)
+
+
+def test_new_catalog_has_every_view_empty(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path)
+    for view in ("recordings", "streams", "chunks", "packets", "findings", "ingest_runs",
+                 "ingest_files", "recordings_by_officer", "findings_summary", "late_ingests"):
+        assert cat.query(f"SELECT count(*) AS n FROM {view}").column("n")[0].as_py() == 0
+
+
+def test_uncommitted_batch_is_invisible(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path)
+    b = cat.batch()
+    b.add(ChunkRecord, [_chunk("a")])
+    assert cat.query("SELECT count(*) AS n FROM chunks").column("n")[0].as_py() == 0
+    b.commit(dt.date(2026, 11, 27))
+    assert cat.query("SELECT count(*) AS n FROM chunks").column("n")[0].as_py() == 1
+
+
+def test_staging_left_by_a_crash_is_invisible_and_cleared(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path)
+    dead = tmp_path / "staging" / "dead"
+    dead.mkdir()
+    (dead / "chunks.parquet").write_bytes(b"half written")
+    assert cat.query("SELECT count(*) AS n FROM chunks").column("n")[0].as_py() == 0
+    cat.clear_staging()
+    assert not dead.exists()
+
+
+def test_duckdb_file_opens_with_views(tmp_path: Path) -> None:
+    import duckdb
+
+    cat = Catalog(tmp_path)
+    b = cat.batch()
+    b.add(ChunkRecord, [_chunk("a"), _chunk("b")])
+    b.commit(dt.date(2026, 11, 27))
+    with duckdb.connect(str(cat.refresh_views()), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM chunks").fetchone() == (2,)
