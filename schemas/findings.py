@@ -20,7 +20,6 @@ class Category(StrEnum):
     PROVENANCE = "provenance"
     LABELLING = "labelling"
     DEADLINE = "deadline"
-    INTEGRITY = "integrity"
 
 
 class Severity(StrEnum):
@@ -52,16 +51,6 @@ CODES: dict[str, FindingCode] = {
             "Interruption inside the recording", "录制中断",
             "Presentation times jump far beyond the stream's own packet spacing: recording "
             "stopped, or packets were removed without retiming. Cannot tell which.",
-        ),
-        FindingCode(
-            "GAP_BETWEEN_FILES", "AV-9", _C.INTERRUPTION, _S.WARNING,
-            "Interruption between files of one session", "同一执法过程的录像之间存在中断",
-            "The next file of the same device starts later than the previous one ended.",
-        ),
-        FindingCode(
-            "UNEXPLAINED_INTERRUPTION", "AV-9", _C.INTERRUPTION, _S.ERROR,
-            "Interruption without a spoken explanation", "中断后未作语音说明",
-            "No audio with speech-like energy follows the resume of recording.",
         ),
         # --- AV-9: edits ------------------------------------------------------------
         FindingCode(
@@ -102,6 +91,15 @@ CODES: dict[str, FindingCode] = {
             "Edit list trims or shifts media", "编辑列表裁剪或平移了媒体",
             "The container tells players to skip or delay part of the stored media. Some "
             "phones write this on their own; editors and trimmers do too.",
+        ),
+        FindingCode(
+            "EDIT_LIST_OFFSET", "AV-9", _C.TIMING, _S.INFO,
+            "Edit list offsets the start of the media", "编辑列表偏移了媒体起点",
+            "One edit list entry starts presentation a little into the stored media, or "
+            "delays it, by no more than a device writes on its own (encoder delay, audio "
+            "priming, sensor start-up; iPhones hide up to about half a second). Trimming "
+            "tools write the same structure, so this records the amount but proves no edit; "
+            "larger offsets, several pieces or a cut-off end are EDIT_LIST.",
         ),
         FindingCode(
             "DURATION_MISMATCH", "AV-9", _C.EDIT, _S.WARNING,
@@ -159,7 +157,7 @@ CODES: dict[str, FindingCode] = {
             "A label value could not be understood; the file was archived without it.",
         ),
         FindingCode(
-            "NAME_REUSED", "AV-15", _C.INTEGRITY, _S.WARNING,
+            "NAME_REUSED", "AV-15", _C.PROVENANCE, _S.WARNING,
             "Same file name, different content", "同名文件内容不同",
             "A file with this name was archived before with other bytes: a second "
             "recording, or an altered copy of the first. Both are kept.",
@@ -177,12 +175,12 @@ CODES: dict[str, FindingCode] = {
         ),
         # --- AV-15: fixity -------------------------------------------------------------
         FindingCode(
-            "FIXITY_MISMATCH", "AV-15", _C.INTEGRITY, _S.ERROR,
+            "FIXITY_MISMATCH", "AV-15", _C.DAMAGE, _S.ERROR,
             "Stored copy differs from the catalog", "存档副本与目录记录不一致",
             "A stored chunk's BLAKE3 differs from the one recorded at ingest.",
         ),
         FindingCode(
-            "OBJECT_MISSING", "AV-16", _C.INTEGRITY, _S.ERROR,
+            "OBJECT_MISSING", "AV-16", _C.DAMAGE, _S.ERROR,
             "Stored copy is missing", "存档副本缺失",
             "The catalog names an object that the store cannot find.",
         ),

@@ -1,0 +1,659 @@
+"""PyAV adapter: one media file -> per-stream packet timelines (numpy) and its own claims.
+
+The probe demuxes every packet of every stream and decodes nothing: timing analysis needs
+pts, dts, duration, key/discard flags, size and byte position, and a demux costs about a
+hundredth of a decode. Per-packet Python work is kept to a handful of attribute reads into
+`array.array` buffers; only keyframes of H.264/HEVC streams have a few bytes inspected (for
+parameter sets and encoder SEI). PyAV objects never leave this module; the result is plain
+data that pickles back from a worker process.
+
+Bad media never raises: an unopenable file sets `error`, read errors mid-demux go to
+`demux_errors`, a file that ends before its index says sets `truncated`. Only a file that
+cannot be read from disk at all raises `InputError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import stat
+from array import array
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any
+
+import av
+import av.logging
+import numpy as np
+
+from pipeline import exif, isobmff
+from pipeline.errors import InputError
+from schemas.media import NOPTS, EditListEntry, ProbeResult, StreamTimeline
+
+__all__ = ["probe"]
+
+# Bytes of a keyframe inspected for parameter sets and SEI. x264's SEI text (about 700
+# bytes with its option list) and the SPS/PPS sit at the very start of an IDR packet.
+_HEAD_BYTES = 4096
+_PARAM_CODECS = frozenset({"h264", "hevc"})
+# Demuxers that accept any bytes: `tty` renders any text file as a video of ANSI art.
+_NOT_MEDIA_FORMATS = frozenset({"tty"})
+
+
+def probe(path: str | os.PathLike[str]) -> ProbeResult:
+    """Demux every stream of `path` and return its timelines and declared metadata.
+
+    Raises `InputError` only when the file cannot be read from disk (missing, not a
+    regular file, no permission). Anything wrong with the media itself is reported in
+    the result (`error`, `demux_errors`, `truncated`).
+    """
+    spath = os.fspath(path)
+    file_size = _check_readable(spath)
+    head = _read_head(spath)
+
+    boxes: isobmff.MovieInfo | None = None
+    if isobmff.looks_like_isobmff(head):
+        boxes = isobmff.read_movie_info(spath)
+    exif_info: exif.ExifInfo | None = None
+    if head.startswith(b"\xff\xd8"):
+        exif_info = exif.read_exif(spath)
+
+    # FFmpeg logs go to a thread-local capture, never to stderr or Python logging: the
+    # ERROR lines become `error`/`demux_errors`. Repeats are kept, or a second probe of
+    # the same bad file would lose its message to PyAV's repeat filter.
+    prev_level = av.logging.get_level()
+    prev_skip = av.logging.get_skip_repeated()
+    av.logging.set_level(av.logging.ERROR)
+    av.logging.set_skip_repeated(False)
+    try:
+        with av.logging.Capture(local=True) as logs:
+            return _probe_container(spath, file_size, boxes, exif_info, logs)
+    finally:
+        av.logging.set_skip_repeated(prev_skip)
+        av.logging.set_level(prev_level)
+
+
+# --- disk access -----------------------------------------------------------------------
+
+
+def _check_readable(spath: str) -> int:
+    try:
+        st = os.stat(spath)
+    except OSError as exc:
+        raise InputError(f"{spath}: cannot read file: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{spath}: not a regular file")
+    try:
+        with open(spath, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise InputError(f"{spath}: cannot read file: {exc.strerror or exc}") from exc
+    return st.st_size
+
+
+def _read_head(spath: str) -> bytes:
+    with open(spath, "rb") as fh:
+        return fh.read(64)
+
+
+# --- container -------------------------------------------------------------------------
+
+
+def _ffmpeg_message(exc: Exception, logs: list[tuple[int, str, str]]) -> str:
+    """One line: FFmpeg's own last error log if it said more than the error code."""
+    base = getattr(exc, "strerror", None) or str(exc)
+    detail = ""
+    for level, _name, message in reversed(logs):
+        if level <= av.logging.ERROR and message.strip():
+            detail = message.strip()
+            break
+    if detail and detail != base:
+        return f"{detail} ({base})"
+    return str(base)
+
+
+def _probe_container(
+    spath: str,
+    file_size: int,
+    boxes: isobmff.MovieInfo | None,
+    exif_info: exif.ExifInfo | None,
+    logs: list[tuple[int, str, str]],
+) -> ProbeResult:
+    edit_lists = boxes.edit_lists if boxes is not None else ()
+    truncated = boxes.truncated if boxes is not None else None
+    error: str | None = None
+    container: Any = None
+    try:
+        container = av.open(spath, metadata_errors="replace")
+    except Exception as exc:  # FFmpegError, and anything odd a demuxer raises on open
+        error = _ffmpeg_message(exc, logs)
+    else:
+        fmt = container.format.name if container.format is not None else ""
+        if fmt in _NOT_MEDIA_FORMATS:
+            container.close()
+            error = f"not a media file (FFmpeg only offers its '{fmt}' demuxer)"
+    if error is not None:
+        return ProbeResult(
+            path=spath,
+            media_kind=None,
+            container=None,
+            duration=None,
+            start_time=None,
+            streams=(),
+            tags={},
+            edit_lists=edit_lists,
+            error=error,
+            truncated=truncated,
+            **_exif_fields(exif_info),
+        )
+    with container:
+        return _demux(spath, file_size, container, boxes, exif_info, logs, truncated)
+
+
+class _Collector:
+    """Growing int64 columns for all packets of a file, split per stream at the end."""
+
+    __slots__ = ("dts", "dur", "flags", "pos", "pts", "sidx", "size")
+
+    def __init__(self) -> None:
+        self.sidx = array("q")
+        self.pts = array("q")
+        self.dts = array("q")
+        self.dur = array("q")
+        self.flags = array("q")
+        self.size = array("q")
+        self.pos = array("q")
+
+
+def _demux(
+    spath: str,
+    file_size: int,
+    container: Any,
+    boxes: isobmff.MovieInfo | None,
+    exif_info: exif.ExifInfo | None,
+    logs: list[tuple[int, str, str]],
+    truncated: str | None,
+) -> ProbeResult:
+    streams = list(container.streams)
+    nstreams = len(streams)
+    col = _Collector()
+    demux_errors: list[str] = []
+
+    inspectors: dict[int, _ParamInspector] = {}
+    for s in streams:
+        if s.type == "video" and s.codec_context is not None:
+            inspectors[s.index] = _ParamInspector(s.codec_context.name, s.codec_context.extradata)
+    counts = [0] * max(nstreams, 1)
+
+    a_sidx = col.sidx.append
+    a_pts = col.pts.append
+    a_dts = col.dts.append
+    a_dur = col.dur.append
+    a_flags = col.flags.append
+    a_size = col.size.append
+    a_pos = col.pos.append
+    nopts = NOPTS
+
+    it: Iterator[Any] = container.demux()
+    ended = False
+    n_logs_before = len(logs)
+    try:
+        for pkt in it:
+            si = pkt.stream_index
+            a_sidx(si)
+            v = pkt.pts
+            a_pts(nopts if v is None else v)
+            v = pkt.dts
+            a_dts(nopts if v is None else v)
+            v = pkt.duration
+            a_dur(nopts if v is None else v)
+            key = pkt.is_keyframe
+            a_flags(key | (pkt.is_discard << 1))
+            a_size(pkt.size)
+            v = pkt.pos
+            a_pos(nopts if v is None else v)
+            if key and si in inspectors:
+                inspectors[si].inspect(pkt, counts[si])
+            counts[si] += 1
+        ended = True
+    except Exception as exc:  # a read error ends the demux; keep what was read
+        demux_errors.append(_ffmpeg_message(exc, logs[n_logs_before:]))
+
+    if ended:
+        # PyAV ends a clean demux with one empty flush packet per stream; drop them.
+        _drop_flush_packets(col, nstreams)
+
+    for _level, name, message in logs[n_logs_before:]:
+        line = f"{name}: {message.strip()}" if name else message.strip()
+        if line and line not in demux_errors:
+            demux_errors.append(line)
+
+    timelines = _timelines(streams, col, inspectors)
+
+    if truncated is None:
+        truncated = _index_past_eof(streams, file_size)
+
+    tags = {str(k): str(v) for k, v in container.metadata.items()}
+    if exif_info is not None:
+        for k, v in exif_info.tags.items():
+            tags.setdefault(f"exif:{k}", v)
+    meta = _device_fields(tags, boxes, exif_info)
+    duration = container.duration
+    start = container.start_time
+    return ProbeResult(
+        path=spath,
+        media_kind=_media_kind(timelines),
+        container=container.format.name if container.format is not None else None,
+        duration=None if duration is None else Fraction(duration, av.time_base),
+        start_time=None if start is None else Fraction(start, av.time_base),
+        streams=timelines,
+        tags=tags,
+        edit_lists=_edit_lists_by_stream(boxes, streams),
+        demux_errors=tuple(demux_errors),
+        truncated=truncated,
+        **meta,
+    )
+
+
+def _edit_lists_by_stream(
+    boxes: isobmff.MovieInfo | None, streams: list[Any]
+) -> tuple[EditListEntry, ...]:
+    """Edit-list rows renumbered from `trak` order to PyAV stream index (by track ID)."""
+    if boxes is None or not boxes.edit_lists:
+        return ()
+    by_id = {int(s.id): int(s.index) for s in streams}
+    out = []
+    for e in boxes.edit_lists:
+        tid = boxes.track_ids[e.track_index] if e.track_index < len(boxes.track_ids) else -1
+        index = by_id.get(tid, e.track_index)
+        out.append(dataclasses.replace(e, track_index=index))
+    return tuple(out)
+
+
+def _drop_flush_packets(col: _Collector, n: int) -> None:
+    """Remove up to `n` trailing packets that are PyAV's empty flush packets."""
+    k = 0
+    last = len(col.sidx) - 1
+    while (
+        k < n
+        and last - k >= 0
+        and col.size[last - k] == 0
+        and col.pts[last - k] == NOPTS
+        and col.dts[last - k] == NOPTS
+    ):
+        k += 1
+    if k:
+        for name in _Collector.__slots__:
+            arr: array[int] = getattr(col, name)
+            del arr[len(arr) - k :]
+
+
+def _timelines(
+    streams: list[Any], col: _Collector, inspectors: dict[int, _ParamInspector]
+) -> tuple[StreamTimeline, ...]:
+    sidx = np.frombuffer(col.sidx, dtype=np.int64)
+    pts = np.frombuffer(col.pts, dtype=np.int64)
+    dts = np.frombuffer(col.dts, dtype=np.int64)
+    dur = np.frombuffer(col.dur, dtype=np.int64)
+    flags = np.frombuffer(col.flags, dtype=np.int64)
+    size = np.frombuffer(col.size, dtype=np.int64)
+    pos = np.frombuffer(col.pos, dtype=np.int64)
+    out = []
+    for s in streams:
+        sel = sidx == s.index
+        fl = flags[sel]
+        insp = inspectors.get(s.index)
+        out.append(
+            StreamTimeline(
+                index=s.index,
+                kind=str(s.type),
+                codec=_codec_name(s),
+                time_base=_fraction(s.time_base) or Fraction(1, 1),
+                pts=pts[sel].copy(),
+                dts=dts[sel].copy(),
+                duration=dur[sel].copy(),
+                keyframe=(fl & 1).astype(np.bool_),
+                discard=(fl & 2).astype(np.bool_),
+                size=size[sel].copy(),
+                pos=pos[sel].copy(),
+                param_sets=tuple(insp.param_sets) if insp else (),
+                encoder_signatures=tuple(insp.signatures) if insp else (),
+                **_stream_props(s),
+            )
+        )
+    return tuple(out)
+
+
+def _codec_name(s: Any) -> str | None:
+    cc = s.codec_context
+    if cc is not None:
+        return str(cc.name)
+    return None
+
+
+def _fraction(v: Any) -> Fraction | None:
+    if v is None:
+        return None
+    f = Fraction(v.numerator, v.denominator) if v.denominator else None
+    return f
+
+
+def _stream_props(s: Any) -> dict[str, Any]:
+    cc = s.codec_context
+    props: dict[str, Any] = {
+        "tags": {str(k): str(v) for k, v in s.metadata.items()},
+        "start_pts": s.start_time,
+        "duration_pts": s.duration,
+    }
+    if cc is None:
+        return props
+    props["profile"] = cc.profile or None
+    props["bit_rate"] = cc.bit_rate or None
+    if s.type == "video":
+        props["width"] = cc.width or None
+        props["height"] = cc.height or None
+        rate = _fraction(s.average_rate) or _fraction(s.base_rate)
+        props["frame_rate"] = rate if rate else None
+    elif s.type == "audio":
+        props["sample_rate"] = cc.sample_rate or None
+        props["channels"] = cc.channels or None
+    return props
+
+
+def _index_past_eof(streams: list[Any], file_size: int) -> str | None:
+    """The container's own sample index pointing beyond the end of the file."""
+    for s in streams:
+        try:
+            entries = s.index_entries
+            n = len(entries)
+        except Exception:
+            continue
+        if n == 0:
+            continue
+        last = entries[n - 1]
+        end = last.pos + last.size
+        if last.pos >= 0 and end > file_size:
+            return (
+                f"stream {s.index}: sample index reaches byte {end} "
+                f"but the file has {file_size} bytes"
+            )
+    return None
+
+
+def _media_kind(timelines: tuple[StreamTimeline, ...]) -> str | None:
+    video = [t for t in timelines if t.kind == "video"]
+    if any(t.packet_count > 1 for t in video):
+        return "video"
+    if any(t.kind == "audio" for t in timelines):
+        return "audio"
+    if video:
+        return "image"
+    return None
+
+
+# --- device metadata -------------------------------------------------------------------
+
+
+def _parse_time(value: str) -> dt.datetime | None:
+    v = value.strip()
+    if not v:
+        return None
+    if v.endswith("Z"):
+        v = v[:-1] + "+00:00"
+    try:
+        t = dt.datetime.fromisoformat(v)
+    except ValueError:
+        try:
+            t = dt.datetime.strptime(v, "%Y-%m-%dT%H:%M:%S%z")
+        except ValueError:
+            return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return t.astimezone(dt.UTC)
+
+
+def _first(tags: dict[str, str], *keys: str) -> str | None:
+    for k in keys:
+        v = tags.get(k)
+        if v and v.strip():
+            return v.strip()
+    return None
+
+
+def _device_fields(
+    tags: dict[str, str],
+    boxes: isobmff.MovieInfo | None,
+    exif_info: exif.ExifInfo | None,
+) -> dict[str, Any]:
+    created = None
+    for key in ("com.apple.quicktime.creationdate", "creation_time", "date"):
+        v = tags.get(key)
+        if v:
+            created = _parse_time(v)
+            if created is not None:
+                break
+    make = _first(tags, "com.apple.quicktime.make", "com.android.manufacturer", "make")
+    model = _first(tags, "com.apple.quicktime.model", "com.android.model", "model")
+    serial = _first(tags, "com.apple.quicktime.serial", "serial", "serial_number")
+    gps = _first(tags, "com.apple.quicktime.location.ISO6709", "location", "location-eng")
+    if boxes is not None:
+        make = make or boxes.make
+        model = model or boxes.model
+        serial = serial or boxes.serial
+    fields: dict[str, Any] = {
+        "creation_time_utc": created,
+        "make": make,
+        "model": model,
+        "serial": serial,
+        "gps_iso6709": gps,
+    }
+    ex = _exif_fields(exif_info)
+    for k, v in ex.items():
+        if fields.get(k) is None:
+            fields[k] = v
+    return fields
+
+
+def _exif_fields(info: exif.ExifInfo | None) -> dict[str, Any]:
+    if info is None:
+        return {}
+    return {
+        "creation_time_utc": info.datetime_original_utc,
+        "make": info.make,
+        "model": info.model,
+        "serial": info.serial,
+        "gps_iso6709": info.gps_iso6709,
+    }
+
+
+# --- coding parameters -----------------------------------------------------------------
+
+
+class _ParamInspector:
+    """Parameter sets and encoder SEI of one video stream, seen at keyframes only."""
+
+    __slots__ = ("codec", "length_size", "param_sets", "signatures", "state")
+
+    def __init__(self, codec: str, extradata: bytes | None) -> None:
+        self.codec = codec
+        self.param_sets: list[tuple[int, bytes]] = []
+        self.signatures: list[tuple[int, str]] = []
+        self.state: dict[int, bytes] = {}
+        self.length_size = 0  # 0: Annex B start codes; 1-4: length-prefixed (avcC/hvcC)
+        ed = bytes(extradata or b"")
+        if codec in _PARAM_CODECS:
+            nals, self.length_size = _extradata_nals(codec, ed)
+            if nals:
+                self._update(nals, 0)
+        elif ed:
+            self.param_sets.append((0, ed))
+
+    def inspect(self, pkt: Any, index: int) -> None:
+        if pkt.has_sidedata("new_extradata"):
+            ed = bytes(pkt.get_sidedata("new_extradata"))
+            if self.codec in _PARAM_CODECS:
+                nals, length_size = _extradata_nals(self.codec, ed)
+                if length_size:
+                    self.length_size = length_size
+                self._update(nals, index)
+            elif ed and (not self.param_sets or self.param_sets[-1][1] != ed):
+                self.param_sets.append((index, ed))
+        if self.codec not in _PARAM_CODECS:
+            return
+        head = memoryview(pkt)[:_HEAD_BYTES].tobytes()
+        nals = _split_nals(head, self.length_size)
+        self._update(nals, index)
+        for nal in nals:
+            for text in _sei_texts(self.codec, nal):
+                if not self.signatures or self.signatures[-1][1] != text:
+                    self.signatures.append((index, text))
+
+    def _update(self, nals: list[bytes], index: int) -> None:
+        fresh: dict[int, list[bytes]] = {}
+        for nal in nals:
+            t = _nal_type(self.codec, nal)
+            if t in _PS_TYPES[self.codec]:
+                fresh.setdefault(t, []).append(nal)
+        if not fresh:
+            return
+        changed = False
+        for t, group in fresh.items():
+            blob = b"".join(b"\x00\x00\x00\x01" + n for n in group)
+            if self.state.get(t) != blob:
+                self.state[t] = blob
+                changed = True
+        if changed:
+            self.param_sets.append((index, b"".join(self.state[t] for t in sorted(self.state))))
+
+
+_PS_TYPES = {"h264": frozenset({7, 8}), "hevc": frozenset({32, 33, 34})}
+
+
+def _nal_type(codec: str, nal: bytes) -> int:
+    if not nal:
+        return -1
+    if codec == "h264":
+        return nal[0] & 0x1F
+    return (nal[0] >> 1) & 0x3F
+
+
+def _extradata_nals(codec: str, ed: bytes) -> tuple[list[bytes], int]:
+    """NAL units of avcC/hvcC (or Annex B) extradata, and the packets' NAL length size."""
+    if not ed:
+        return [], 0
+    if ed[:3] == b"\x00\x00\x01" or ed[:4] == b"\x00\x00\x00\x01":
+        return _split_nals(ed, 0), 0
+    try:
+        if codec == "h264":
+            return _avcc_nals(ed)
+        return _hvcc_nals(ed)
+    except IndexError:
+        return [], 4
+
+
+def _avcc_nals(ed: bytes) -> tuple[list[bytes], int]:
+    length_size = (ed[4] & 3) + 1
+    nals: list[bytes] = []
+    p = 5
+    for count_mask in (0x1F, 0xFF):
+        count = ed[p] & count_mask
+        p += 1
+        for _ in range(count):
+            n = int.from_bytes(ed[p : p + 2], "big")
+            p += 2
+            nals.append(ed[p : p + n])
+            p += n
+        if p >= len(ed):
+            break
+    return nals, length_size
+
+
+def _hvcc_nals(ed: bytes) -> tuple[list[bytes], int]:
+    length_size = (ed[21] & 3) + 1
+    nals: list[bytes] = []
+    arrays = ed[22]
+    p = 23
+    for _ in range(arrays):
+        p += 1  # array_completeness, reserved, NAL_unit_type
+        count = int.from_bytes(ed[p : p + 2], "big")
+        p += 2
+        for _ in range(count):
+            n = int.from_bytes(ed[p : p + 2], "big")
+            p += 2
+            nals.append(ed[p : p + n])
+            p += n
+    return nals, length_size
+
+
+def _split_nals(data: bytes, length_size: int) -> list[bytes]:
+    """NAL units in `data` (maybe cut short): length-prefixed, or Annex B if size is 0."""
+    nals: list[bytes] = []
+    if length_size:
+        p = 0
+        n = len(data)
+        while p + length_size <= n:
+            size = int.from_bytes(data[p : p + length_size], "big")
+            p += length_size
+            if size <= 0:
+                break
+            nals.append(data[p : p + size])
+            p += size
+        return nals
+    starts: list[int] = []
+    i = data.find(b"\x00\x00\x01")
+    while i >= 0:
+        starts.append(i + 3)
+        i = data.find(b"\x00\x00\x01", i + 3)
+    for k, s in enumerate(starts):
+        end = starts[k + 1] - 3 if k + 1 < len(starts) else len(data)
+        nal = data[s:end]
+        # A 4-byte start code leaves a trailing zero on the previous unit.
+        if k + 1 < len(starts):
+            nal = nal.rstrip(b"\x00")
+        nals.append(nal)
+    return nals
+
+
+def _unescape(rbsp: bytes) -> bytes:
+    return rbsp.replace(b"\x00\x00\x03", b"\x00\x00")
+
+
+def _sei_texts(codec: str, nal: bytes) -> list[str]:
+    """Printable text of user_data_unregistered SEI messages (x264/x265 write options)."""
+    if codec == "h264":
+        if _nal_type(codec, nal) != 6:
+            return []
+        body = _unescape(nal[1:])
+    else:
+        if _nal_type(codec, nal) not in (39, 40):
+            return []
+        body = _unescape(nal[2:])
+    texts: list[str] = []
+    p = 0
+    n = len(body)
+    while p < n and body[p] != 0x80:
+        ptype = 0
+        while p < n and body[p] == 0xFF:
+            ptype += 255
+            p += 1
+        if p >= n:
+            break
+        ptype += body[p]
+        p += 1
+        psize = 0
+        while p < n and body[p] == 0xFF:
+            psize += 255
+            p += 1
+        if p >= n:
+            break
+        psize += body[p]
+        p += 1
+        payload = body[p : p + psize]
+        p += psize
+        if ptype == 5 and len(payload) > 16:
+            text = payload[16:].split(b"\x00", 1)[0]
+            decoded = text.decode("utf-8", "replace").strip()
+            if decoded and decoded.isprintable():
+                texts.append(decoded)
+    return texts

@@ -1,0 +1,429 @@
+"""pipeline.probe on the shared corpus and on media generated in the test.
+
+The shared corpus lives beside the repository (`../shared/media`, or $CUSTODY_SHARED_MEDIA);
+tests that need it skip where it is absent. Timestamps are checked packet by packet against
+the system's ffprobe, a second, independent FFmpeg build.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pickle
+import shutil
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from pipeline.errors import InputError
+from pipeline.probe import probe
+from schemas.media import NOPTS, ProbeResult
+
+SHARED_MEDIA = Path(
+    os.environ.get("CUSTODY_SHARED_MEDIA")
+    or Path(__file__).resolve().parents[2].parent / "shared" / "media"
+)
+CORPUS = (
+    sorted(p.name for p in SHARED_MEDIA.glob("*") if p.is_file() and p.suffix.lower() != ".tsv")
+    if SHARED_MEDIA.is_dir()
+    else []
+)
+
+needs_media = pytest.mark.skipif(
+    not SHARED_MEDIA.is_dir(), reason=f"shared media corpus not found at {SHARED_MEDIA}"
+)
+needs_ffprobe = pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe not on PATH")
+
+
+def media(name: str) -> Path:
+    return SHARED_MEDIA / name
+
+
+# --- agreement with ffprobe -------------------------------------------------------------
+
+# Real differences between Debian's ffprobe (FFmpeg 5.1) and PyAV's bundled FFmpeg 8, each
+# checked precisely instead of loosening the comparison for every file.
+#
+# Packet durations of MP4/MOV samples: FFmpeg 8's mov demuxer sets each packet's duration
+# from the time-to-sample table (stts, or trun in fragments), i.e. the spacing to the next
+# sample's dts. FFmpeg 5.1 reported something else for these streams: 0/N/A (webcam), a
+# constant from the frame-rate guess (3003 or 3000 for VFR or trimmed video), or the last
+# packet cut to the edit-list end. For the listed (file, stream) pairs the test checks that
+# every duration but the last equals the dts spacing, and all other fields exactly.
+DURATION_FROM_SAMPLE_TABLE: dict[str, frozenset[int]] = {
+    "coremedia_edit_no_sync_before_edit.mp4": frozenset({0, 1}),
+    "edit_list_positive_shift.mp4": frozenset({1}),
+    "gopro_karma.mp4": frozenset({3}),
+    "iphone14pro_dolbyVision-hdr.MOV": frozenset({1}),
+    "iphone_sample_edit_list.mp4": frozenset({0, 1, 2, 3}),
+    "sample_fragmented.mp4": frozenset({1}),
+    "sample_mdat_too_long.mp4": frozenset({1}),
+    "samsung_sef_slow_motion.mp4": frozenset({1}),
+    "webcam_count-video.mp4": frozenset({0}),
+}
+# GoPro's 'fdsc' track (handler "GoPro SOS", file-repair data): FFmpeg 8's mov demuxer
+# marks it AVDISCARD_ALL and yields no packets; FFmpeg 5.1 reads its 943 samples.
+DEMUXER_DISCARDED: dict[str, frozenset[int]] = {"gopro_karma.mp4": frozenset({4})}
+
+
+def _ffprobe_packets(path: Path) -> dict[int, list[dict[str, str]]] | None:
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=stream_index,pts,dts,duration,flags,size,pos",
+            "-of",
+            "compact=p=0",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        return None
+    per_stream: dict[int, list[dict[str, str]]] = {}
+    for line in out.stdout.splitlines():
+        row: dict[str, str] = {}
+        for item in line.split("|"):  # packet side data follows as extra key=value items
+            key, sep, value = item.partition("=")
+            if sep:
+                row.setdefault(key, value)
+        if "stream_index" in row:
+            per_stream.setdefault(int(row["stream_index"]), []).append(row)
+    return per_stream
+
+
+def _column(rows: list[dict[str, str]], key: str) -> np.ndarray:
+    return np.array([NOPTS if r[key] == "N/A" else int(r[key]) for r in rows], dtype=np.int64)
+
+
+@needs_media
+@needs_ffprobe
+@pytest.mark.shared_media
+@pytest.mark.parametrize("name", CORPUS)
+def test_packets_equal_ffprobe(name: str) -> None:
+    """Every packet's pts, dts, duration, flags, size and pos equal ffprobe's."""
+    path = media(name)
+    expected = _ffprobe_packets(path)
+    result = probe(path)
+    if expected is None:
+        assert result.error is not None, "ffprobe cannot open it, so neither should we"
+        return
+    assert set(expected) <= {s.index for s in result.streams}
+    for s in result.streams:
+        rows = expected.get(s.index, [])
+        if s.index in DEMUXER_DISCARDED.get(name, frozenset()):
+            assert s.packet_count == 0 and rows
+            continue
+        assert s.packet_count == len(rows), f"stream {s.index}"
+        for field in ("pts", "dts", "size", "pos"):
+            np.testing.assert_array_equal(
+                getattr(s, field), _column(rows, field), err_msg=f"stream {s.index} {field}"
+            )
+        np.testing.assert_array_equal(s.keyframe, [("K" in r["flags"]) for r in rows])
+        np.testing.assert_array_equal(s.discard, [("D" in r["flags"]) for r in rows])
+        if s.index in DURATION_FROM_SAMPLE_TABLE.get(name, frozenset()):
+            np.testing.assert_array_equal(s.duration[:-1], np.diff(s.dts))
+        else:
+            ff = _column(rows, "duration")
+            ff[ff == NOPTS] = 0  # ffprobe prints an unknown duration as N/A, FFmpeg holds 0
+            np.testing.assert_array_equal(s.duration, ff, err_msg=f"stream {s.index}")
+
+
+# --- damaged files -----------------------------------------------------------------------
+
+
+@needs_media
+def test_malformed_free_box_is_unopenable() -> None:
+    r = probe(media("sample_malformed_free_box.mp4"))
+    assert r.error is not None and "moov atom not found" in r.error
+    assert r.streams == () and r.media_kind is None
+
+
+@needs_media
+def test_mdat_too_long_is_truncated_but_read() -> None:
+    r = probe(media("sample_mdat_too_long.mp4"))
+    assert r.error is None
+    assert r.truncated is not None and "mdat" in r.truncated
+    assert [s.packet_count for s in r.streams] == [30, 45]
+
+
+@needs_media
+def test_invalid_userdata_is_truncated_with_no_packets() -> None:
+    r = probe(media("mp4parse_invalid_userdata.mp4"))
+    assert r.error is None
+    assert r.truncated is not None and "past the end of the file" in r.truncated
+    assert r.demux_errors and "partial file" in r.demux_errors[0]
+    assert sum(s.packet_count for s in r.streams) == 0
+    assert r.duration is not None and r.duration > 200  # the moov claims 231 s
+
+
+@needs_media
+def test_zero_empty_stsc_reports_demux_errors() -> None:
+    r = probe(media("mp4parse_zero_empty_stsc.mp4"))
+    assert r.error is None
+    assert r.demux_errors and r.truncated is not None
+    assert sum(s.packet_count for s in r.streams) < 5
+
+
+# --- metadata ------------------------------------------------------------------------------
+
+
+@needs_media
+def test_iphone_make_model_gps_and_time() -> None:
+    r = probe(media("iphone14pro_dolbyVision-hdr.MOV"))
+    assert (r.make, r.model) == ("Apple", "iPhone 14 Pro")
+    assert r.gps_iso6709 == "+51.5334-000.1255+026.756/"
+    # com.apple.quicktime.creationdate 2023-05-09T12:41:46+0100
+    assert r.creation_time_utc == dt.datetime(2023, 5, 9, 11, 41, 46, tzinfo=dt.UTC)
+    assert r.media_kind == "video"
+
+
+@needs_media
+def test_iphone_stream_properties() -> None:
+    r = probe(media("iphone14pro_dolbyVision-hdr.MOV"))
+    video, audio = r.streams[0], r.streams[1]
+    assert (video.codec, video.profile, video.width, video.height) == ("hevc", "Main 10", 1280, 720)
+    assert video.frame_rate == Fraction(30)
+    assert (audio.codec, audio.sample_rate, audio.channels) == ("aac", 44100, 2)
+    assert r.duration == Fraction(106667, 1_000_000)
+    assert [s.kind for s in r.streams[2:]] == ["data", "data", "data"]  # 3 mebx tracks
+
+
+@needs_media
+def test_gopro_make_and_firmware() -> None:
+    r = probe(media("gopro_karma.mp4"))
+    assert r.make == "GoPro"
+    assert r.tags["firmware"] == "HD5.02.02.00.00"
+    assert r.creation_time_utc == dt.datetime(2017, 4, 17, 19, 27, 57, tzinfo=dt.UTC)
+
+
+@needs_media
+def test_edit_list_trimmed_iphone() -> None:
+    r = probe(media("iphone_sample_edit_list.mp4"))
+    rows = {(e.track_index, e.media_time) for e in r.edit_lists}
+    assert (0, 273) in rows and (1, 1698) in rows
+    assert all(e.media_time != 0 for e in r.edit_lists)
+
+
+@needs_media
+def test_edit_list_webcam_media_time() -> None:
+    (entry,) = probe(media("webcam_count-video.mp4")).edit_lists
+    assert (entry.track_index, entry.media_time, entry.media_timescale) == (0, 351, 1000)
+    assert (entry.segment_duration, entry.movie_timescale) == (14674, 600)
+
+
+@needs_media
+def test_edit_list_no_sync_before_edit() -> None:
+    r = probe(media("coremedia_edit_no_sync_before_edit.mp4"))
+    assert [(e.track_index, e.media_time) for e in r.edit_lists] == [(0, 26642), (1, 829)]
+    assert r.streams[0].discard.any()  # FFmpeg flags the packets before the edit
+
+
+@needs_media
+def test_edit_list_positive_shift_has_empty_edit() -> None:
+    r = probe(media("edit_list_positive_shift.mp4"))
+    video = [e for e in r.edit_lists if e.track_index == 0]
+    assert video[0].media_time == -1 and video[0].segment_duration == 1000
+    assert video[1].media_time == 0
+
+
+@needs_media
+def test_plain_full_edit_is_still_reported() -> None:
+    r = probe(media("gopro_karma.mp4"))
+    assert [(e.track_index, e.media_time) for e in r.edit_lists] == [(0, 0)]
+
+
+@needs_media
+def test_edit_list_uses_stream_index_when_not_first_trak() -> None:
+    r = probe(media("samsung_sef_slow_motion.mp4"))
+    (entry,) = r.edit_lists
+    assert r.streams[entry.track_index].kind == "video"
+
+
+@needs_media
+def test_motion_photo_is_an_image_with_exif() -> None:
+    r = probe(media("pixel4xl_motion_photo.jpg"))
+    assert r.media_kind == "image"
+    assert (r.make, r.model) == ("Google", "Pixel 4 XL")
+    assert r.creation_time_utc == dt.datetime(2020, 12, 17, 10, 3, 0, 546073, tzinfo=dt.UTC)
+    assert r.tags["exif:OffsetTimeOriginal"] == "+00:00"
+
+
+@needs_media
+def test_x264_signature_found_in_concat_input() -> None:
+    (video, _audio) = probe(media("append_v1.mp4")).streams
+    assert video.encoder_signatures[0][0] == 0
+    assert video.encoder_signatures[0][1].startswith("x264 - core 120")
+
+
+@needs_media
+@pytest.mark.parametrize("name", CORPUS)
+def test_result_pickles(name: str) -> None:
+    r = probe(media(name))
+    back: ProbeResult = pickle.loads(pickle.dumps(r))
+    assert back.path == r.path and len(back.streams) == len(r.streams)
+
+
+# --- generated media -----------------------------------------------------------------------
+
+
+def _make_mp4(path: Path, seconds: int = 2, *, gop: int = 25, crf: str = "23") -> Path:
+    """A small H.264 (25 fps, libx264) + AAC (48 kHz) MP4 written with PyAV."""
+    with av.open(str(path), "w") as out:
+        v = out.add_stream(
+            "libx264", rate=25, options={"crf": crf, "g": str(gop), "sc_threshold": "0"}
+        )
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = out.add_stream("aac", rate=48000)
+        a.layout = "mono"
+        for i in range(25 * seconds):
+            img = np.full((48, 64, 3), i % 255, dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+        samples = 1024
+        for k in range(48000 * seconds // samples):
+            t = (np.arange(samples) + k * samples) / 48000
+            pcm = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
+            af = av.AudioFrame.from_ndarray(pcm, format="fltp", layout="mono")
+            af.sample_rate = 48000
+            af.pts = k * samples
+            out.mux(a.encode(af))
+        out.mux(a.encode(None))
+    return path
+
+
+@pytest.fixture(scope="module")
+def two_second_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _make_mp4(tmp_path_factory.mktemp("gen") / "two.mp4")
+
+
+def test_generated_packet_counts(two_second_mp4: Path) -> None:
+    r = probe(two_second_mp4)
+    video, audio = r.streams
+    assert (video.kind, video.codec, video.packet_count) == ("video", "h264", 50)
+    assert audio.kind == "audio" and audio.codec == "aac"
+    assert 90 <= audio.packet_count <= 96  # 93 frames of 1024 plus encoder priming
+    assert r.media_kind == "video" and r.error is None and r.truncated is None
+
+
+def test_generated_keyframes_every_gop(two_second_mp4: Path) -> None:
+    video = probe(two_second_mp4).streams[0]
+    order = np.argsort(video.pts)
+    assert np.flatnonzero(video.keyframe[order]).tolist() == [0, 25]
+
+
+def test_generated_timelines_are_int64_arrays(two_second_mp4: Path) -> None:
+    video = probe(two_second_mp4).streams[0]
+    for arr in (video.pts, video.dts, video.duration, video.size, video.pos):
+        assert arr.dtype == np.int64 and arr.shape == (50,)
+    assert video.time_base == Fraction(1, 12800)
+
+
+def test_generated_param_sets_at_packet_zero(two_second_mp4: Path) -> None:
+    video = probe(two_second_mp4).streams[0]
+    ((index, blob),) = video.param_sets
+    assert index == 0
+    assert blob.startswith(b"\x00\x00\x00\x01\x67")  # Annex B SPS first, then PPS
+    assert b"\x00\x00\x00\x01\x68" in blob
+
+
+def test_generated_x264_signature(two_second_mp4: Path) -> None:
+    video = probe(two_second_mp4).streams[0]
+    assert [i for i, _ in video.encoder_signatures] == [0]
+    assert video.encoder_signatures[0][1].startswith("x264 - core")
+
+
+@pytest.fixture(scope="module")
+def joined_copies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two x264 files (crf 20, crf 30) joined with `-c copy`, as MPEG-TS and as MP4."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not on PATH")
+    d = tmp_path_factory.mktemp("concat")
+    first = _make_mp4(d / "a.mp4", crf="20")
+    second = _make_mp4(d / "b.mp4", crf="30")
+    ffmpeg = ["ffmpeg", "-v", "error", "-y"]
+    for src in (first, second):
+        ts = str(src.with_suffix(".ts"))
+        subprocess.run([*ffmpeg, "-i", str(src), "-c", "copy", ts], check=True)
+    joined_ts = d / "joined.ts"
+    concat = f"concat:{first.with_suffix('.ts')}|{second.with_suffix('.ts')}"
+    subprocess.run([*ffmpeg, "-i", concat, "-c", "copy", str(joined_ts)], check=True)
+    listing = d / "list.txt"
+    listing.write_text(f"file '{first}'\nfile '{second}'\n")
+    joined_mp4 = d / "joined.mp4"
+    subprocess.run(
+        [*ffmpeg, "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(joined_mp4)],
+        check=True,
+    )
+    return {"ts": joined_ts, "mp4": joined_mp4}
+
+
+@pytest.mark.parametrize("kind", ["ts", "mp4"])
+def test_concat_copy_shows_second_encoder_signature(
+    joined_copies: dict[str, Path], kind: str
+) -> None:
+    """A `-c copy` join of two x264 files carries the second file's SEI mid-stream."""
+    video = next(s for s in probe(joined_copies[kind]).streams if s.kind == "video")
+    sigs = video.encoder_signatures
+    assert [i for i, _ in sigs] == [0, 50]
+    assert "crf=20" in sigs[0][1] and "crf=30" in sigs[1][1]
+
+
+@pytest.mark.parametrize("kind", ["ts", "mp4"])
+def test_concat_copy_shows_parameter_set_change(joined_copies: dict[str, Path], kind: str) -> None:
+    """The second file's PPS (another initial QP) is recorded at its first packet."""
+    video = next(s for s in probe(joined_copies[kind]).streams if s.kind == "video")
+    assert [i for i, _ in video.param_sets] == [0, 50]
+    assert video.param_sets[0][1] != video.param_sets[1][1]
+
+
+def test_text_file_sets_error(tmp_path: Path) -> None:
+    """A text file is not media, though FFmpeg's tty demuxer would open it."""
+    p = tmp_path / "notes.txt"
+    p.write_text("this is not a video\n" * 50)
+    r = probe(p)
+    assert r.error is not None and r.streams == ()
+
+
+def test_random_bytes_set_error(tmp_path: Path) -> None:
+    p = tmp_path / "blob.mp4"
+    p.write_bytes(np.random.default_rng(7).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    r = probe(p)
+    assert r.error is not None and r.streams == ()
+
+
+def test_empty_file_sets_error(tmp_path: Path) -> None:
+    p = tmp_path / "empty.mp4"
+    p.write_bytes(b"")
+    r = probe(p)
+    assert r.error is not None and r.streams == ()
+
+
+def test_cut_off_file_is_truncated(tmp_path: Path, two_second_mp4: Path) -> None:
+    data = two_second_mp4.read_bytes()
+    p = tmp_path / "cut.mp4"
+    p.write_bytes(data[: len(data) * 2 // 3])
+    r = probe(p)
+    assert r.truncated is not None or r.error is not None
+
+
+def test_missing_file_raises_input_error_naming_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.mp4"
+    with pytest.raises(InputError) as info:
+        probe(missing)
+    assert str(missing) in str(info.value)
+
+
+def test_directory_raises_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not a regular file"):
+        probe(tmp_path)

@@ -1,0 +1,120 @@
+"""pipeline.isobmff on box bytes built in the test."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from pipeline.isobmff import iter_boxes, looks_like_isobmff, parse_elst, parse_moov, read_movie_info
+
+
+def box(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(body), kind) + body
+
+
+def full(kind: bytes, version: int, body: bytes) -> bytes:
+    return box(kind, bytes([version, 0, 0, 0]) + body)
+
+
+def mvhd(timescale: int) -> bytes:
+    return full(b"mvhd", 0, struct.pack(">III", 0, 0, timescale) + bytes(88))
+
+
+def tkhd(track_id: int) -> bytes:
+    return full(b"tkhd", 0, struct.pack(">III", 0, 0, track_id) + bytes(68))
+
+
+def mdhd(timescale: int) -> bytes:
+    return full(b"mdhd", 0, struct.pack(">III", 0, 0, timescale) + bytes(8))
+
+
+def elst(rows: list[tuple[int, int]], version: int = 0) -> bytes:
+    fmt = ">Qqhh" if version == 1 else ">Iihh"
+    body = struct.pack(">I", len(rows)) + b"".join(struct.pack(fmt, d, m, 1, 0) for d, m in rows)
+    return full(b"elst", version, body)
+
+
+def trak(track_id: int, timescale: int, rows: list[tuple[int, int]] | None) -> bytes:
+    parts = tkhd(track_id)
+    if rows is not None:
+        parts += box(b"edts", elst(rows))
+    return box(b"trak", parts + box(b"mdia", mdhd(timescale)))
+
+
+def moov(*traks: bytes) -> bytes:
+    return box(b"moov", mvhd(1000) + b"".join(traks))
+
+
+def test_iter_boxes_reads_headers_in_order() -> None:
+    data = box(b"ftyp", b"isom") + box(b"free", b"") + box(b"mdat", b"xyz")
+    assert [(b.type, b.offset, b.size) for b in iter_boxes(data)] == [
+        (b"ftyp", 0, 12),
+        (b"free", 12, 8),
+        (b"mdat", 20, 11),
+    ]
+
+
+def test_iter_boxes_reads_64_bit_size() -> None:
+    data = struct.pack(">I4sQ", 1, b"mdat", 20) + b"abcd"
+    (b,) = iter_boxes(data)
+    assert (b.type, b.header_size, b.size) == (b"mdat", 16, 20)
+
+
+def test_looks_like_isobmff() -> None:
+    assert looks_like_isobmff(box(b"ftyp", b"isom"))
+    assert not looks_like_isobmff(b"\xff\xd8\xff\xe1" + bytes(8))
+
+
+def test_parse_elst_version_0_and_1() -> None:
+    assert parse_elst(elst([(1000, -1), (9000, 0)])[8:]) == [(1000, -1), (9000, 0)]
+    assert parse_elst(elst([(2**33, 5)], version=1)[8:]) == [(2**33, 5)]
+
+
+def test_parse_elst_stops_at_short_body() -> None:
+    body = elst([(1000, 2), (2000, 3)])[8:-6]
+    assert parse_elst(body) == [(1000, 2)]
+
+
+def test_parse_moov_edit_lists_with_timescales() -> None:
+    info = parse_moov(moov(trak(1, 90000, [(500, 3003)]), trak(2, 48000, None)))
+    (e,) = info.edit_lists
+    assert (e.track_index, e.segment_duration, e.media_time) == (0, 500, 3003)
+    assert (e.movie_timescale, e.media_timescale) == (1000, 90000)
+    assert info.track_ids == (1, 2)
+
+
+def test_parse_moov_gopro_firmware_means_gopro() -> None:
+    udta = box(b"udta", box(b"FIRM", b"HD5.02.02.00.00") + box(b"CAME", bytes(16)))
+    info = parse_moov(box(b"moov", mvhd(600) + udta))
+    assert (info.make, info.firmware, info.serial) == ("GoPro", "HD5.02.02.00.00", None)
+
+
+def write_file(tmp_path: Path, data: bytes) -> Path:
+    p = tmp_path / "f.mp4"
+    p.write_bytes(data)
+    return p
+
+
+def test_read_movie_info_mdat_past_eof_is_truncated(tmp_path: Path) -> None:
+    mdat = struct.pack(">I4s", 1000, b"mdat") + bytes(100)
+    info = read_movie_info(write_file(tmp_path, box(b"ftyp", b"isom") + moov() + mdat))
+    assert info.truncated is not None and "'mdat'" in info.truncated
+
+
+def test_read_movie_info_chunk_offset_past_eof_is_truncated(tmp_path: Path) -> None:
+    stco = full(b"stco", 0, struct.pack(">II", 1, 10_000_000))
+    stbl = box(b"stbl", stco)
+    t = box(b"trak", tkhd(1) + box(b"mdia", mdhd(90000) + box(b"minf", stbl)))
+    info = read_movie_info(write_file(tmp_path, box(b"ftyp", b"isom") + moov(t)))
+    assert info.truncated is not None and "chunk offset 10000000" in info.truncated
+
+
+def test_read_movie_info_complete_file_is_not_truncated(tmp_path: Path) -> None:
+    data = box(b"ftyp", b"isom") + moov(trak(1, 600, [(64, 0)])) + box(b"mdat", bytes(32))
+    info = read_movie_info(write_file(tmp_path, data))
+    assert info.truncated is None and len(info.edit_lists) == 1
+
+
+def test_read_movie_info_without_moov(tmp_path: Path) -> None:
+    info = read_movie_info(write_file(tmp_path, box(b"ftyp", b"isom") + box(b"mdat", b"x")))
+    assert info.edit_lists == () and info.truncated is None
