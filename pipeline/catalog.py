@@ -150,4 +150,5 @@ class Catalog:
             try:
                 return con.execute(sql, params or []).to_arrow_table()
             except duckdb.Error as exc:
-                raise CatalogError(f"query failed: {exc}") from exc
+                first_line = str(exc).strip().splitlines()[0]
+                raise CatalogError(f"query failed: {first_line}") from exc

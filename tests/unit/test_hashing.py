@@ -42,7 +42,7 @@ def test_digest_of_file_larger_than_buffers_matches_reference(tmp_path: Path) ->
 
 
 def test_missing_file_is_an_input_error_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="nope.mp4"):
+    with pytest.raises(InputError, match=r"nope\.mp4"):
         digest_file(tmp_path / "nope.mp4")
 
 

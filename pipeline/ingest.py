@@ -1,0 +1,577 @@
+"""Ingest: from files and folders to stored objects, findings and a committed catalog batch.
+
+For each file, in order:
+1. sniff its first bytes: not media -> `skipped` with the reason;
+2. start the probe (PyAV demux of every stream) in a worker process, so its per-packet
+   Python work never competes with this process's GIL;
+3. meanwhile read the file ONCE: BLAKE3 of the whole and of each chunk, the same bytes
+   streamed into a staged object of the WORM store;
+4. if the catalog already has that BLAKE3: drop the staged copy -> `already_archived`;
+5. otherwise wait for the probe, analyse the timelines (pure), apply labels and the
+   24-hour rule, commit the object under its content key with its first retain-until,
+   and add every record to the current catalog batch -> `archived`.
+Batches commit atomically every `batch_files` files and at the end. The object is always
+committed to the store before the catalog batch that names it, so a crash at any point
+leaves at worst an object the catalog does not know yet; the next run finds it already
+stored (a harmless repeated put) and catalogs it. Nothing half-stored is ever visible.
+
+A file the probe cannot read is still archived, with a damage finding: it is evidence.
+Only a file that cannot be read from disk at all is `failed`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import multiprocessing
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline import __version__
+from pipeline.catalog import Batch, Catalog
+from pipeline.errors import CatalogError, CustodyError
+from pipeline.hashing import DEFAULT_CHUNK_SIZE, FileDigest, digest_file
+from pipeline.labels import LabelBook, Labels
+from pipeline.probe import probe
+from pipeline.sniff import sniff
+from pipeline.storage.base import StagedObject, WormStore
+from pipeline.timing import Tolerances, analyse
+from schemas.media import NOPTS, Finding, ProbeResult, StreamTimeline
+from schemas.records import (
+    ChunkRecord,
+    FindingRecord,
+    IngestFileRecord,
+    IngestRunRecord,
+    PacketRecord,
+    RecordingRecord,
+    StreamRecord,
+    arrow_schema,
+)
+from schemas.retention import DEFAULT_MIN_LOCK, one_year_retain_until
+
+ARCHIVED = "archived"
+ALREADY = "already_archived"
+SKIPPED = "skipped"
+FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    """Everything ingest needs besides the store and the catalog; built once by the CLI."""
+
+    now: Callable[[], dt.datetime]
+    labels_path: str | None = None
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    late_after: dt.timedelta = dt.timedelta(hours=24)
+    min_lock: dt.timedelta = DEFAULT_MIN_LOCK
+    default_offset: dt.timezone = dt.timezone(dt.timedelta(hours=8))
+    clock_tolerance: dt.timedelta = dt.timedelta(minutes=10)
+    probe_workers: int = 1
+    batch_files: int = 16
+    tolerances: Tolerances = field(default_factory=Tolerances)
+
+
+@dataclass(slots=True)
+class FileOutcome:
+    path: str
+    status: str
+    reason: str | None = None
+    blake3: str | None = None
+    size_bytes: int | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "status": self.status,
+            "reason": self.reason,
+            "blake3": self.blake3,
+            "size_bytes": self.size_bytes,
+            "findings": [finding_json(f) for f in self.findings],
+        }
+
+
+def finding_json(f: Finding) -> dict[str, Any]:
+    return {
+        "code": f.code,
+        "rule": f.rule,
+        "category": f.category,
+        "severity": f.severity,
+        "stream": f.stream_index,
+        "pts": f.pts,
+        "at_seconds": f.at_seconds,
+        "title_en": f.title_en,
+        "title_zh": f.title_zh,
+        "detail": f.detail,
+    }
+
+
+@dataclass(slots=True)
+class RunResult:
+    run_id: str
+    started_at_utc: dt.datetime
+    finished_at_utc: dt.datetime | None
+    store_uri: str
+    catalog_path: str
+    files: list[FileOutcome]
+    unused_labels: list[str]
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    @property
+    def findings(self) -> list[tuple[FileOutcome, Finding]]:
+        return [(o, f) for o in self.files for f in o.findings]
+
+    def exit_code(self) -> int:
+        """0 clean, 1 findings (warning or worse), 2 a file could not be ingested."""
+        if self.count(FAILED):
+            return 2
+        if any(f.severity != "info" for _, f in self.findings):
+            return 1
+        return 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run": {
+                "run_id": self.run_id,
+                "started_at_utc": self.started_at_utc.isoformat(),
+                "finished_at_utc": self.finished_at_utc.isoformat()
+                if self.finished_at_utc else None,
+                "store": self.store_uri,
+                "catalog": self.catalog_path,
+                "files_seen": len(self.files),
+                "archived": self.count(ARCHIVED),
+                "already_archived": self.count(ALREADY),
+                "skipped": self.count(SKIPPED),
+                "failed": self.count(FAILED),
+                "findings": len(self.findings),
+                "unused_labels": self.unused_labels,
+                "exit_code": self.exit_code(),
+            },
+            "files": [o.as_json() for o in self.files],
+        }
+
+
+Progress = Callable[[int, int, str], None]
+
+
+def iter_files(sources: Sequence[str | os.PathLike[str]]) -> Iterator[tuple[Path, Path | None]]:
+    """(file, the folder it was found under) for every file below the sources, sorted."""
+    for src in sources:
+        p = Path(src)
+        if p.is_dir():
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames.sort()
+                for name in sorted(filenames):
+                    yield Path(dirpath) / name, p
+        else:
+            yield p, p.parent
+
+
+@contextlib.contextmanager
+def _ingest_lock(catalog: Catalog) -> Iterator[None]:
+    path = catalog.root / "ingest.lock"
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CatalogError(
+                f"{catalog.root}: another ingest is running on this catalog; try again later"
+            ) from None
+        yield
+
+
+class _Prober:
+    """Probes files in worker processes, a few files ahead of the reader.
+
+    A worker that dies (FFmpeg crashing on a hostile file) breaks the pool: the file it was
+    probing is retried once in a fresh pool, the pool is rebuilt for the files after it,
+    and a second crash makes that file unreadable media, never a lost file.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool = self._new_pool()
+        self.futures: dict[str, cf.Future[ProbeResult]] = {}
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
+        # forkserver: this process runs hashing threads; forking it could copy held locks.
+        ctx = multiprocessing.get_context("forkserver")
+        return cf.ProcessPoolExecutor(self.workers, mp_context=ctx)
+
+    def submit(self, path: str) -> None:
+        try:
+            self.futures[path] = self.pool.submit(probe, path)
+        except BrokenProcessPool:
+            self._rebuild()
+            self.futures[path] = self.pool.submit(probe, path)
+
+    def _rebuild(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._new_pool()
+        for path, fut in list(self.futures.items()):
+            if fut.done() and not isinstance(fut.exception(), BrokenProcessPool):
+                continue
+            self.futures[path] = self.pool.submit(probe, path)
+
+    def result(self, path: str) -> ProbeResult:
+        fut = self.futures.pop(path, None) or self.pool.submit(probe, path)
+        try:
+            return fut.result()
+        except BrokenProcessPool:
+            self._rebuild()
+            try:
+                return self.pool.submit(probe, path).result()
+            except BrokenProcessPool:
+                self._rebuild()
+                return _unreadable(path, "the demuxer crashed on this file (twice)")
+        except Exception as exc:
+            return _unreadable(path, f"probe failed: {type(exc).__name__}: {exc}")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _unreadable(path: str, why: str) -> ProbeResult:
+    return ProbeResult(
+        path=path, media_kind=None, container=None, duration=None, start_time=None,
+        streams=(), tags={}, error=why,
+    )
+
+
+def _as_utc(ts: dt.datetime | None) -> dt.datetime | None:
+    if ts is None:
+        return None
+    return ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)
+
+
+class _Run:
+    """State of one ingest run: known content, the open batch, outcomes."""
+
+    def __init__(
+        self,
+        store: WormStore,
+        catalog: Catalog,
+        settings: IngestSettings,
+        labels: LabelBook,
+        progress: Progress | None,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.s = settings
+        self.labels = labels
+        self.progress = progress
+        self.started = settings.now()
+        self.run_id = self.started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        known = catalog.query("SELECT blake3, file_name FROM recordings")
+        self.known: set[str] = set(known.column("blake3").to_pylist())
+        self.names: dict[str, set[str]] = {}
+        for b3, name in zip(
+            known.column("blake3").to_pylist(), known.column("file_name").to_pylist(),
+            strict=True,
+        ):
+            self.names.setdefault(name, set()).add(b3)
+        self.batch: Batch = catalog.batch()
+        self.in_batch = 0
+        self.outcomes: list[FileOutcome] = []
+
+    # --- batches -------------------------------------------------------------------------
+    def commit_batch(self, final: bool = False) -> None:
+        if self.in_batch == 0 and not final:
+            return
+        self.batch.commit(self.s.now().date())
+        self.batch = self.catalog.batch()
+        self.in_batch = 0
+
+    def record_file(self, outcome: FileOutcome) -> None:
+        self.outcomes.append(outcome)
+        self.batch.add(
+            IngestFileRecord,
+            [IngestFileRecord(
+                run_id=self.run_id, source_path=outcome.path, status=outcome.status,
+                reason=outcome.reason, blake3=outcome.blake3, size_bytes=outcome.size_bytes,
+                at_utc=self.s.now(),
+            )],
+        )
+        self.in_batch += 1
+        if self.in_batch >= self.s.batch_files:
+            self.commit_batch()
+
+    def run_record(self, event: str, sources: Sequence[str]) -> IngestRunRecord:
+        return IngestRunRecord(
+            run_id=self.run_id, event=event, at_utc=self.s.now(), host=socket.gethostname(),
+            tool_version=__version__, sources=list(sources), store_uri=self.store.uri,
+            files_seen=len(self.outcomes),
+            archived=sum(o.status == ARCHIVED for o in self.outcomes),
+            already_archived=sum(o.status == ALREADY for o in self.outcomes),
+            skipped=sum(o.status == SKIPPED for o in self.outcomes),
+            failed=sum(o.status == FAILED for o in self.outcomes),
+        )
+
+    # --- one file --------------------------------------------------------------------------
+    def ingest_one(self, path: Path, root: Path | None, prober: _Prober) -> FileOutcome:
+        spath = str(path)
+        staged: StagedObject | None = None
+        try:
+            staged = self.store.stage()
+            digest = digest_file(path, chunk_size=self.s.chunk_size, sink=staged.write)
+        except CustodyError as exc:
+            if staged is not None:
+                staged.abort()
+            return FileOutcome(spath, FAILED, reason=str(exc))
+        except OSError as exc:
+            if staged is not None:
+                staged.abort()
+            return FileOutcome(spath, FAILED, reason=f"{spath}: {exc.strerror or exc}")
+        if digest.blake3 in self.known:
+            staged.abort()
+            return FileOutcome(
+                spath, ALREADY, reason="already archived (same BLAKE3)",
+                blake3=digest.blake3, size_bytes=digest.size_bytes,
+            )
+        result = prober.result(spath)
+        try:
+            return self._archive(path, root, digest, staged, result)
+        except BaseException:
+            staged.abort()
+            raise
+
+    def _archive(
+        self,
+        path: Path,
+        root: Path | None,
+        digest: FileDigest,
+        staged: StagedObject,
+        result: ProbeResult,
+    ) -> FileOutcome:
+        now = self.s.now()
+        findings = list(analyse(result, self.s.tolerances))
+        labels = self.labels.lookup(path, root)
+        findings += self._label_findings(labels)
+        start, source = self._recording_start(labels, result, findings)
+        duration = _duration_seconds(result)
+        end = start + dt.timedelta(seconds=duration) if start and duration is not None else start
+        if end is None:
+            findings.append(Finding(
+                "RECORDING_TIME_UNKNOWN",
+                "no recorded_start label and no creation time in the file's metadata",
+            ))
+        elif now - end > self.s.late_after:
+            hours = (now - end).total_seconds() / 3600
+            findings.append(Finding(
+                "INGEST_LATE",
+                f"recording ended {end.isoformat()} and was stored {now.isoformat()}, "
+                f"{hours:.1f} h later (limit {self.s.late_after.total_seconds() / 3600:g} h)",
+            ))
+        earlier = self.names.get(path.name, set()) - {digest.blake3}
+        if earlier:
+            findings.append(Finding(
+                "NAME_REUSED",
+                f"{path.name} was archived before with other content "
+                f"(BLAKE3 {', '.join(sorted(e[:16] for e in earlier))}…); both are kept",
+            ))
+        retain = one_year_retain_until(start, now, min_lock=self.s.min_lock)
+        put = staged.commit(digest.blake3, retain_until_utc=retain)
+        self.known.add(digest.blake3)
+        self.names.setdefault(path.name, set()).add(digest.blake3)
+        self._add_records(path, digest, result, labels, findings, start, end, source, put.key,
+                          put.version, retain, now)
+        return FileOutcome(
+            str(path), ARCHIVED, blake3=digest.blake3, size_bytes=digest.size_bytes,
+            findings=findings,
+        )
+
+    def _label_findings(self, labels: Labels | None) -> list[Finding]:
+        if labels is None:
+            return [Finding("LABEL_MISSING", "no row of the labels file names this file"
+                            if self.labels.by_key else "ingested without a labels file")]
+        out = [Finding("LABEL_INVALID", p) for p in labels.problems]
+        missing = labels.missing()
+        if missing:
+            out.append(Finding(
+                "LABEL_INCOMPLETE", f"{labels.source}: empty {', '.join(missing)}"
+            ))
+        return out
+
+    def _recording_start(
+        self, labels: Labels | None, result: ProbeResult, findings: list[Finding]
+    ) -> tuple[dt.datetime | None, str | None]:
+        meta = _as_utc(result.creation_time_utc)
+        label = labels.recorded_start_utc if labels else None
+        if label is not None and meta is not None:
+            duration = _duration_seconds(result) or 0.0
+            # Cameras stamp either the start or the end of a recording as creation time.
+            allowed = self.s.clock_tolerance + dt.timedelta(seconds=duration)
+            if abs(meta - label) > allowed:
+                findings.append(Finding(
+                    "CREATION_TIME_MISMATCH",
+                    f"labelled start {label.isoformat()}, file creation time "
+                    f"{meta.isoformat()}: {abs(meta - label).total_seconds():.0f} s apart",
+                ))
+        if label is not None:
+            return label, "label"
+        if meta is not None:
+            return meta, "metadata"
+        return None, None
+
+    def _add_records(
+        self, path: Path, digest: FileDigest, result: ProbeResult, labels: Labels | None,
+        findings: list[Finding], start: dt.datetime | None, end: dt.datetime | None,
+        source: str | None, key: str, version: str | None, retain: dt.datetime,
+        now: dt.datetime,
+    ) -> None:
+        b3 = digest.blake3
+        self.batch.add(RecordingRecord, [RecordingRecord(
+            blake3=b3, size_bytes=digest.size_bytes, source_path=str(path.resolve()),
+            file_name=path.name, media_kind=result.media_kind or "unknown",
+            container=result.container, duration_seconds=_duration_seconds(result),
+            creation_time_utc=_as_utc(result.creation_time_utc), make=result.make,
+            model=result.model, serial=result.serial, gps_iso6709=result.gps_iso6709,
+            case_number=labels.case_number if labels else None,
+            inspected_entity=labels.inspected_entity if labels else None,
+            officer_ids=list(labels.officer_ids) if labels else [],
+            device_id=(labels.device_id if labels and labels.device_id else result.serial),
+            activity_type=labels.activity_type if labels else None,
+            recorded_start_utc=start, recorded_end_utc=end, recorded_time_source=source,
+            ingested_at_utc=now, run_id=self.run_id, store_uri=self.store.uri, store_key=key,
+            store_version=version, retain_until_utc=retain,
+            chunk_size_bytes=digest.chunk_size_bytes, chunk_count=len(digest.chunks),
+            tags_json=json.dumps(result.tags, ensure_ascii=False, sort_keys=True),
+        )])
+        self.batch.add(StreamRecord, [_stream_record(b3, s) for s in result.streams])
+        self.batch.add(ChunkRecord, [
+            ChunkRecord(b3, i, *digest.chunk_span(i), h) for i, h in enumerate(digest.chunks)
+        ])
+        for s in result.streams:
+            self.batch.add_table(PacketRecord, _packet_table(b3, s))
+        self.batch.add(FindingRecord, [
+            FindingRecord(
+                recording_blake3=b3, source_path=str(path), run_id=self.run_id, code=f.code,
+                rule=f.rule, category=f.category, severity=f.severity,
+                stream_index=f.stream_index, pts=f.pts, at_seconds=f.at_seconds,
+                title_en=f.title_en, title_zh=f.title_zh, detail=f.detail, found_at_utc=now,
+            )
+            for f in findings
+        ])
+
+
+def _duration_seconds(result: ProbeResult) -> float | None:
+    """What the packets cover (the longest stream); the container's claim only as fallback."""
+    best: Fraction | None = None
+    for s in result.streams:
+        ok = s.pts != NOPTS
+        if not ok.any():
+            continue
+        pts = s.pts[ok]
+        dur = s.duration[ok]
+        span = Fraction(int((pts + dur).max() - pts.min())) * s.time_base
+        best = span if best is None or span > best else best
+    if best is None and result.duration is not None and result.error is None:
+        best = result.duration
+    return float(best) if best is not None else None
+
+
+def _stream_record(b3: str, s: StreamTimeline) -> StreamRecord:
+    return StreamRecord(
+        recording_blake3=b3, stream_index=s.index, kind=s.kind, codec=s.codec,
+        profile=s.profile, width=s.width, height=s.height,
+        frame_rate_num=s.frame_rate.numerator if s.frame_rate else None,
+        frame_rate_den=s.frame_rate.denominator if s.frame_rate else None,
+        sample_rate=s.sample_rate, channels=s.channels,
+        time_base_num=s.time_base.numerator, time_base_den=s.time_base.denominator,
+        start_pts=s.start_pts, duration_pts=s.duration_pts, packet_count=s.packet_count,
+        keyframe_count=int(s.keyframe.sum()), bit_rate=s.bit_rate,
+        tags_json=json.dumps(s.tags, ensure_ascii=False, sort_keys=True),
+    )
+
+
+def _nullable(values: np.ndarray[Any, Any]) -> pa.Array:
+    return pa.array(values, type=pa.int64(), mask=values == NOPTS)
+
+
+def _packet_table(b3: str, s: StreamTimeline) -> pa.Table:
+    n = s.packet_count
+    return pa.Table.from_arrays(
+        [
+            pa.array([b3] * n, type=pa.string()),
+            pa.array(np.full(n, s.index, dtype=np.int64)),
+            pa.array(np.arange(n, dtype=np.int64)),
+            _nullable(s.pts),
+            _nullable(s.dts),
+            pa.array(s.duration.astype(np.int64)),
+            pa.array(s.keyframe.astype(bool)),
+            pa.array(s.discard.astype(bool)),
+            pa.array(s.size.astype(np.int64)),
+            _nullable(s.pos),
+        ],
+        schema=arrow_schema(PacketRecord),
+    )
+
+
+def ingest(
+    sources: Sequence[str | os.PathLike[str]],
+    *,
+    store: WormStore,
+    catalog: Catalog,
+    settings: IngestSettings,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Ingest every file below `sources`. Per-file problems become outcomes, never raise."""
+    labels = LabelBook.load(settings.labels_path, default_offset=settings.default_offset)
+    files = list(iter_files(sources))
+    with _ingest_lock(catalog):
+        catalog.clear_staging()
+        run = _Run(store, catalog, settings, labels, progress)
+        src_names = [str(s) for s in sources]
+        run.batch.add(IngestRunRecord, [run.run_record("started", src_names)])
+        prober = _Prober(settings.probe_workers)
+        try:
+            sniffs: list[tuple[str | None, str]] = []
+            for path, _ in files:
+                try:
+                    sn = sniff(path)
+                    sniffs.append((sn.kind, sn.reason))
+                except OSError as exc:
+                    sniffs.append((None, f"cannot read: {exc.strerror or exc}"))
+            queue = [i for i, (kind, _) in enumerate(sniffs) if kind is not None]
+            ahead = settings.probe_workers + 1
+            for i, (path, root) in enumerate(files):
+                while queue and queue[0] <= i + ahead:
+                    prober.submit(str(files[queue.pop(0)][0]))
+                if progress:
+                    progress(i, len(files), str(path))
+                kind, reason = sniffs[i]
+                if kind is None:
+                    unreadable = reason.startswith("cannot read")
+                    run.record_file(FileOutcome(
+                        str(path), FAILED if unreadable else SKIPPED, reason=f"{path}: {reason}"
+                    ))
+                    continue
+                run.record_file(run.ingest_one(path, root, prober))
+            if progress:
+                progress(len(files), len(files), "")
+        finally:
+            prober.close()
+        finished = settings.now()
+        run.batch.add(IngestRunRecord, [run.run_record("finished", src_names)])
+        run.commit_batch(final=True)
+    return RunResult(
+        run_id=run.run_id, started_at_utc=run.started, finished_at_utc=finished,
+        store_uri=store.uri, catalog_path=str(catalog.root), files=run.outcomes,
+        unused_labels=labels.unused(),
+    )
+
