@@ -506,8 +506,9 @@ class _ParamInspector:
         self._update(nals, index)
         for nal in nals:
             for text in _sei_texts(self.codec, nal):
-                if not self.signatures or self.signatures[-1][1] != text:
-                    self.signatures.append((index, text))
+                # Every occurrence: the same encoder's banner again at a later keyframe
+                # is what a stream-copy join of two recordings leaves.
+                self.signatures.append((index, text))
 
     def _update(self, nals: list[bytes], index: int) -> None:
         fresh: dict[int, list[bytes]] = {}

@@ -1,0 +1,116 @@
+"""`make demo`: a night's docking-station folder, ingested into the embedded default store.
+
+Generates body-camera-like recordings (H.264 + AAC, burned-in clock) for two officers:
+a clean inspection, one with a 5-second interruption (AV-9), one spliced from two
+recordings by stream copy (AV-9), a voice recorder file, a photo, and one recording docked
+three days late (AV-12), with a labels file that leaves one file unlabelled. It then
+ingests them (and the shared real-media corpus when it is present beside the project)
+into `<out>/store` and `<out>/catalog`, and prints the summary and the findings.
+
+The output folder is demo output only and is recreated on each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import shutil
+import sys
+from pathlib import Path
+
+from pipeline import synth
+from pipeline.cli import main as cli_main
+
+SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+
+
+def generate(folder: Path, now: dt.datetime) -> Path:
+    """Write the demo recordings and their labels file; returns the labels file."""
+    cam = folder / "dock" / "BC-0007"
+    cam.mkdir(parents=True)
+    bc7 = synth.Camera(make="Custody", model="SYNTH-BC1", serial="BC-0007")
+    bc9 = synth.Camera(make="Custody", model="SYNTH-BC1", serial="BC-0009")
+    t0 = (now - dt.timedelta(hours=3)).replace(microsecond=0)
+    synth.write_clean(cam / "BC0007_0001.mp4", 12.0, t0, camera=bc7)
+    synth.write_with_interruption(
+        cam / "BC0007_0002.mp4", 15.0, t0 + dt.timedelta(minutes=20), gap_at_s=6.0,
+        gap_s=5.0, camera=bc7,
+    )
+    work = folder / "work"
+    work.mkdir()
+    a = synth.write_clean(work / "a.mp4", 6.0, t0 + dt.timedelta(minutes=40), camera=bc7)
+    b = synth.write_clean(work / "b.mp4", 6.0, t0 + dt.timedelta(minutes=55), camera=bc7)
+    synth.splice([a, b], cam / "BC0007_0003.mp4")
+    shutil.rmtree(work)
+    other = folder / "dock" / "BC-0009"
+    other.mkdir(parents=True)
+    late = (now - dt.timedelta(days=3)).replace(microsecond=0)
+    synth.write_clean(other / "BC0009_0001.mp4", 8.0, late, camera=bc9)
+    synth.write_clean(other / "BC0009_0002.mp4", 8.0, t0 + dt.timedelta(minutes=5), camera=bc9)
+    recorder = folder / "dock" / "VR-0002"
+    recorder.mkdir(parents=True)
+    synth.write_audio_only(recorder / "VOICE0001.m4a", 6.0, t0)
+    synth.write_still(recorder / "PHOTO0001.jpg", t0)
+    (folder / "dock" / "README.txt").write_text("docking station notes, not footage\n")
+
+    def local(t: dt.datetime) -> str:
+        return t.astimezone(dt.timezone(dt.timedelta(hours=8))).isoformat(timespec="seconds")
+
+    rows = [
+        ("BC-0007/BC0007_0001.mp4", "遂大综执检〔2026〕31号", "大柘镇某某餐馆", "ZF0101;FZ0201",
+         "BC-0007", "现场检查", local(t0)),
+        ("BC-0007/BC0007_0002.mp4", "遂大综执检〔2026〕31号", "大柘镇某某餐馆", "ZF0101",
+         "BC-0007", "调查取证", local(t0 + dt.timedelta(minutes=20))),
+        ("BC-0007/BC0007_0003.mp4", "遂大综执罚〔2026〕7号", "某某建材商行", "ZF0101;ZF0102",
+         "BC-0007", "执法文书送达", local(t0 + dt.timedelta(minutes=40))),
+        ("BC-0009/BC0009_0001.mp4", "遂大综执罚〔2026〕5号", "某某农资店", "ZF0103",
+         "BC-0009", "random_inspection", local(late)),
+        ("VR-0002/VOICE0001.m4a", "遂大综执检〔2026〕31号", "大柘镇某某餐馆", "ZF0101",
+         "VR-0002", "investigation", local(t0)),
+    ]
+    labels = folder / "labels.csv"
+    with open(labels, "w", encoding="utf-8") as fh:
+        fh.write("文件,案号,被检查单位,执法人员,设备编号,执法类别,开始时间\n")
+        for row in rows:
+            fh.write(",".join(row) + "\n")
+    return labels
+
+
+def run(out: Path, *, with_shared: bool = True) -> int:
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    now = dt.datetime.now(dt.UTC)
+    print(f"Generating demo recordings in {out / 'dock'} ...", flush=True)
+    labels = generate(out, now)
+    sources = [str(out / "dock")]
+    if with_shared and (SHARED_MEDIA / "MANIFEST.tsv").exists():
+        sources.append(str(SHARED_MEDIA))
+        print(f"Also ingesting the shared real-media corpus {SHARED_MEDIA}", flush=True)
+    common = ["--store", str(out / "store"), "--catalog", str(out / "catalog")]
+    print("\n$ custody ingest " + " ".join(sources) + f" --labels {labels} ...\n", flush=True)
+    code = cli_main(["ingest", *sources, "--labels", str(labels), *common])
+    print("\n$ custody query 'SELECT * FROM findings_summary'\n")
+    cli_main(["query", "SELECT code, rule, severity, title_zh, title_en, findings "
+              "FROM findings_summary", *common])
+    buf = io.StringIO()
+    cli_main(["verify", *common], out=buf)
+    print("\n$ custody verify\n" + buf.getvalue().splitlines()[-1])
+    print(f"\nDone (ingest exit code {code}: 0 clean, 1 findings, 2 errors). The catalog is "
+          f"{out / 'catalog' / 'catalog.duckdb'}; try:\n"
+          f"  .venv/bin/custody query --catalog {out / 'catalog'} "
+          "'SELECT * FROM recordings_by_entity'")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m pipeline.demo", description=__doc__)
+    p.add_argument("--out", default="demo-data", help="output folder (recreated)")
+    p.add_argument("--no-shared", action="store_true", help="skip the shared media corpus")
+    args = p.parse_args(argv)
+    return run(Path(args.out), with_shared=not args.no_shared)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
