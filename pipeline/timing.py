@@ -81,6 +81,11 @@ class Tolerances:
     # the stream is simply irregular, which proves nothing.
     splice_max_odd: int = 3
     splice_min_spacings: int = 8
+    # Video capture clocks jitter: a phone writes one frame 5% late (3150 instead of 3000
+    # ticks) with no edit anywhere. In video an odd spacing must miss every multiple of
+    # the mode by more than this share to count; audio clocks are sample-exact and keep
+    # the plain rounding. A stream-copy join (packets one tick apart) misses by ~100%.
+    splice_video_jitter: Fraction = Fraction(1, 10)
     # Keyframe cadence: judged when at least `keyframe_min_intervals` keyframe intervals
     # exist and at least `keyframe_regular_share` of them equal the modal interval within
     # a tenth of it. A break is an interval shorter than the mode by more than a tenth
@@ -249,7 +254,10 @@ def _splices(
     tol: Tolerances,
 ) -> list[Finding]:
     k = np.maximum(1, np.rint(d / sp.mode)).astype(np.int64)
-    odd = np.abs(d - k * sp.mode) > k * sp.rounding
+    allow = sp.rounding
+    if t.kind == "video":
+        allow = max(allow, int(sp.mode * tol.splice_video_jitter))
+    odd = np.abs(d - k * sp.mode) > k * allow
     odd &= ~is_gap
     odd[0] = False
     odd[-1] = False

@@ -333,3 +333,19 @@ def test_every_threshold_can_be_changed() -> None:
     pts[30:] += 4 * FRAME
     tol = Tolerances(gap_floor_regular=Fraction(1, 10))
     assert len(codes(analyse(result(stream(pts)), tol), "GAP_IN_STREAM")) == 1
+
+
+def test_av9_one_video_frame_five_percent_late_is_capture_jitter_not_a_splice() -> None:
+    """A phone writes one frame 150 ticks late (seen in a real iPhone file); no edit."""
+    pts = regular(120)
+    pts[60:] += 150
+    assert codes(analyse(result(stream(pts))), "SPLICE_IRREGULAR_DURATION") == []
+
+
+def test_av9_one_audio_packet_five_percent_off_is_a_splice_sign() -> None:
+    """Audio clocks are sample-exact: the same 5% oddity in AAC is what a retime leaves."""
+    pts = regular(200, AAC)
+    pts[100:] += 51
+    found = codes(analyse(result(stream(pts, kind="audio", tb=AUDIO_TB))),
+                  "SPLICE_IRREGULAR_DURATION")
+    assert len(found) == 1
