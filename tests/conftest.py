@@ -8,10 +8,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = [
-    p for p in ("tests.mediagen", "tests.s3server")
-    if (Path(__file__).parent / (p.split(".")[1] + ".py")).exists()
-]  # TODO(lead): make unconditional once both plugins land
+pytest_plugins = ["tests.mediagen", "tests.s3server"]
 
 SHARED_MEDIA = Path(
     os.environ.get("CUSTODY_SHARED_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media")

@@ -222,7 +222,7 @@ class LocalStore(WormStore):
             raise ObjectNotFound(f"{key}: not in store {self.uri}") from None
         size = os.fstat(fh.fileno()).st_size
         stop = size if end is None else min(end, size)
-        return io.BufferedReader(_RangeReader(fh, start, stop), buffer_size=1 << 20)  # type: ignore[return-value]
+        return io.BufferedReader(_RangeReader(fh, start, stop), buffer_size=1 << 20)
 
     def exists(self, key: str) -> bool:
         return self.object_path(key).exists()

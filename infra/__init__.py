@@ -1,0 +1,1 @@
+"""Deployment tooling for Custody's S3 store: provisioning and a local SeaweedFS for development."""

@@ -1,0 +1,709 @@
+"""The production store: S3 Object Lock in COMPLIANCE mode. The only module importing boto3.
+
+Every object version is written with `ObjectLockMode=COMPLIANCE` and a retain-until date,
+and an explicit SHA-256 checksum (AWS refuses locked uploads without one; SeaweedFS 4.x,
+Ceph RGW and MinIO check it too). The VersionId the server assigns is returned and
+recorded by the caller.
+
+Decision: uploads use the low-level multipart API, not boto3's managed `upload_file`.
+On a locked bucket a completed object can never be removed, so "never make visible an
+object whose bytes do not hash to its key" must hold before the last request, not after.
+`upload_file` reads the parts of a named file from several threads in any order and
+completes the upload by itself; nothing can compare the BLAKE3 of exactly the bytes that
+went up before it completes. Here one thread reads the source once, in order, feeding
+BLAKE3 and handing each part to a thread pool that uploads it with its own SHA-256;
+`CompleteMultipartUpload` is sent only when the BLAKE3 equals the key, otherwise the
+upload is aborted and nothing is stored. The tunables are the managed-transfer ones
+(`TransferSettings`: threshold, part size, concurrency; `transfer_config()` gives the
+equivalent boto3 `TransferConfig` for a like-for-like benchmark). Objects below the
+threshold go up in one `PutObject` whose body is the very bytes that were hashed.
+
+A key names content, so the store reads the *first* version ever written under a key
+(listing its versions once per process; versions are immutable, the answer is cached).
+A later version under the same key (someone's overwrite) or a delete marker (a delete
+without version id) therefore changes nothing for readers. Whole-object reads re-check
+BLAKE3 as they stream.
+
+Configuration comes from an explicit `S3Config`; `S3Store.from_uri` builds one from the
+AWS environment variables when the CLI passes them (`env`), or from `os.environ` when it
+passes nothing. If no keys are given, boto3's own credential chain applies (instance
+role, `~/.aws`).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+import io
+import math
+import os
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import IO, Any, BinaryIO, cast
+from urllib.parse import urlsplit
+
+import blake3
+import boto3
+import botocore.config
+from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
+
+from pipeline.storage.base import (
+    ObjectInfo,
+    ObjectNotFound,
+    PutResult,
+    RetentionRefused,
+    StagedObject,
+    StoreError,
+    StoreUnavailable,
+    WormStore,
+    key_for,
+)
+
+_MiB = 1 << 20
+_S3_MIN_PART = 5 * _MiB  # every part but the last must be at least this (AWS)
+_S3_MAX_PARTS = 10_000
+_LOCK_MODE = "COMPLIANCE"
+
+_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
+_UNAVAILABLE = frozenset(
+    {
+        "NoSuchBucket",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "ServiceUnavailable",
+        "SlowDown",
+        "InternalError",
+        "500",
+        "503",
+    }
+)
+_CHECKSUM = frozenset(
+    {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "XAmzContentSHA256Mismatch"}
+)
+_REFUSED = frozenset({"AccessDenied", "InvalidRequest", "InvalidArgument", "403", "400"})
+
+
+@dataclass(frozen=True, slots=True)
+class TransferSettings:
+    """Multipart tunables, named as boto3's managed-transfer `TransferConfig` names them."""
+
+    multipart_threshold_bytes: int = 64 * _MiB
+    multipart_chunk_bytes: int = 16 * _MiB
+    max_concurrency: int = 8
+
+    def __post_init__(self) -> None:
+        if self.multipart_chunk_bytes < _S3_MIN_PART:
+            raise ValueError(f"multipart_chunk_bytes must be at least {_S3_MIN_PART} (S3 minimum)")
+        if self.multipart_threshold_bytes < 1 or self.max_concurrency < 1:
+            raise ValueError("multipart_threshold_bytes and max_concurrency must be positive")
+
+    def part_bytes(self, size_bytes: int) -> int:
+        """The part size for an object of `size_bytes`: grown, in whole MiB, to fit 10,000 parts."""
+        need = math.ceil(size_bytes / _S3_MAX_PARTS)
+        return max(self.multipart_chunk_bytes, math.ceil(need / _MiB) * _MiB)
+
+    def transfer_config(self) -> Any:
+        """The same settings as a boto3 `TransferConfig` (for benchmarks against `upload_file`)."""
+        from boto3.s3.transfer import TransferConfig
+
+        return TransferConfig(
+            multipart_threshold=self.multipart_threshold_bytes,
+            multipart_chunksize=self.multipart_chunk_bytes,
+            max_concurrency=self.max_concurrency,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class S3Config:
+    """Where the S3 service is and who we are there. Secrets are kept out of `repr`."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    profile: str | None = None
+    addressing_style: str | None = None  # None: "path" with a custom endpoint, else "auto"
+    transfer: TransferSettings = field(default_factory=TransferSettings)
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 120.0
+    max_attempts: int = 5
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str], *, transfer: TransferSettings | None = None
+    ) -> S3Config:
+        """The usual AWS variables: AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL), AWS_REGION
+        (or AWS_DEFAULT_REGION), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+        AWS_PROFILE."""
+
+        def get(*names: str) -> str | None:
+            for name in names:
+                if env.get(name):
+                    return env[name]
+            return None
+
+        return cls(
+            endpoint_url=get("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+            region=get("AWS_REGION", "AWS_DEFAULT_REGION"),
+            access_key_id=get("AWS_ACCESS_KEY_ID"),
+            secret_access_key=get("AWS_SECRET_ACCESS_KEY"),
+            session_token=get("AWS_SESSION_TOKEN"),
+            profile=get("AWS_PROFILE"),
+            transfer=transfer or TransferSettings(),
+        )
+
+    def client(self) -> Any:
+        """A boto3 S3 client for this configuration (infra tooling uses it too)."""
+        style = self.addressing_style or ("path" if self.endpoint_url else "auto")
+        conf = botocore.config.Config(
+            region_name=self.region or "us-east-1",
+            connect_timeout=self.connect_timeout_s,
+            read_timeout=self.read_timeout_s,
+            retries={"mode": "standard", "max_attempts": self.max_attempts},
+            max_pool_connections=max(10, self.transfer.max_concurrency + 2),
+            s3={"addressing_style": style},
+        )
+        try:
+            session = boto3.session.Session(
+                aws_access_key_id=self.access_key_id,
+                aws_secret_access_key=self.secret_access_key,
+                aws_session_token=self.session_token,
+                region_name=self.region or "us-east-1",
+                profile_name=self.profile,
+            )
+            return session.client("s3", endpoint_url=self.endpoint_url, config=conf)
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"S3 configuration unusable: {exc}") from exc
+
+
+def _utc(when: dt.datetime) -> dt.datetime:
+    if when.tzinfo is None:
+        raise ValueError(f"retain-until must be timezone-aware, got naive {when.isoformat()}")
+    return when.astimezone(dt.UTC)
+
+
+def _ceil_second(when: dt.datetime) -> dt.datetime:
+    """S3 keeps retain-until to the second; round up so a lock never ends early."""
+    when = _utc(when)
+    if when.microsecond:
+        when = when.replace(microsecond=0) + dt.timedelta(seconds=1)
+    return when
+
+
+def _b64_sha256(data: bytes | memoryview) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class _Version:
+    version_id: str
+    size_bytes: int
+
+
+class _S3Reader(io.RawIOBase):
+    """The body of one GET; checks length always and BLAKE3 when it is the whole object."""
+
+    def __init__(
+        self, body: Any, *, where: str, expected_bytes: int, blake3_hex: str | None
+    ) -> None:
+        super().__init__()
+        self._body = body
+        self._where = where
+        self._left = expected_bytes
+        self._expected = expected_bytes
+        self._hasher = blake3.blake3() if blake3_hex else None
+        self._blake3_hex = blake3_hex
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self._done:
+            return 0
+        view = memoryview(b).cast("B")
+        try:
+            data = self._body.read(len(view)) if len(view) else b""
+        except FlexibleChecksumError as exc:  # botocore's own SHA-256 check of a whole object
+            raise StoreError(f"{self._where}: stored bytes fail their checksum: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"{self._where}: read failed: {exc}") from exc
+        n = len(data)
+        if n == 0:
+            self._done = True
+            self._finish()
+            return 0
+        if n > self._left:
+            raise StoreError(f"{self._where}: server sent more than {self._expected} bytes")
+        view[:n] = data
+        self._left -= n
+        if self._hasher is not None:
+            self._hasher.update(data)
+        return n
+
+    def _finish(self) -> None:
+        if self._left:
+            raise StoreError(
+                f"{self._where}: read ended {self._left} bytes short of {self._expected}"
+            )
+        if self._hasher is not None:
+            got = self._hasher.hexdigest()
+            if got != self._blake3_hex:
+                raise StoreError(
+                    f"{self._where}: stored bytes do not match their key (BLAKE3 {got}); "
+                    "the object is damaged"
+                )
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._body.close()
+        super().close()
+
+
+class _S3Staged(StagedObject):
+    """Spools to memory (below the multipart threshold) or a temp file until the key is known.
+
+    S3 needs the key when an upload starts, and a temporary object on a locked bucket could
+    never be removed, so the bytes wait locally. Ingest uses `put_file`, which does not
+    spool.
+    """
+
+    def __init__(self, store: S3Store) -> None:
+        self._store = store
+        self._spool: IO[bytes] | None = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+            max_size=store.config.transfer.multipart_threshold_bytes,
+            dir=store.spool_dir,
+            prefix="custody-s3-",
+        )
+
+    def write(self, data: memoryview | bytes) -> None:
+        assert self._spool is not None, "write after commit or abort"
+        self._spool.write(data)
+
+    def commit(self, blake3_hex: str, *, retain_until_utc: dt.datetime) -> PutResult:
+        assert self._spool is not None, "commit after commit or abort"
+        spool = self._spool
+        try:
+            size = spool.tell()
+            spool.seek(0)
+            return self._store._put_stream(
+                cast(BinaryIO, spool), size, blake3_hex, retain_until_utc, source="staged bytes"
+            )
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+
+class S3Store(WormStore):
+    """Objects under `s3://bucket/prefix/b3/<hex>`, each version locked in COMPLIANCE mode."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        config: S3Config | None = None,
+        spool_dir: str | None = None,
+    ) -> None:
+        if not bucket:
+            raise ValueError("an S3 store needs a bucket")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.config = config or S3Config()
+        self.spool_dir = spool_dir
+        self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self._client = self.config.client()  # also the selftest's attack surface, see selftest.py
+        self._versions: dict[str, _Version] = {}
+        self._versions_lock = threading.Lock()
+
+    @classmethod
+    def from_uri(
+        cls,
+        uri: str,
+        *,
+        config: S3Config | None = None,
+        env: Mapping[str, str] | None = None,
+        spool_dir: str | None = None,
+    ) -> S3Store:
+        """`s3://bucket[/prefix]`. Without `config`, read the AWS variables from `env`;
+        without `env` either, from `os.environ` (the one place this module reads it)."""
+        parts = urlsplit(uri)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise ValueError(f"not an S3 store location (s3://bucket/prefix): {uri!r}")
+        if config is None:
+            config = S3Config.from_env(os.environ if env is None else env)
+        return cls(parts.netloc, parts.path, config=config, spool_dir=spool_dir)
+
+    # --- boundary ---------------------------------------------------------------------------
+    def _full(self, key: str) -> str:
+        if not key.startswith("b3/"):
+            raise ObjectNotFound(f"{key}: not a content key of this store")
+        key_for(key[3:])
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _where(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._full(key)}"
+
+    def _translate(
+        self, exc: ClientError, where: str, what: str, refused: type[StoreError] | None = None
+    ) -> StoreError:
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        msg = err.get("Message") or code
+        line = f"{where}: {what} refused by the server: {code} ({msg})"
+        if code in _NOT_FOUND:
+            return ObjectNotFound(f"{where}: not in store {self.uri}")
+        if code in _UNAVAILABLE:
+            return StoreUnavailable(line)
+        if code in _CHECKSUM:
+            return StoreError(f"{where}: {what}: server got other bytes than sent ({code})")
+        if refused is not None and code in _REFUSED:
+            return refused(line)
+        return StoreError(line)
+
+    @contextlib.contextmanager
+    def _boundary(
+        self, where: str, what: str, refused: type[StoreError] | None = None
+    ) -> Iterator[None]:
+        try:
+            yield
+        except ClientError as exc:
+            raise self._translate(exc, where, what, refused) from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"{where}: {what} failed: {exc}") from exc
+
+    # --- versions ---------------------------------------------------------------------------
+    def _first_version(self, key: str) -> _Version | None:
+        """The oldest version under `key` (S3 lists a key's versions newest first)."""
+        with self._versions_lock:
+            cached = self._versions.get(key)
+        if cached is not None:
+            return cached
+        full = self._full(key)
+        oldest: dict[str, Any] | None = None
+        with self._boundary(self._where(key), "list versions"):
+            pages = self._client.get_paginator("list_object_versions").paginate(
+                Bucket=self.bucket, Prefix=full
+            )
+            for page in pages:
+                for v in page.get("Versions", []):
+                    if v["Key"] == full:
+                        oldest = v
+        if oldest is None:
+            return None
+        found = _Version(str(oldest["VersionId"]), int(oldest["Size"]))
+        with self._versions_lock:
+            self._versions[key] = found
+        return found
+
+    def _version(self, key: str) -> _Version:
+        found = self._first_version(key)
+        if found is None:
+            raise ObjectNotFound(f"{key}: not in store {self.uri}")
+        return found
+
+    def _forget(self, key: str) -> None:
+        with self._versions_lock:
+            self._versions.pop(key, None)
+
+    # --- writing ----------------------------------------------------------------------------
+    def stage(self, size_hint: int | None = None) -> StagedObject:
+        return _S3Staged(self)
+
+    def put_file(self, path: str, blake3_hex: str, *, retain_until_utc: dt.datetime) -> PutResult:
+        """Upload `path` in one read, re-hashing it; nothing is stored unless it matches."""
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot read: {exc.strerror}") from exc
+        with fh:
+            size = os.fstat(fh.fileno()).st_size
+            try:
+                return self._put_stream(fh, size, blake3_hex, retain_until_utc, source=path)
+            except OSError as exc:  # the source failed mid-read; the upload was aborted
+                raise StoreError(f"{path}: read failed: {exc.strerror or exc}") from exc
+
+    def _put_stream(
+        self,
+        fh: BinaryIO,
+        size_bytes: int,
+        blake3_hex: str,
+        retain_until_utc: dt.datetime,
+        *,
+        source: str,
+    ) -> PutResult:
+        key = key_for(blake3_hex)
+        until = _ceil_second(retain_until_utc)
+        existing = self._first_version(key)
+        if existing is not None:
+            if existing.size_bytes != size_bytes:
+                raise StoreError(
+                    f"{self._where(key)}: stored with {existing.size_bytes} bytes, "
+                    f"{source} has {size_bytes}; the store is damaged, run `custody verify`"
+                )
+            return PutResult(key, existing.size_bytes, existing.version_id, created=False)
+        if size_bytes < self.config.transfer.multipart_threshold_bytes:
+            version, stored = self._put_single(fh, key, blake3_hex, until, source)
+        else:
+            version, stored = self._put_multipart(fh, key, blake3_hex, until, size_bytes, source)
+        self._ensure_locked(key, version, until)
+        return PutResult(key, stored, version, created=True)
+
+    def _lock_args(self, until: dt.datetime) -> dict[str, Any]:
+        return {"ObjectLockMode": _LOCK_MODE, "ObjectLockRetainUntilDate": until}
+
+    def _mismatch(self, source: str, got: str, want: str) -> StoreError:
+        return StoreError(
+            f"{source}: changed while being stored (BLAKE3 {got} != {want}); nothing stored"
+        )
+
+    def _put_single(
+        self, fh: BinaryIO, key: str, blake3_hex: str, until: dt.datetime, source: str
+    ) -> tuple[str, int]:
+        data = fh.read()
+        got = blake3.blake3(data).hexdigest()
+        if got != blake3_hex:
+            raise self._mismatch(source, got, blake3_hex)
+        with self._boundary(self._where(key), "upload"):
+            resp = self._client.put_object(
+                Bucket=self.bucket,
+                Key=self._full(key),
+                Body=data,
+                ChecksumAlgorithm="SHA256",  # some servers want the algorithm named too
+                ChecksumSHA256=_b64_sha256(data),
+                ContentType="application/octet-stream",
+                **self._lock_args(until),
+            )
+        return str(resp["VersionId"]), len(data)
+
+    def _upload_part(self, full: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
+        checksum = _b64_sha256(data)
+        resp = self._client.upload_part(
+            Bucket=self.bucket,
+            Key=full,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+            ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=checksum,
+        )
+        return {"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": checksum}
+
+    def _put_multipart(
+        self,
+        fh: BinaryIO,
+        key: str,
+        blake3_hex: str,
+        until: dt.datetime,
+        size_bytes: int,
+        source: str,
+    ) -> tuple[str, int]:
+        full, where = self._full(key), self._where(key)
+        settings = self.config.transfer
+        part_bytes = settings.part_bytes(size_bytes)
+        with self._boundary(where, "start multipart upload"):
+            upload_id = self._client.create_multipart_upload(
+                Bucket=self.bucket,
+                Key=full,
+                ChecksumAlgorithm="SHA256",
+                ContentType="application/octet-stream",
+                **self._lock_args(until),
+            )["UploadId"]
+        completed = False
+        try:
+            hasher = blake3.blake3()
+            stored = 0
+            futures: list[Future[dict[str, Any]]] = []
+            failures: list[BaseException] = []
+            # One part being read, max_concurrency in flight: memory stays bounded.
+            slots = threading.BoundedSemaphore(settings.max_concurrency + 1)
+
+            def settled(fut: Future[dict[str, Any]]) -> None:
+                if not fut.cancelled() and fut.exception() is not None:
+                    failures.append(cast(BaseException, fut.exception()))
+                slots.release()
+
+            with (
+                self._boundary(where, "upload part"),
+                ThreadPoolExecutor(
+                    settings.max_concurrency, thread_name_prefix="custody-s3"
+                ) as pool,
+            ):
+                try:
+                    while not failures:
+                        slots.acquire()
+                        data = fh.read(part_bytes)
+                        if not data:
+                            slots.release()
+                            break
+                        if len(futures) == _S3_MAX_PARTS:
+                            slots.release()
+                            raise StoreError(f"{source}: grew past {_S3_MAX_PARTS} parts")
+                        hasher.update(data)
+                        stored += len(data)
+                        fut = pool.submit(
+                            self._upload_part, full, upload_id, len(futures) + 1, data
+                        )
+                        fut.add_done_callback(settled)
+                        futures.append(fut)
+                    wait(futures, return_when=FIRST_EXCEPTION)
+                    if failures:
+                        raise failures[0]
+                    parts = [f.result() for f in futures]
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+            got = hasher.hexdigest()
+            if got != blake3_hex:
+                raise self._mismatch(source, got, blake3_hex)
+            with self._boundary(where, "complete multipart upload"):
+                resp = self._client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=full,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                )
+            completed = True
+            return str(resp["VersionId"]), stored
+        finally:
+            if not completed:
+                # Best effort: an upload left open is invisible and expires by lifecycle rule.
+                with contextlib.suppress(ClientError, BotoCoreError):
+                    self._client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=full, UploadId=upload_id
+                    )
+
+    def _ensure_locked(self, key: str, version: str, until: dt.datetime) -> None:
+        """Check the new version carries the lock; some servers drop it on multipart uploads."""
+        where = self._where(key)
+        with self._boundary(where, "check lock"):
+            head = self._client.head_object(
+                Bucket=self.bucket, Key=self._full(key), VersionId=version
+            )
+        mode = head.get("ObjectLockMode")
+        have = head.get("ObjectLockRetainUntilDate")
+        if mode == _LOCK_MODE and have is not None and _utc(have) >= until:
+            return
+        with self._boundary(where, f"lock version {version} after upload"):
+            self._client.put_object_retention(
+                Bucket=self.bucket,
+                Key=self._full(key),
+                VersionId=version,
+                Retention={"Mode": _LOCK_MODE, "RetainUntilDate": until},
+            )
+
+    # --- reading ----------------------------------------------------------------------------
+    def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
+        if start < 0 or (end is not None and end < 0):
+            raise ValueError(f"byte range must not be negative: [{start}, {end})")
+        where = self._where(key)
+        version = self._version(key)
+        size = version.size_bytes
+        stop = size if end is None else min(end, size)
+        if start >= stop:
+            return io.BytesIO(b"")
+        whole = start == 0 and stop == size
+        args: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": self._full(key),
+            "VersionId": version.version_id,
+        }
+        if not whole:
+            args["Range"] = f"bytes={start}-{stop - 1}"
+        try:
+            with self._boundary(where, "read"):
+                resp = self._client.get_object(**args)
+        except ObjectNotFound:
+            self._forget(key)
+            raise
+        raw = _S3Reader(
+            resp["Body"],
+            where=where,
+            expected_bytes=stop - start,
+            blake3_hex=key[3:] if whole else None,
+        )
+        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=_MiB))
+
+    def exists(self, key: str) -> bool:
+        return self._first_version(key) is not None
+
+    def head(self, key: str) -> ObjectInfo:
+        version = self._version(key)
+        with self._boundary(self._where(key), "head"):
+            resp = self._client.head_object(
+                Bucket=self.bucket, Key=self._full(key), VersionId=version.version_id
+            )
+        until = resp.get("ObjectLockRetainUntilDate")
+        stored = resp.get("LastModified")
+        return ObjectInfo(
+            key=key,
+            size_bytes=int(resp["ContentLength"]),
+            version=version.version_id,
+            retain_until_utc=_utc(until) if until is not None else None,
+            legal_hold=resp.get("ObjectLockLegalHoldStatus") == "ON",
+            stored_at_utc=_utc(stored) if stored is not None else None,
+        )
+
+    # --- retention --------------------------------------------------------------------------
+    def extend_retention(self, key: str, retain_until_utc: dt.datetime) -> ObjectInfo:
+        """Move retain-until later (rounded up to the second). Shortening is refused here,
+        before S3 is asked, and S3's own refusal is reported the same way."""
+        target = _ceil_second(retain_until_utc)
+        info = self.head(key)
+        current = info.retain_until_utc
+        if current is not None and target < current:
+            raise RetentionRefused(
+                f"{self._where(key)}: retain-until {target.isoformat()} is earlier than the "
+                f"current {current.isoformat()}; retention only grows"
+            )
+        if current == target:
+            return info
+        with self._boundary(self._where(key), "extend retention", RetentionRefused):
+            self._client.put_object_retention(
+                Bucket=self.bucket,
+                Key=self._full(key),
+                VersionId=info.version,
+                Retention={"Mode": _LOCK_MODE, "RetainUntilDate": target},
+            )
+        return self.head(key)
+
+    def set_legal_hold(self, key: str, on: bool) -> ObjectInfo:
+        version = self._version(key)
+        what = "place legal hold" if on else "lift legal hold"
+        with self._boundary(self._where(key), what, RetentionRefused):
+            self._client.put_object_legal_hold(
+                Bucket=self.bucket,
+                Key=self._full(key),
+                VersionId=version.version_id,
+                LegalHold={"Status": "ON" if on else "OFF"},
+            )
+        return self.head(key)
+
+    def lock_configuration(self) -> tuple[bool, str | None]:
+        """(Object Lock enabled on the bucket, versioning status) as the server reports them."""
+        where = f"s3://{self.bucket}"
+        try:
+            conf = self._client.get_object_lock_configuration(Bucket=self.bucket)
+            lock = conf.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ObjectLockConfigurationNotFoundError":
+                raise self._translate(exc, where, "read Object Lock configuration") from exc
+            lock = False
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"{where}: read Object Lock configuration: {exc}") from exc
+        with self._boundary(where, "read versioning"):
+            status = self._client.get_bucket_versioning(Bucket=self.bucket).get("Status")
+        return lock, status

@@ -1,0 +1,277 @@
+"""Prove, against the live store, that it refuses to lose evidence.
+
+`selftest(store)` writes a canary through the store's own write path under a short
+COMPLIANCE retention, then attacks exactly that canary: it tries to delete its version,
+to overwrite it, and to shorten its retention. It passes only if the store refuses all
+of them. Ingest into an S3 store must not start while this fails.
+
+The attacks are not part of the `WormStore` interface (which has no delete and must not
+grow one). For S3 they go through the store's own boto3 client, `S3Store._client`, used
+privately from here: the point is to prove that the credentials ingest writes with
+cannot delete, so a client built separately (possibly with other credentials) would prove
+something else. Only the canary's key and version are ever attacked.
+
+What a pass means on S3: the server kept the locked version's bytes and retention. A PUT
+to the same key on a versioned bucket is not an error in S3, it adds a newer version; the
+overwrite check therefore passes when the locked version is unchanged and the store still
+reads it (the store always reads the first version under a key). On AWS a refusal may come
+from IAM rather than from the lock; run the self-test with the operator role, which may
+set retention, so that the refused shortening is the lock's doing.
+
+The local store cannot refuse anything to its owner or root: its self-test checks what it
+can (the object file is read-only, the ledger refuses shortening, the ledger chain is
+whole) and reports `tamper_proof=False`: tamper-evident, not tamper-proof.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import blake3
+
+from pipeline.storage.base import RetentionRefused, StoreError, WormStore
+
+if TYPE_CHECKING:
+    from pipeline.storage.local import LocalStore
+    from pipeline.storage.s3 import S3Store
+
+Clock = Callable[[], dt.datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class SelftestReport:
+    store_uri: str
+    tamper_proof: bool  # the store itself refuses deletion (S3 Object Lock), not just detects it
+    checks: tuple[Check, ...]
+    note: str
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    def summary(self) -> str:
+        lines = [f"store self-test {'PASSED' if self.passed else 'FAILED'}: {self.store_uri}"]
+        lines += [f"  [{'ok' if c.passed else 'FAIL'}] {c.name}: {c.detail}" for c in self.checks]
+        lines.append(f"  {self.note}")
+        return "\n".join(lines)
+
+
+def _canary_bytes(now: dt.datetime) -> bytes:
+    return f"custody store self-test canary {uuid.uuid4()} {now.isoformat()}\n".encode()
+
+
+def _write_canary(store: WormStore, data: bytes, until: dt.datetime) -> str:
+    hexd = blake3.blake3(data).hexdigest()
+    staged = store.stage(len(data))
+    try:
+        staged.write(data)
+        return staged.commit(hexd, retain_until_utc=until).key
+    except BaseException:
+        staged.abort()
+        raise
+
+
+def selftest(
+    store: WormStore,
+    *,
+    canary_retention: dt.timedelta = dt.timedelta(seconds=30),
+    clock: Clock | None = None,
+) -> SelftestReport:
+    """Attack a fresh canary in `store`; the report says which refusals held."""
+    now = (clock or (lambda: dt.datetime.now(dt.UTC)))()
+    if canary_retention < dt.timedelta(seconds=5):
+        raise ValueError("canary_retention must leave time for the attacks (at least 5 s)")
+    from pipeline.storage.local import LocalStore
+
+    if isinstance(store, LocalStore):
+        return _selftest_local(store, now, canary_retention)
+    from pipeline.storage.s3 import S3Store
+
+    if isinstance(store, S3Store):
+        return _selftest_s3(store, now, canary_retention)
+    return SelftestReport(
+        store.uri,
+        False,
+        (Check("store-kind", False, f"no self-test for {type(store).__name__}"),),
+        "unknown store kind: nothing was proven",
+    )
+
+
+# --- local ----------------------------------------------------------------------------------
+def _selftest_local(store: LocalStore, now: dt.datetime, keep: dt.timedelta) -> SelftestReport:
+    note = (
+        "local store: tamper-EVIDENT, not tamper-proof; the owner of the directory or root "
+        "can change or delete files; `custody verify` and the ledger's hash chain detect it"
+    )
+    data = _canary_bytes(now)
+    until = now + keep
+    try:
+        key = _write_canary(store, data, until)
+    except StoreError as exc:
+        return SelftestReport(store.uri, False, (Check("canary-written", False, str(exc)),), note)
+    checks = [Check("canary-written", True, key)]
+    with store.open(key) as fh:
+        same = fh.read() == data
+    checks.append(
+        Check("canary-readable", same, "read back equal" if same else "read back differs")
+    )
+    ro = store.is_read_only(key)
+    checks.append(
+        Check(
+            "object-read-only",
+            ro,
+            "file mode has no write bit (root can still write it)" if ro else "file is writable",
+        )
+    )
+    try:
+        store.extend_retention(key, until - dt.timedelta(seconds=1))
+        checks.append(Check("shorten-retention-refused", False, "ledger accepted an earlier date"))
+    except RetentionRefused as exc:
+        checks.append(Check("shorten-retention-refused", True, str(exc)))
+    broken = store.verify_ledger()
+    checks.append(Check("ledger-chain-whole", broken is None, broken or "hash chain intact"))
+    return SelftestReport(store.uri, False, tuple(checks), note)
+
+
+# --- S3 -------------------------------------------------------------------------------------
+def _error_code(exc: Exception) -> str | None:
+    """The S3 error code of a botocore ClientError (duck-typed: boto3 stays in s3.py)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", "")) or "unknown"
+    return None
+
+
+def _attempt(call: Callable[[], Any]) -> tuple[bool, str]:
+    """(refused, what happened) for one attack request."""
+    try:
+        call()
+    except Exception as exc:
+        code = _error_code(exc)
+        if code is None:
+            raise
+        return True, f"refused ({code})"
+    return False, "ACCEPTED"
+
+
+def _selftest_s3(store: S3Store, now: dt.datetime, keep: dt.timedelta) -> SelftestReport:
+    note = "S3 Object Lock (COMPLIANCE): tamper-proof while every check passes"
+    checks: list[Check] = []
+    lock_on, versioning = store.lock_configuration()
+    checks.append(
+        Check(
+            "bucket-object-lock",
+            lock_on and versioning == "Enabled",
+            f"Object Lock {'enabled' if lock_on else 'NOT enabled'}, versioning {versioning}",
+        )
+    )
+    data = _canary_bytes(now)
+    until = now + keep
+    try:
+        key = _write_canary(store, data, until)
+        info = store.head(key)
+    except StoreError as exc:
+        checks.append(Check("canary-locked", False, f"canary not written: {exc}"))
+        return SelftestReport(store.uri, False, tuple(checks), note)
+
+    client = store._client  # the attack surface, see the module docstring
+    bucket, full, version = store.bucket, store._full(key), info.version
+    raw = client.head_object(Bucket=bucket, Key=full, VersionId=version)
+    mode = raw.get("ObjectLockMode")
+    locked = mode == "COMPLIANCE" and info.retain_until_utc is not None
+    checks.append(
+        Check(
+            "canary-locked",
+            locked,
+            f"{full} version {version}: mode {mode}, retain-until "
+            f"{info.retain_until_utc.isoformat() if info.retain_until_utc else None}",
+        )
+    )
+
+    def original_intact() -> bool:
+        """The locked version still holds the canary, and the store still reads it."""
+        store._forget(key)
+        try:
+            body = client.get_object(Bucket=bucket, Key=full, VersionId=version)["Body"].read()
+            with store.open(key) as fh:
+                return bool(body == data and fh.read() == data)
+        except StoreError:
+            return False
+        except Exception as exc:
+            if _error_code(exc) is None:
+                raise
+            return False
+
+    refused, what = _attempt(
+        lambda: client.delete_object(
+            Bucket=bucket, Key=full, VersionId=version, BypassGovernanceRetention=True
+        )
+    )
+    ok = refused and original_intact()
+    checks.append(Check("delete-version-refused", ok, f"DeleteObject of version {version}: {what}"))
+
+    other = b"custody self-test overwrite attempt " + uuid.uuid4().bytes
+    refused, what = _attempt(
+        lambda: client.put_object(
+            Bucket=bucket,
+            Key=full,
+            Body=other,
+            ChecksumSHA256=base64.b64encode(hashlib.sha256(other).digest()).decode(),
+            ObjectLockMode="COMPLIANCE",
+            ObjectLockRetainUntilDate=until,
+        )
+    )
+    if not refused:
+        what = "a newer version was added (S3 versioning)"
+    ok = original_intact()
+    checks.append(
+        Check(
+            "overwrite-refused",
+            ok,
+            f"PUT to {full}: {what}; locked version {'unchanged' if ok else 'CHANGED or gone'}",
+        )
+    )
+
+    earlier = until - keep / 2
+    refused_short, what_short = _attempt(
+        lambda: client.put_object_retention(
+            Bucket=bucket,
+            Key=full,
+            VersionId=version,
+            Retention={"Mode": "COMPLIANCE", "RetainUntilDate": earlier},
+        )
+    )
+    refused_gov, what_gov = _attempt(
+        lambda: client.put_object_retention(
+            Bucket=bucket,
+            Key=full,
+            VersionId=version,
+            Retention={"Mode": "GOVERNANCE", "RetainUntilDate": until},
+            BypassGovernanceRetention=True,
+        )
+    )
+    after = store.head(key).retain_until_utc
+    kept = after is not None and after >= until
+    checks.append(
+        Check(
+            "shorten-retention-refused",
+            refused_short and refused_gov and kept,
+            f"shorten to {earlier.isoformat()}: {what_short}; downgrade to GOVERNANCE: "
+            f"{what_gov}; retain-until now {after.isoformat() if after else None}",
+        )
+    )
+    passed = all(c.passed for c in checks)
+    return SelftestReport(store.uri, passed, tuple(checks), note)
