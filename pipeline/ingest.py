@@ -82,6 +82,8 @@ class IngestSettings:
     probe_workers: int = 1
     batch_files: int = 16
     tolerances: Tolerances = field(default_factory=Tolerances)
+    # What the store self-test said before this run (recorded with the run).
+    store_selftest: str | None = None
 
 
 @dataclass(slots=True)
@@ -320,6 +322,7 @@ class _Run:
             already_archived=sum(o.status == ALREADY for o in self.outcomes),
             skipped=sum(o.status == SKIPPED for o in self.outcomes),
             failed=sum(o.status == FAILED for o in self.outcomes),
+            store_selftest=self.s.store_selftest,
         )
 
     # --- one file --------------------------------------------------------------------------
@@ -327,8 +330,11 @@ class _Run:
         spath = str(path)
         staged: StagedObject | None = None
         try:
-            staged = self.store.stage()
-            digest = digest_file(path, chunk_size=self.s.chunk_size, sink=staged.write)
+            if self.store.streams_puts:
+                staged = self.store.stage()
+                digest = digest_file(path, chunk_size=self.s.chunk_size, sink=staged.write)
+            else:
+                digest = digest_file(path, chunk_size=self.s.chunk_size)
         except CustodyError as exc:
             if staged is not None:
                 staged.abort()
@@ -338,7 +344,8 @@ class _Run:
                 staged.abort()
             return FileOutcome(spath, FAILED, reason=f"{spath}: {exc.strerror or exc}")
         if digest.blake3 in self.known:
-            staged.abort()
+            if staged is not None:
+                staged.abort()
             return FileOutcome(
                 spath, ALREADY, reason="already archived (same BLAKE3)",
                 blake3=digest.blake3, size_bytes=digest.size_bytes,
@@ -346,16 +353,19 @@ class _Run:
         result = prober.result(spath)
         try:
             return self._archive(path, root, digest, staged, result)
-        except BaseException:
-            staged.abort()
-            raise
+        except CustodyError as exc:  # the store refused or failed: nothing half-stored
+            return FileOutcome(spath, FAILED, reason=f"{spath}: {exc}", blake3=digest.blake3,
+                               size_bytes=digest.size_bytes)
+        finally:
+            if staged is not None:
+                staged.abort()  # no-op once committed
 
     def _archive(
         self,
         path: Path,
         root: Path | None,
         digest: FileDigest,
-        staged: StagedObject,
+        staged: StagedObject | None,
         result: ProbeResult,
     ) -> FileOutcome:
         now = self.s.now()
@@ -385,7 +395,10 @@ class _Run:
                 f"(BLAKE3 {', '.join(sorted(e[:16] for e in earlier))}…); both are kept",
             ))
         retain = one_year_retain_until(start, now, min_lock=self.s.min_lock)
-        put = staged.commit(digest.blake3, retain_until_utc=retain)
+        if staged is not None:
+            put = staged.commit(digest.blake3, retain_until_utc=retain)
+        else:
+            put = self.store.put_file(str(path), digest.blake3, retain_until_utc=retain)
         self.known.add(digest.blake3)
         self.names.setdefault(path.name, set()).add(digest.blake3)
         self._add_records(path, digest, result, labels, findings, start, end, source, put.key,

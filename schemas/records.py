@@ -142,6 +142,8 @@ class IngestRunRecord:
     already_archived: int
     skipped: int
     failed: int
+    # The store self-test before the run: passed | failed_overridden | not_tamper_proof
+    store_selftest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,6 +80,10 @@ class WormStore(ABC):
     """A write-once store. Implementations: `LocalStore` (default) and `S3Store`."""
 
     uri: str
+    # True: ingest streams its single read into `stage()` (a local disk). False: ingest
+    # hashes first and hands the file to `put_file`, which re-reads it from the page cache
+    # and refuses a mismatch (S3 needs the key before an upload starts).
+    streams_puts: bool = True
 
     @abstractmethod
     def stage(self, size_hint: int | None = None) -> StagedObject:

@@ -310,6 +310,8 @@ class _S3Staged(StagedObject):
 class S3Store(WormStore):
     """Objects under `s3://bucket/prefix/b3/<hex>`, each version locked in COMPLIANCE mode."""
 
+    streams_puts = False
+
     def __init__(
         self,
         bucket: str,
