@@ -46,6 +46,7 @@ from pipeline.errors import CatalogError, CustodyError
 from pipeline.hashing import DEFAULT_CHUNK_SIZE, FileDigest, digest_file
 from pipeline.labels import LabelBook, Labels
 from pipeline.probe import probe
+from pipeline.sessions import Interval, SessionTolerances, gaps_around
 from pipeline.sniff import sniff
 from pipeline.storage.base import StagedObject, WormStore
 from pipeline.timing import Tolerances, analyse
@@ -82,6 +83,7 @@ class IngestSettings:
     probe_workers: int = 1
     batch_files: int = 16
     tolerances: Tolerances = field(default_factory=Tolerances)
+    sessions: SessionTolerances = field(default_factory=SessionTolerances)
     # What the store self-test said before this run (recorded with the run).
     store_selftest: str | None = None
 
@@ -279,7 +281,15 @@ class _Run:
         self.progress = progress
         self.started = settings.now()
         self.run_id = self.started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-        known = catalog.query("SELECT blake3, file_name FROM recordings")
+        known = catalog.query(
+            "SELECT blake3, file_name, device_id, case_number, recorded_start_utc, "
+            "recorded_end_utc FROM recordings"
+        )
+        self.intervals: list[Interval] = [
+            Interval(r["file_name"], r["device_id"], r["case_number"],
+                     r["recorded_start_utc"], r["recorded_end_utc"])
+            for r in known.to_pylist()
+        ]
         self.known: set[str] = set(known.column("blake3").to_pylist())
         self.names: dict[str, set[str]] = {}
         for b3, name in zip(
@@ -394,12 +404,16 @@ class _Run:
                 f"{path.name} was archived before with other content "
                 f"(BLAKE3 {', '.join(sorted(e[:16] for e in earlier))}…); both are kept",
             ))
+        device = labels.device_id if labels and labels.device_id else result.serial
+        here = Interval(path.name, device, labels.case_number if labels else None, start, end)
+        findings += gaps_around(here, self.intervals, self.s.sessions)
         retain = one_year_retain_until(start, now, min_lock=self.s.min_lock)
         if staged is not None:
             put = staged.commit(digest.blake3, retain_until_utc=retain)
         else:
             put = self.store.put_file(str(path), digest.blake3, retain_until_utc=retain)
         self.known.add(digest.blake3)
+        self.intervals.append(here)
         self.names.setdefault(path.name, set()).add(digest.blake3)
         self._add_records(path, digest, result, labels, findings, start, end, source, put.key,
                           put.version, retain, now)
@@ -457,7 +471,7 @@ class _Run:
             case_number=labels.case_number if labels else None,
             inspected_entity=labels.inspected_entity if labels else None,
             officer_ids=list(labels.officer_ids) if labels else [],
-            device_id=(labels.device_id if labels and labels.device_id else result.serial),
+            device_id=labels.device_id if labels and labels.device_id else result.serial,
             activity_type=labels.activity_type if labels else None,
             recorded_start_utc=start, recorded_end_utc=end, recorded_time_source=source,
             ingested_at_utc=now, run_id=self.run_id, store_uri=self.store.uri, store_key=key,

@@ -52,6 +52,12 @@ CODES: dict[str, FindingCode] = {
             "Presentation times jump far beyond the stream's own packet spacing: recording "
             "stopped, or packets were removed without retiming. Cannot tell which.",
         ),
+        FindingCode(
+            "GAP_BETWEEN_FILES", "AV-9", _C.INTERRUPTION, _S.WARNING,
+            "Interruption between files of one session", "同一执法过程的录像之间存在中断",
+            "The next file of the same device (same case, within 10 minutes) starts later "
+            "than the previous one ended. Times come from labels or the device clock.",
+        ),
         # --- AV-9: edits ------------------------------------------------------------
         FindingCode(
             "TS_BACKWARDS", "AV-9", _C.EDIT, _S.ERROR,

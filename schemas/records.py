@@ -160,6 +160,23 @@ class IngestFileRecord:
     at_utc: dt.datetime
 
 
+@dataclass(frozen=True, slots=True)
+class RetentionEventRecord:
+    """A change of a recording's retention (AV-11, AV-13), as applied to the store."""
+
+    TABLE: ClassVar[str] = "retention_events"
+    recording_blake3: str
+    tier: str
+    retain_until_utc: dt.datetime
+    legal_hold: bool
+    case_number: str | None
+    trigger: str | None
+    reason: str | None
+    actor: str | None
+    at_utc: dt.datetime
+    store_uri: str
+
+
 TABLES: tuple[type[Any], ...] = (
     RecordingRecord,
     StreamRecord,
@@ -168,6 +185,7 @@ TABLES: tuple[type[Any], ...] = (
     FindingRecord,
     IngestRunRecord,
     IngestFileRecord,
+    RetentionEventRecord,
 )
 
 

@@ -55,3 +55,79 @@ def one_year_retain_until(
     except ValueError:  # 29 February
         year_later = base.replace(year=base.year + 1, day=28)
     return max(year_later, ingested_at_utc + min_lock)
+
+
+class Trigger(StrEnum):
+    """AV-13: what makes footage kept long-term (长期保存)."""
+
+    OBJECTION = "objection"
+    OBSTRUCTION = "obstruction"
+    REVIEW_LITIGATION = "review_litigation"
+    OTHER_IMPORTANT = "other_important"
+
+
+TRIGGERS: dict[Trigger, tuple[str, str]] = {
+    Trigger.OBJECTION: (
+        "The party objects to or complains about the enforcement, or petitions",
+        "当事人对现场执法、办案有异议或者投诉、上访",
+    ),
+    Trigger.OBSTRUCTION: (
+        "The party evades, refuses or obstructs, or insults or assaults officers",
+        "当事人逃避、拒绝、阻碍执行公务，或者谩骂、侮辱、殴打行政执法人员",
+    ),
+    Trigger.REVIEW_LITIGATION: (
+        "The case goes to administrative review or litigation", "涉及复议、诉讼的案件"
+    ),
+    Trigger.OTHER_IMPORTANT: ("Another important situation", "其它需要长期保存的重要情况"),
+}
+
+# The longest retention the stores allow: AWS S3 Object Lock takes at most 100 years.
+MAX_RETENTION = dt.timedelta(days=36500)
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionState:
+    tier: Tier
+    retain_until_utc: dt.datetime
+    legal_hold: bool
+
+
+def raise_retention(
+    current: RetentionState,
+    tier: Tier,
+    *,
+    now: dt.datetime,
+    case_until_utc: dt.datetime | None = None,
+    max_retention: dt.timedelta = MAX_RETENTION,
+) -> RetentionState:
+    """The state after raising `current` to `tier`. Pure. ValueError if it would lower.
+
+    `one_year` keeps the date; `case` needs the case file's retention end and places a
+    legal hold (the case is open); `permanent` places a legal hold and the longest
+    retention the store allows. Retain-until never moves earlier.
+    """
+    if TIER_RANK[tier] < TIER_RANK[current.tier]:
+        raise ValueError(
+            f"tier {current.tier} cannot be lowered to {tier}: a tier only goes up (AV-11, AV-13)"
+        )
+    until = current.retain_until_utc
+    hold = current.legal_hold
+    if tier is Tier.CASE:
+        if case_until_utc is None:
+            raise ValueError("tier 'case' needs the case file's retention end (--until)")
+        if case_until_utc < current.retain_until_utc:
+            raise ValueError(
+                f"--until {case_until_utc.date()} is before the current retain-until "
+                f"{current.retain_until_utc.date()}: retention only grows"
+            )
+        until, hold = case_until_utc, True
+    elif tier is Tier.PERMANENT:
+        until, hold = max(until, now + max_retention), True
+    elif case_until_utc is not None and case_until_utc < until:
+        raise ValueError(
+            f"--until {case_until_utc.date()} is before the current retain-until "
+            f"{until.date()}: retention only grows"
+        )
+    elif case_until_utc is not None:
+        until = case_until_utc
+    return RetentionState(tier, until, hold)

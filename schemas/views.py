@@ -42,6 +42,29 @@ DERIVED_VIEWS: dict[str, str] = {
                count(DISTINCT recording_blake3) AS recordings
         FROM findings GROUP BY ALL ORDER BY findings DESC
     """,
+    # AV-11/AV-13: each recording's current retention. Tiers only go up and retain-until
+    # only grows, so the current values are the maxima over its events (and ingest's
+    # first retain-until); the legal hold is the latest event's.
+    "retention_current": """
+        SELECT r.blake3, r.file_name, r.case_number, r.store_key,
+               coalesce(e.tier, 'one_year') AS tier,
+               greatest(r.retain_until_utc,
+                        coalesce(e.retain_until_utc, r.retain_until_utc)) AS retain_until_utc,
+               coalesce(e.legal_hold, false) AS legal_hold,
+               e.trigger, e.changed_by, e.changed_at_utc
+        FROM recordings r
+        LEFT JOIN (
+            SELECT recording_blake3,
+                   max_by(tier, CASE tier WHEN 'permanent' THEN 2 WHEN 'case' THEN 1
+                                ELSE 0 END) AS tier,
+                   max(retain_until_utc) AS retain_until_utc,
+                   arg_max(legal_hold, at_utc) AS legal_hold,
+                   arg_max(trigger, at_utc) FILTER (WHERE trigger IS NOT NULL) AS trigger,
+                   arg_max(actor, at_utc) AS changed_by,
+                   max(at_utc) AS changed_at_utc
+            FROM retention_events GROUP BY recording_blake3
+        ) e ON e.recording_blake3 = r.blake3
+    """,
     "late_ingests": """
         SELECT r.file_name, r.case_number, r.officer_ids, r.recorded_end_utc,
                r.ingested_at_utc,
