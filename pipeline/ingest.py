@@ -45,11 +45,11 @@ from pipeline.catalog import Batch, Catalog
 from pipeline.errors import CatalogError, CustodyError
 from pipeline.hashing import DEFAULT_CHUNK_SIZE, FileDigest, digest_file
 from pipeline.labels import LabelBook, Labels
-from pipeline.probe import probe
+from pipeline.probe import AudioLevels, audio_levels, probe
 from pipeline.sessions import Interval, SessionTolerances, gaps_around
 from pipeline.sniff import sniff
 from pipeline.storage.base import StagedObject, WormStore
-from pipeline.timing import Tolerances, analyse
+from pipeline.timing import Tolerances, analyse, resume_points, speech_like
 from schemas.media import NOPTS, Finding, ProbeResult, StreamTimeline
 from schemas.records import (
     ChunkRecord,
@@ -246,6 +246,16 @@ class _Prober:
         except Exception as exc:
             return _unreadable(path, f"probe failed: {type(exc).__name__}: {exc}")
 
+    def levels(self, path: str, start: Fraction, seconds: float) -> AudioLevels | None:
+        """Audio levels after a resume, decoded in a worker; None if that failed."""
+        try:
+            return self.pool.submit(audio_levels, path, start, seconds).result()
+        except BrokenProcessPool:
+            self._rebuild()
+            return None
+        except Exception:
+            return None
+
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
@@ -362,7 +372,7 @@ class _Run:
             )
         result = prober.result(spath)
         try:
-            return self._archive(path, root, digest, staged, result)
+            return self._archive(path, root, digest, staged, result, prober)
         except CustodyError as exc:  # the store refused or failed: nothing half-stored
             return FileOutcome(spath, FAILED, reason=f"{spath}: {exc}", blake3=digest.blake3,
                                size_bytes=digest.size_bytes)
@@ -377,9 +387,11 @@ class _Run:
         digest: FileDigest,
         staged: StagedObject | None,
         result: ProbeResult,
+        prober: _Prober,
     ) -> FileOutcome:
         now = self.s.now()
         findings = list(analyse(result, self.s.tolerances))
+        findings += self._voice_check(str(path), result, findings, prober)
         labels = self.labels.lookup(path, root)
         findings += self._label_findings(labels)
         start, source = self._recording_start(labels, result, findings)
@@ -421,6 +433,31 @@ class _Run:
             str(path), ARCHIVED, blake3=digest.blake3, size_bytes=digest.size_bytes,
             findings=findings,
         )
+
+    def _voice_check(
+        self, path: str, result: ProbeResult, findings: list[Finding], prober: _Prober
+    ) -> list[Finding]:
+        """AV-9: after each interruption the officer must explain it by voice."""
+        tol = self.s.tolerances
+        out = []
+        for r in resume_points(result, findings, tol):
+            window = float(tol.voice_window)
+            levels = prober.levels(path, r.abs_seconds, window)
+            if levels is None:
+                why = "the audio after it could not be decoded"
+            elif not levels.has_audio:
+                why = "the file has no audio track, so nothing can have been said"
+            else:
+                ok, why = speech_like(levels.dbfs, tol)
+                if ok:
+                    continue
+                why = f"in the next {window:g} s {why}"
+            out.append(Finding(
+                "UNEXPLAINED_INTERRUPTION",
+                f"Recording resumed at {r.at_seconds:.3f} s after an interruption, but {why}.",
+                at_seconds=r.at_seconds,
+            ))
+        return out
 
     def _label_findings(self, labels: Labels | None) -> list[Finding]:
         if labels is None:
@@ -598,7 +635,7 @@ def ingest(
         run.commit_batch(final=True)
     return RunResult(
         run_id=run.run_id, started_at_utc=run.started, finished_at_utc=finished,
-        store_uri=store.uri, catalog_path=str(catalog.root), files=run.outcomes,
+        store_uri=store.uri, catalog_path=catalog.location, files=run.outcomes,
         unused_labels=labels.unused(),
     )
 

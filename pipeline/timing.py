@@ -32,7 +32,7 @@ import itertools
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -109,6 +109,15 @@ class Tolerances:
     av_span_tol: Fraction = Fraction(1, 2)
     # At most this many findings of one code per stream; then one summary finding.
     max_per_stream: int = 20
+    # AV-9 voice check: audio in the `voice_window` after a resume must look like speech:
+    # 20 ms levels spreading at least `voice_range_db` between their 10th and 90th
+    # percentile (syllables), loud enough (90th percentile over `voice_floor_dbfs`). A
+    # steady tone, hum, wind or silence does not; this is not speech recognition.
+    voice_window: Fraction = Fraction(10)
+    voice_range_db: float = 8.0
+    voice_floor_dbfs: float = -45.0
+    # Resumes closer together than this (video and audio of one interruption) are one.
+    voice_merge: Fraction = Fraction(1)
 
 
 # --- small helpers ------------------------------------------------------------------------
@@ -691,3 +700,55 @@ def analyse(result: ProbeResult, tol: Tolerances = Tolerances()) -> list[Finding
     out += _drift(result, clock, tol)
     out += _tools(result)
     return out
+
+
+# --- AV-9: spoken explanation after a resume ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where recording resumed after an interruption."""
+
+    abs_seconds: Fraction  # presentation time in the file (for seeking)
+    at_seconds: float  # from the file's earliest presentation time (for people)
+
+
+def resume_points(
+    result: ProbeResult, findings: Sequence[Finding], tol: Tolerances = Tolerances()
+) -> list[Resume]:
+    """The resume after every GAP_IN_STREAM, one per interruption (streams merged). Pure."""
+    clock = _Clock(result.streams)
+    by_index = {t.index: t for t in result.streams}
+    times: list[Fraction] = []
+    for f in findings:
+        if f.code != "GAP_IN_STREAM" or f.stream_index is None or f.pts is None:
+            continue
+        t = by_index.get(f.stream_index)
+        if t is None:
+            continue
+        p = _presented(t)
+        later = p[p > f.pts]
+        if later.size:
+            times.append(Fraction(int(later[0])) * t.time_base)
+    out: list[Resume] = []
+    for abs_s in sorted(times):
+        if out and abs_s - out[-1].abs_seconds <= tol.voice_merge:
+            continue
+        out.append(Resume(abs_s, float(abs_s - clock.origin)))
+    return out
+
+
+def speech_like(dbfs: npt.NDArray[np.float64], tol: Tolerances = Tolerances()) -> tuple[bool, str]:
+    """Whether short-time levels look like speech, and why, in words. Pure."""
+    if dbfs.size < 10:
+        return False, "less than 0.2 s of audio follows the resume"
+    p10, p90 = (float(x) for x in np.percentile(dbfs, [10, 90]))
+    spread = p90 - p10
+    if p90 < tol.voice_floor_dbfs:
+        return False, f"the audio is nearly silent (90th percentile {p90:.1f} dBFS)"
+    if spread < tol.voice_range_db:
+        return False, (
+            f"the audio level is steady ({spread:.1f} dB between quiet and loud moments, "
+            f"speech needs at least {tol.voice_range_db:.0f} dB): tone, hum or noise only"
+        )
+    return True, f"speech-like level changes of {spread:.1f} dB"

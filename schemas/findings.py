@@ -58,6 +58,13 @@ CODES: dict[str, FindingCode] = {
             "The next file of the same device (same case, within 10 minutes) starts later "
             "than the previous one ended. Times come from labels or the device clock.",
         ),
+        FindingCode(
+            "UNEXPLAINED_INTERRUPTION", "AV-9", _C.INTERRUPTION, _S.ERROR,
+            "Interruption without a spoken explanation", "中断后未作语音说明",
+            "In the 10 s after recording resumed the audio shows no speech-like level "
+            "changes (or there is no audio). A level test, not speech recognition: it cannot "
+            "tell what was said, and loud speech-like noise would pass it.",
+        ),
         # --- AV-9: edits ------------------------------------------------------------
         FindingCode(
             "TS_BACKWARDS", "AV-9", _C.EDIT, _S.ERROR,

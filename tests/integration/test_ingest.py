@@ -266,3 +266,35 @@ def test_make_demo_generator_makes_media_with_device_tags(tmp_path: Path) -> Non
 
     r = probe(path)
     assert r.make and r.model and r.creation_time_utc == START
+
+
+def test_av9_gap_between_consecutive_files_of_one_camera(tmp_path: Path) -> None:
+    src = tmp_path / "dock"
+    src.mkdir()
+    cam = synth.Camera(serial="BC-0007")
+    synth.write_clean(src / "BC0007_0001.mp4", 3.0, START, camera=cam)
+    synth.write_clean(src / "BC0007_0002.mp4", 3.0, START + dt.timedelta(seconds=3), camera=cam)
+    synth.write_clean(src / "BC0007_0003.mp4", 3.0, START + dt.timedelta(seconds=40), camera=cam)
+    res = _run(src, tmp_path)
+    codes = {Path(o.path).name: [f.code for f in o.findings] for o in res.files}
+    assert "GAP_BETWEEN_FILES" not in codes["BC0007_0002.mp4"]
+    assert codes["BC0007_0003.mp4"].count("GAP_BETWEEN_FILES") == 1
+
+
+def test_av9_interruption_explained_by_voice_is_not_unexplained(
+    tmp_path: Path, interrupted_recording: Generated
+) -> None:
+    res = _run(interrupted_recording.path, tmp_path)
+    codes = [f.code for f in res.files[0].findings]
+    assert "GAP_IN_STREAM" in codes
+    assert "UNEXPLAINED_INTERRUPTION" not in codes
+
+
+def test_av9_interruption_followed_by_no_speech_is_unexplained(tmp_path: Path) -> None:
+    path = synth.write_with_interruption(tmp_path / "silent.mp4", 10.0, START, gap_at_s=3.0,
+                                         gap_s=5.0, silent_after_resume=True)
+    res = _run(path, tmp_path)
+    (f,) = [f for f in res.files[0].findings if f.code == "UNEXPLAINED_INTERRUPTION"]
+    assert f.rule == "AV-9" and f.title_zh == "中断后未作语音说明"
+    assert f.at_seconds is not None and abs(f.at_seconds - 8.0) < 0.05
+    assert "steady" in f.detail
