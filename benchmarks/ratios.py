@@ -1,0 +1,69 @@
+"""Ratios of issue 2's acceptance from benchmark medians; also a small CLI over JSON.
+
+    pytest benchmarks --benchmark-only --benchmark-json=.cache/bench/last.json
+    python benchmarks/ratios.py .cache/bench/last.json
+
+Targets: ingest <= 1.2 x the durable copy alone, and ingest <= 0.7 x the three peers
+(ffprobe packet dump, b3sum, durable copy) run one after another (sum of their medians).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+
+INGEST = "test_ingest"
+COPY = "test_peer_durable_copy"
+FFPROBE = "test_peer_ffprobe_packets"
+B3SUM = "test_peer_b3sum"
+HASH_OURS = "test_hash_digest_file"
+HASH_B3SUM = "test_hash_b3sum"
+HASH_SHA256 = "test_hash_sha256sum"
+
+TARGET_VS_COPY = 1.2
+TARGET_VS_PEERS = 0.7
+
+
+def report(medians: Mapping[str, float]) -> list[str]:
+    """Lines naming each ratio, its target and whether it is met (medians in seconds)."""
+    m = dict(medians)
+    lines = ["medians: " + ", ".join(f"{k}={v:.3f}s" for k, v in sorted(m.items()))]
+    if INGEST in m and COPY in m:
+        r = m[INGEST] / m[COPY]
+        ok = "met" if r <= TARGET_VS_COPY else "MISSED"
+        lines.append(
+            f"ingest / durable copy          = {r:.2f}  (target <= {TARGET_VS_COPY}: {ok})"
+        )
+    if all(k in m for k in (INGEST, COPY, FFPROBE, B3SUM)):
+        peers = m[COPY] + m[FFPROBE] + m[B3SUM]
+        r = m[INGEST] / peers
+        ok = "met" if r <= TARGET_VS_PEERS else "MISSED"
+        lines.append(
+            f"ingest / (ffprobe+b3sum+copy)  = {r:.2f}  (target <= {TARGET_VS_PEERS}: {ok}; "
+            f"peers in sequence {peers:.3f}s)"
+        )
+    if HASH_OURS in m:
+        for peer in (HASH_B3SUM, HASH_SHA256):
+            if peer in m:
+                lines.append(f"digest_file / {peer[10:]:<16} = {m[HASH_OURS] / m[peer]:.2f}")
+    return lines
+
+
+def medians_from_json(path: str) -> dict[str, float]:
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    return {b["name"]: float(b["stats"]["median"]) for b in data["benchmarks"]}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(f"usage: {argv[0]} BENCHMARK_JSON", file=sys.stderr)
+        return 2
+    for line in report(medians_from_json(argv[1])):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
