@@ -7,8 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SYSSTAMP := $(VENV)/.sysdeps
-# Debian packages the tests and benchmarks use as independent peers (never the product).
-DEBS := ffmpeg b3sum
+# Debian packages the tests and benchmarks use as independent peers and renderers (never
+# the product): ffprobe cross-checks timestamps, b3sum hashes, Chromium renders the AUX-13
+# roster page with the CJK fonts.
+DEBS := ffmpeg b3sum chromium fonts-noto-cjk
 
 .PHONY: demo test bench lint install sysdeps clean
 
@@ -22,14 +24,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# ffprobe/b3sum are cross-checks for tests and peers for benchmarks. Installed with apt
-# when missing and we are root; otherwise the tests that need them skip, saying why.
+# Installed with apt when missing and we are root; otherwise the tests that need them
+# skip, saying why.
 $(SYSSTAMP): | $(BIN)/python
-	@missing=""; for b in ffprobe b3sum; do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
+	@missing=""; for d in $(DEBS); do dpkg -s $$d >/dev/null 2>&1 || missing="$$missing $$d"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian packages: $(DEBS)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS) >/dev/null; \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "note:$$missing not found and cannot apt-get; tests needing them will skip"; fi; \
 	fi
 	touch $@

@@ -17,14 +17,17 @@ import os
 import sys
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import pyarrow as pa
 
 from pipeline import __version__
 from pipeline.errors import CustodyError, InputError
+
+if TYPE_CHECKING:
+    from pipeline.catalog import Catalog
 
 DEFAULT_HOME = "custody-data"
 
@@ -41,6 +44,11 @@ class Settings:
     chunk_size: int
     probe_workers: int
     batch_files: int
+    actor: str | None = None  # --as STAFF_ID or `as` in the config: who acts (issue 4)
+    # AWS_* variables (endpoint, region, credentials) for an s3:// store, read here once.
+    store_env: Mapping[str, str] = field(default_factory=dict)
+    # Local state of an s3:// catalog (catalog.duckdb, ingest lock, manifest cache).
+    catalog_cache: str = f"{DEFAULT_HOME}/catalog-cache"
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
@@ -94,7 +102,20 @@ def build_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings
         chunk_size=int(pick("chunk_size", "", "chunk_size", 1 << 20)),
         probe_workers=int(pick("workers", "", "workers", max(1, (os.cpu_count() or 2) - 1))),
         batch_files=int(pick("batch_files", "", "batch_files", 16)),
+        actor=pick("as_staff", "", "as", None),
+        store_env={k: v for k, v in env.items() if k.startswith("AWS_")},
+        catalog_cache=str(pick("", "CUSTODY_CATALOG_CACHE", "catalog_cache",
+                               f"{DEFAULT_HOME}/catalog-cache")),
     )
+
+
+def open_catalog(s: Settings) -> Catalog:
+    """The catalog `s` names. An s3:// catalog keeps its local state (catalog.duckdb for
+    analysts, the ingest lock, cached manifests) under `<catalog_cache>/<bucket>/<prefix>`."""
+    from pipeline.catalog import Catalog
+
+    cache = Path(s.catalog_cache) / s.catalog.removeprefix("s3://").strip("/")
+    return Catalog.open(s.catalog, env=s.store_env, cache_dir=cache)
 
 
 # --- rendering ----------------------------------------------------------------------------
@@ -162,17 +183,121 @@ def _dump_json(doc: Any, out: TextIO) -> None:
 
 # --- commands -------------------------------------------------------------------------------
 
+def _gate_store(store: Any, override: bool, err: TextIO) -> str:
+    """Run the store self-test; refuse a store that does not refuse deletion (S3 only)."""
+    from pipeline.storage.selftest import selftest
+
+    if store.streams_puts:  # the local store: tamper-evident by design, nothing to gate
+        return "not_tamper_proof"
+    report = selftest(store)
+    if report.passed:
+        return "passed"
+    if not override:
+        raise StoreSelftestFailed(
+            f"{store.uri}: the store self-test failed, so this store may not protect "
+            f"evidence: {report.summary()}. Fix the bucket (Object Lock, COMPLIANCE) or, "
+            "knowingly, pass --allow-unverified-store (the override is recorded)"
+        )
+    err.write(f"warning: store self-test FAILED and was overridden: {report.summary()}\n")
+    return "failed_overridden"
+
+
+class StoreSelftestFailed(CustodyError):
+    pass
+
+
+def cmd_store_selftest(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
+    from pipeline.storage import open_store
+    from pipeline.storage.selftest import selftest
+
+    report = selftest(open_store(s.store, env=s.store_env))
+    if s.json:
+        _dump_json({
+            "store": report.store_uri, "passed": report.passed,
+            "tamper_proof": report.tamper_proof, "note": report.note,
+            "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail}
+                       for c in report.checks],
+        }, out)
+    else:
+        for c in report.checks:
+            out.write(f"{'PASS' if c.passed else 'FAIL'} {c.name}: {c.detail}\n")
+        out.write(f"{report.summary()}\n{report.note}\n")
+    return 0 if report.passed else 1
+
+
+def _utc_date(text: str | None, offset: dt.timezone) -> dt.datetime | None:
+    if text is None:
+        return None
+    from pipeline.labels import parse_time
+
+    try:
+        value = parse_time(text, offset)
+    except ValueError:
+        raise InputError(f"--until {text!r}: expected a date like 2036-12-31") from None
+    return value
+
+
+def cmd_retention_set(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
+    from pipeline.retention import set_retention
+    from pipeline.storage import open_store
+    from schemas.retention import TIERS, Tier, Trigger
+
+    changes = set_retention(
+        open_store(s.store, env=s.store_env), open_catalog(s), tier=Tier(args.tier),
+        now=s.now(), selectors=args.recordings, case_number=args.case,
+        until_utc=_utc_date(args.until, s.utc_offset),
+        trigger=Trigger(args.trigger) if args.trigger else None, reason=args.reason,
+        actor=s.actor,
+    )
+    rows = [{"file": c.file_name, "blake3": c.blake3[:16],
+             "tier": f"{c.before.tier} -> {c.after.tier} ({TIERS[c.after.tier].title_zh})",
+             "retain_until": f"{c.before.retain_until_utc.date()} -> "
+                             f"{c.after.retain_until_utc.date()}",
+             "legal_hold": c.after.legal_hold} for c in changes]
+    if s.json:
+        _dump_json(rows, out)
+    else:
+        render_table(rows, ["file", "blake3", "tier", "retain_until", "legal_hold"], out)
+    return 0
+
+
+def cmd_retention_show(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
+    from pipeline.retention import current_states
+    from pipeline.storage import open_store
+    from schemas.retention import TIERS, Tier
+
+    store = open_store(s.store, env=s.store_env)
+    rows = current_states(open_catalog(s), args.recordings, args.case)
+    shown = []
+    for r in rows:
+        head = store.head(r["store_key"]) if store.exists(r["store_key"]) else None
+        shown.append({
+            "file": r["file_name"], "blake3": r["blake3"][:16], "case": r["case_number"],
+            "tier": r["tier"], "tier_zh": TIERS[Tier(r["tier"])].title_zh,
+            "retain_until": r["retain_until_utc"], "legal_hold": r["legal_hold"],
+            "store_retain_until": head.retain_until_utc if head else None,
+            "store_legal_hold": head.legal_hold if head else None,
+        })
+    if s.json:
+        _dump_json(shown, out)
+    else:
+        render_table(shown, list(shown[0]) if shown else ["file"], out)
+        out.write(f"({len(shown)} recordings)\n")
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
-    from pipeline.catalog import Catalog
     from pipeline.ingest import IngestSettings, ingest
     from pipeline.storage import open_store
 
-    store = open_store(s.store)
-    catalog = Catalog(s.catalog)
+    store = open_store(s.store, env=s.store_env)
+    catalog = open_catalog(s)
+    selftest_state = _gate_store(store, args.allow_unverified_store, err)
     settings = IngestSettings(
         now=s.now, labels_path=s.labels, chunk_size=s.chunk_size,
         min_lock=dt.timedelta(days=s.min_lock_days), default_offset=s.utc_offset,
         probe_workers=s.probe_workers, batch_files=s.batch_files,
+        store_selftest=selftest_state,
     )
     result = ingest(
         args.sources, store=store, catalog=catalog, settings=settings,
@@ -205,7 +330,7 @@ def cmd_ingest(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) 
         f"archived, {result.count('skipped')} skipped, {result.count('failed')} failed, "
         f"{len(frows)} findings\n"
         f"store {result.store_uri}\ncatalog {result.catalog_path} "
-        f"(duckdb {Path(result.catalog_path) / 'catalog.duckdb'})\n"
+        f"(duckdb {catalog.db_path})\n"
     )
     for unused in result.unused_labels:
         err.write(f"warning: labels row for {unused!r} matched no ingested file\n")
@@ -213,9 +338,8 @@ def cmd_ingest(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) 
 
 
 def cmd_query(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
-    from pipeline.catalog import Catalog
 
-    catalog = Catalog(s.catalog)
+    catalog = open_catalog(s)
     catalog.refresh_views()
     table: pa.Table = catalog.query(args.sql)
     rows = table.to_pylist()
@@ -235,12 +359,11 @@ def cmd_query(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -
 
 
 def cmd_verify(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
-    from pipeline.catalog import Catalog
     from pipeline.fixity import verify
     from pipeline.storage import open_store
 
     results = verify(
-        open_store(s.store), Catalog(s.catalog), args.recordings,
+        open_store(s.store, env=s.store_env), open_catalog(s), args.recordings,
         progress=_progress_bar(err) if s.progress else None,
     )
     bad = [r for r in results if not r.ok]
@@ -304,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-files", dest="batch_files", type=int,
                    help="files per atomic catalog commit (default 16)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--allow-unverified-store", action="store_true",
+                   help="ingest into an S3 store even though its self-test fails "
+                   "(recorded with the run; never do this for real evidence)")
     _common(p)
     p.set_defaults(func=cmd_ingest)
 
@@ -333,6 +459,59 @@ def build_parser() -> argparse.ArgumentParser:
                    help="BLAKE3 prefix, file name or source path (default: all)")
     _common(p)
     p.set_defaults(func=cmd_verify)
+
+    store = sub.add_parser(
+        "store", help="WORM store administration",
+        description="Administer the WORM store.",
+    )
+    store_sub = store.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+    p = store_sub.add_parser(
+        "selftest", help="prove the store refuses deletion",
+        description="Write a canary under a short COMPLIANCE retention, then try to "
+        "delete it, overwrite it and shorten its retention; pass only if the store refuses "
+        "all three. The local store is tamper-evident, not tamper-proof, and says so.",
+    )
+    _common(p)
+    p.set_defaults(func=cmd_store_selftest)
+    ret = sub.add_parser(
+        "retention", help="raise and show retention (AV-11, AV-13)",
+        description="Retention tiers: one_year 保存不少于一年 (default), case 随案卷时限保存, "
+        "permanent 长期保存. A tier only goes up; retain-until only grows.",
+    )
+    ret_sub = ret.add_subparsers(dest="retention_command", required=True, metavar="ACTION")
+    p = ret_sub.add_parser(
+        "set", help="raise the retention tier of recordings or of a whole case",
+        description="Raise recordings (or every recording of --case) to a tier and apply "
+        "it to the store: case = legal hold while the case is open and retain-until the "
+        "case file's retention end (--until); permanent = legal hold and the longest "
+        "retention the store allows, with an AV-13 --trigger. Lowering is refused.",
+    )
+    p.add_argument("recordings", nargs="*", metavar="RECORDING",
+                   help="BLAKE3 prefix or file name")
+    p.add_argument("--case", help="every recording labelled with this case number 案号")
+    p.add_argument("--tier", required=True, choices=["one_year", "case", "permanent"],
+                   help="the new tier")
+    p.add_argument("--until", help="retain-until date (the case file's retention end)")
+    p.add_argument("--trigger",
+                   choices=["objection", "obstruction", "review_litigation", "other_important"],
+                   help="AV-13 reason for permanent retention")
+    p.add_argument("--reason", help="free text kept with the change")
+    _common(p)
+    p.set_defaults(func=cmd_retention_set)
+    p = ret_sub.add_parser(
+        "show", help="current retention of recordings, from the catalog and the store",
+        description="Show each recording's tier, retain-until and legal hold as the catalog "
+        "records them, beside what the store itself reports.",
+    )
+    p.add_argument("recordings", nargs="*", metavar="RECORDING",
+                   help="BLAKE3 prefix or file name (default: all)")
+    p.add_argument("--case", help="recordings of this case number 案号")
+    _common(p)
+    p.set_defaults(func=cmd_retention_show)
+
+    from pipeline import cli_people  # staff, device, audit; imported here: it imports cli
+
+    cli_people.register(sub)
     return parser
 
 

@@ -235,3 +235,9 @@ def from_table(cls: type[Any], table: pa.Table) -> list[Any]:
     """Arrow rows back into records (for tests and small reads)."""
     names = [f.name for f in dataclasses.fields(cls)]
     return [cls(**{n: row[n] for n in names}) for row in table.select(names).to_pylist()]
+
+
+# Staff and device events (issue 4). Imported last: schemas.people never imports this module.
+from schemas.people import PEOPLE_TABLES  # noqa: E402
+
+TABLES = (*TABLES, *PEOPLE_TABLES)

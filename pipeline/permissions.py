@@ -1,0 +1,168 @@
+"""Who may do what: every decision checked here, in the library, and audited.
+
+`Authority(registry, audit).authorize(actor_id, action, object_id)` returns a `Decision`
+when the person may act, and raises `PermissionDenied` when not. Either way exactly one
+audit record is appended first (who, what, which object, result, reason). The CLI is only
+one caller: a script that calls the library meets the same checks.
+
+A person may act when they are registered, active, (if auxiliary) passed screening (AUX-7),
+and one of their roles allows the action in `schemas.people.PERMISSIONS`. Auxiliary staff
+are refused the AUX-10 actions whatever their roles say. A caller may also pass `refusal`:
+a rule of its own (AUX-6, AV-10, "retention only grows"...) that refuses an otherwise
+permitted action; that refusal is audited the same way and raised as `RuleRefused`.
+
+Two-person rules: lifting a legal hold needs two different authorised people
+(`authorize_hold_lift`); approving an export needs someone other than its requester
+(`authorize_export_approval`, AV-15).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.audit import AuditLog
+from pipeline.errors import CustodyError
+from pipeline.registry import Registry
+from schemas.audit import ALLOWED, REFUSED, AuditRecord
+from schemas.people import (
+    ACTIONS,
+    AUX10_FORBIDDEN,
+    EXPORT_APPROVE,
+    HOLD_LIFT,
+    KIND_AUXILIARY,
+    PERMISSIONS,
+    SCREENING_PASSED,
+    STATUS_ACTIVE,
+    STATUSES,
+    StaffEventRecord,
+)
+
+
+class PermissionDenied(CustodyError):
+    """The acting person may not do this; the refusal is already in the audit log."""
+
+
+class RuleRefused(CustodyError):
+    """A rule (AUX-6, AUX-7, AV-10, AV-15...) refuses the action; audited already."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    actor_id: str
+    action: str
+    object_id: str
+    allowed: bool
+    reason: str
+    audit_seq: int  # the audit record that holds this decision
+
+
+def _who(p: StaffEventRecord | None, staff_id: str) -> str:
+    return f"{staff_id} ({p.name})" if p else staff_id
+
+
+def decide(person: StaffEventRecord | None, staff_id: str, action: str) -> tuple[bool, str]:
+    """Whether `person` may do `action`, and why, by the permission table. Pure."""
+    if action not in ACTIONS:
+        return False, f"unknown action {action!r}"
+    if person is None:
+        return False, f"{staff_id} is not in the personnel registry"
+    if person.status != STATUS_ACTIVE:
+        zh = STATUSES.get(person.status, "")
+        return False, f"{_who(person, staff_id)} is {person.status} ({zh}), not active"
+    if person.kind == KIND_AUXILIARY:
+        if person.screening != SCREENING_PASSED:
+            return False, f"AUX-7: screening of {_who(person, staff_id)} is {person.screening}"
+        if action in AUX10_FORBIDDEN:
+            return False, (f"AUX-10: auxiliary staff may never {action} (no deleting, changing "
+                           "retention or holds, approving or releasing footage)")
+    granting = [r for r in person.roles if action in PERMISSIONS.get(r, frozenset())]
+    if not granting:
+        if not any(action in acts for acts in PERMISSIONS.values()):
+            return False, f"no role may {action}: originals are never deleted or shortened (AV-15)"
+        roles = ", ".join(person.roles)
+        return False, f"no role of {_who(person, staff_id)} ({roles}) allows {action}"
+    return True, f"role {granting[0]} allows {action}"
+
+
+class Authority:
+    """The permission check and its audit record, for one registry and one audit log."""
+
+    def __init__(self, registry: Registry, audit: AuditLog) -> None:
+        self.registry = registry
+        self.audit = audit
+
+    def may(self, actor_id: str, action: str) -> bool:
+        """Whether the actor may do the action; NOT audited (for hiding menu items, not
+        for deciding: call `authorize` before acting)."""
+        return decide(self.registry.staff(actor_id), actor_id, action)[0]
+
+    def record(self, actor_id: str, action: str, object_id: str, result: str,
+               reason: str) -> AuditRecord:
+        """Append a record the caller decided itself (e.g. the outcome of an export)."""
+        return self.audit.append(actor_id, action, object_id, result, reason)
+
+    def authorize(
+        self, actor_id: str, action: str, object_id: str, *, refusal: str | None = None,
+        refusal_error: type[CustodyError] = RuleRefused,
+    ) -> Decision:
+        """Decide, audit, then return the Decision or raise.
+
+        PermissionDenied when the permission table refuses; `refusal_error(refusal)` when
+        the permission holds but the caller's rule refuses (`refusal` is its one-line why).
+        """
+        person = self.registry.staff(actor_id)
+        allowed, reason = decide(person, actor_id, action)
+        error: type[CustodyError] = PermissionDenied
+        if allowed and refusal:
+            allowed, reason, error = False, refusal, refusal_error
+        return self._finish(person, actor_id, action, object_id, allowed, reason, error)
+
+    def authorize_bootstrap(
+        self, actor_id: str, action: str, object_id: str, *, refusal: str | None
+    ) -> Decision:
+        """The first registration of an empty registry (nobody exists to authorise it)."""
+        if not self.registry.is_empty():
+            raise PermissionDenied("bootstrap is only for an empty personnel registry")
+        allowed = refusal is None
+        reason = refusal or "bootstrap: first administrator registers themselves"
+        return self._finish(None, actor_id, action, object_id, allowed, reason, RuleRefused)
+
+    def _finish(
+        self, person: StaffEventRecord | None, actor_id: str, action: str, object_id: str,
+        allowed: bool, reason: str, error: type[CustodyError],
+    ) -> Decision:
+        rec = self.audit.append(actor_id, action, object_id, ALLOWED if allowed else REFUSED,
+                                reason)
+        if not allowed:
+            if error is PermissionDenied:
+                raise PermissionDenied(
+                    f"{_who(person, actor_id)} may not {action} {object_id}: {reason}")
+            raise error(reason)
+        return Decision(actor_id, action, object_id, True, reason, rec.seq)
+
+    def authorize_second(
+        self, actor_id: str, action: str, object_id: str, *, first_actor_id: str, rule: str
+    ) -> Decision:
+        """The second person of a two-person rule: authorised AND not the first person."""
+        refusal = None
+        if actor_id == first_actor_id:
+            refusal = (f"{rule}: {action} of {object_id} needs a second, different person; "
+                       f"{actor_id} already acted as the first")
+        return self.authorize(actor_id, action, object_id, refusal=refusal,
+                              refusal_error=PermissionDenied)
+
+    def authorize_hold_lift(
+        self, first_actor_id: str, second_actor_id: str, object_id: str
+    ) -> tuple[Decision, Decision]:
+        """Lifting a legal hold: two different people, each allowed to lift holds."""
+        first = self.authorize(first_actor_id, HOLD_LIFT, object_id)
+        second = self.authorize_second(second_actor_id, HOLD_LIFT, object_id,
+                                       first_actor_id=first_actor_id, rule="two-person rule")
+        return first, second
+
+    def authorize_export_approval(
+        self, approver_id: str, requester_id: str, object_id: str
+    ) -> Decision:
+        """AV-15: an export is approved by someone other than the person who requested it."""
+        return self.authorize_second(approver_id, EXPORT_APPROVE, object_id,
+                                     first_actor_id=requester_id, rule="AV-15")

@@ -1,0 +1,80 @@
+"""The audit record (AV-15, AV-16, AUX-10) and its one byte encoding.
+
+Every action, allowed or refused, is one `AuditRecord`: who (`actor_id`), what
+(`action`), which object (`object_id`), when (`at_utc`), the `result` and the `reason`.
+Records form a hash chain: `prev_blake3` is the BLAKE3 of the previous record's encoded
+line, so editing, deleting or reordering any record breaks the link after it. `seq`
+numbers records over the whole log from 1, which is what lets `verify` tell a deleted
+record (a gap) from a reordered one (the number turns up later) and from an edit (the
+number is right, the hash is not).
+
+The encoding is one JSON object per line, keys sorted, no spaces, UTF-8: the hash is taken
+over exactly those bytes, so the encoding must never change for existing logs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+GENESIS = "0" * 64
+ALLOWED = "allowed"
+REFUSED = "refused"
+RESULTS: tuple[str, ...] = (ALLOWED, REFUSED)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    TABLE: ClassVar[str] = "audit_log"
+    seq: int
+    at_utc: dt.datetime
+    actor_id: str
+    action: str
+    object_id: str
+    result: str  # allowed | refused
+    reason: str
+    prev_blake3: str
+
+
+_FIELDS = ("seq", "at_utc", "actor_id", "action", "object_id", "result", "reason",
+           "prev_blake3")
+
+
+def encode(rec: AuditRecord) -> bytes:
+    """The record's line, without the newline. The chain hashes exactly these bytes."""
+    doc = {
+        "seq": rec.seq,
+        "at_utc": rec.at_utc.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+        "actor_id": rec.actor_id,
+        "action": rec.action,
+        "object_id": rec.object_id,
+        "result": rec.result,
+        "reason": rec.reason,
+        "prev_blake3": rec.prev_blake3,
+    }
+    return json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def decode(line: bytes) -> AuditRecord:
+    """A record from its line; ValueError if the line is not a whole, well-formed record."""
+    try:
+        doc: Any = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not a JSON record ({exc})") from None
+    if not isinstance(doc, dict) or set(doc) != set(_FIELDS):
+        raise ValueError("not an audit record (fields missing or extra)")
+    try:
+        return AuditRecord(
+            seq=int(doc["seq"]),
+            at_utc=dt.datetime.fromisoformat(str(doc["at_utc"])),
+            actor_id=str(doc["actor_id"]),
+            action=str(doc["action"]),
+            object_id=str(doc["object_id"]),
+            result=str(doc["result"]),
+            reason=str(doc["reason"]),
+            prev_blake3=str(doc["prev_blake3"]),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"malformed audit record ({exc})") from None
