@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from pipeline.audit import AuditLog
 from pipeline.catalog import Catalog
-from pipeline.cli import Settings, _common, _dump_json, render_table
+from pipeline.cli import Settings, _common, _dump_json, open_catalog, render_table
 from pipeline.errors import InputError
 from pipeline.permissions import Authority
 from pipeline.registry import NewStaff, Registry
@@ -57,8 +57,9 @@ def _context(s: Settings) -> Iterator[_Ctx]:
     if not actor:
         raise InputError("no acting person: pass --as STAFF_ID or set `as = \"STAFF_ID\"` "
                          "in custody.toml")
-    catalog = Catalog(s.catalog)
-    audit = AuditLog.for_catalog(catalog.root, store=open_store(s.store), clock=s.now)
+    catalog = open_catalog(s)
+    audit = AuditLog.for_catalog(catalog.root, store=open_store(s.store, env=s.store_env),
+                                 clock=s.now)
     try:
         registry = Registry(catalog)
         yield _Ctx(actor, catalog, registry, audit, Authority(registry, audit))
@@ -266,8 +267,6 @@ def cmd_audit_seal(args: argparse.Namespace, s: Settings, out: TextIO, err: Text
 # --- parser ------------------------------------------------------------------------------------
 def _opts(p: argparse.ArgumentParser) -> None:
     _common(p)
-    p.add_argument("--as", dest="as_staff", metavar="STAFF_ID",
-                   help="act as this registered person (default: `as` in custody.toml)")
 
 
 def register(sub: Any) -> None:

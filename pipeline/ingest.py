@@ -45,12 +45,14 @@ from pipeline.catalog import Batch, Catalog
 from pipeline.errors import CatalogError, CustodyError
 from pipeline.hashing import DEFAULT_CHUNK_SIZE, FileDigest, digest_file
 from pipeline.labels import LabelBook, Labels
+from pipeline.permissions import Authority
 from pipeline.probe import AudioLevels, audio_levels, probe
 from pipeline.sessions import Interval, SessionTolerances, gaps_around
 from pipeline.sniff import sniff
 from pipeline.storage.base import StagedObject, WormStore
 from pipeline.timing import Tolerances, analyse, resume_points, speech_like
 from schemas.media import NOPTS, Finding, ProbeResult, StreamTimeline
+from schemas.people import INGEST
 from schemas.records import (
     ChunkRecord,
     FindingRecord,
@@ -313,6 +315,7 @@ class _Run:
         self.batch: Batch = catalog.batch()
         self.in_batch = 0
         self.outcomes: list[FileOutcome] = []
+        self.on_outcome: Callable[[FileOutcome], object] | None = None
 
     # --- batches -------------------------------------------------------------------------
     def commit_batch(self, final: bool = False) -> None:
@@ -324,6 +327,8 @@ class _Run:
 
     def record_file(self, outcome: FileOutcome) -> None:
         self.outcomes.append(outcome)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
         self.batch.add(
             IngestFileRecord,
             [IngestFileRecord(
@@ -596,13 +601,27 @@ def ingest(
     catalog: Catalog,
     settings: IngestSettings,
     progress: Progress | None = None,
+    auth: Authority | None = None,
+    actor: str | None = None,
 ) -> RunResult:
-    """Ingest every file below `sources`. Per-file problems become outcomes, never raise."""
+    """Ingest every file below `sources`. Per-file problems become outcomes, never raise.
+
+    With an `auth`, the actor must be allowed to ingest (PermissionDenied before anything
+    is read) and every file's outcome is written to the audit log (one fsync per batch)."""
     labels = LabelBook.load(settings.labels_path, default_offset=settings.default_offset)
     files = list(iter_files(sources))
-    with _ingest_lock(catalog):
+    who = actor or "library"
+    if auth is not None:
+        auth.authorize(who, INGEST, "ingest:" + ",".join(str(s) for s in sources))
+    with _ingest_lock(catalog), (auth.audit.group_commit() if auth else contextlib.nullcontext()):
         catalog.clear_staging()
         run = _Run(store, catalog, settings, labels, progress)
+        if auth is not None:
+            run.on_outcome = lambda o: auth.record(
+                who, INGEST, f"b3/{o.blake3}" if o.blake3 else o.path,
+                "refused" if o.status == FAILED else "allowed",
+                f"{o.status}: {o.path}" + (f" ({o.reason})" if o.reason else ""),
+            )
         src_names = [str(s) for s in sources]
         run.batch.add(IngestRunRecord, [run.run_record("started", src_names)])
         prober = _Prober(settings.probe_workers)

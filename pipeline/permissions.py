@@ -18,11 +18,16 @@ Two-person rules: lifting a legal hold needs two different authorised people
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pipeline.audit import AuditLog
+from pipeline.catalog import Catalog
 from pipeline.errors import CustodyError
 from pipeline.registry import Registry
+from pipeline.storage.base import WormStore
 from schemas.audit import ALLOWED, REFUSED, AuditRecord
 from schemas.people import (
     ACTIONS,
@@ -36,6 +41,22 @@ from schemas.people import (
     STATUSES,
     StaffEventRecord,
 )
+
+UNENFORCED = (
+    "personnel registry is empty: permissions are not enforced until staff are registered"
+)
+
+
+@contextmanager
+def open_authority(
+    catalog: Catalog, store: WormStore, clock: Callable[[], dt.datetime]
+) -> Iterator[Authority]:
+    """The Authority of a catalog (its registry and its audit log), closed afterwards."""
+    audit = AuditLog.for_catalog(catalog.root, store=store, clock=clock)
+    try:
+        yield Authority(Registry(catalog), audit)
+    finally:
+        audit.close()
 
 
 class PermissionDenied(CustodyError):
@@ -111,7 +132,13 @@ class Authority:
         the permission holds but the caller's rule refuses (`refusal` is its one-line why).
         """
         person = self.registry.staff(actor_id)
-        allowed, reason = decide(person, actor_id, action)
+        if self.registry.is_empty() and any(action in a for a in PERMISSIONS.values()):
+            # A fresh installation: nobody is registered yet, so nobody can be checked.
+            # Everything a role could do is allowed and audited as unenforced; deleting and
+            # lowering retention stay refused. The first registration ends this mode.
+            allowed, reason = True, UNENFORCED
+        else:
+            allowed, reason = decide(person, actor_id, action)
         error: type[CustodyError] = PermissionDenied
         if allowed and refusal:
             allowed, reason, error = False, refusal, refusal_error

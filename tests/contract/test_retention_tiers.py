@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from pipeline.catalog import Catalog
 from pipeline.cli import main
 from pipeline.ingest import IngestSettings, ingest
+from pipeline.permissions import Authority, open_authority
 from pipeline.retention import current_states, set_retention
 from pipeline.storage.base import RetentionRefused, WormStore
 from schemas.retention import Tier, Trigger
@@ -35,9 +37,21 @@ def archived(store: WormStore, tmp_path: Path, clean_recording: Generated) -> Ca
     labels = tmp_path / "labels.csv"
     labels.write_text(f"file,case_number\nBC0007_0001.mp4,{CASE}\n", encoding="utf-8")
     catalog = Catalog(tmp_path / "catalog")
-    ingest([src], store=store, catalog=catalog,
-           settings=IngestSettings(now=lambda: NOW, labels_path=str(labels)))
+    ingest(
+        [src],
+        store=store,
+        catalog=catalog,
+        settings=IngestSettings(now=lambda: NOW, labels_path=str(labels)),
+    )
     return catalog
+
+
+@pytest.fixture()
+def auth(store: WormStore, archived: Catalog) -> Iterator[Authority]:
+    """An empty personnel registry: allowed and audited as unenforced (AUX rules are
+    tested with registered people in tests/integration/test_people_cli.py)."""
+    with open_authority(archived, store, lambda: NOW) as a:
+        yield a
 
 
 def _state(catalog: Catalog) -> dict[str, Any]:
@@ -46,57 +60,116 @@ def _state(catalog: Catalog) -> dict[str, Any]:
 
 
 def test_av13_raise_one_year_to_case_to_permanent_on_the_store(
-    store: WormStore, archived: Catalog
+    store: WormStore, archived: Catalog, auth: Authority
 ) -> None:
     start = _state(archived)
     assert start["tier"] == "one_year" and not start["legal_hold"]
     case_end = dt.datetime(2037, 12, 31, tzinfo=dt.UTC)
-    set_retention(store, archived, tier=Tier.CASE, now=NOW, case_number=CASE,
-                  until_utc=case_end, actor="ZF0101")
+    set_retention(
+        store,
+        archived,
+        auth=auth,
+        actor="ZF0101",
+        tier=Tier.CASE,
+        now=NOW,
+        case_number=CASE,
+        until_utc=case_end,
+    )
     mid = _state(archived)
     assert (mid["tier"], mid["retain_until_utc"], mid["legal_hold"]) == ("case", case_end, True)
     head = store.head(mid["store_key"])
     assert head.legal_hold and head.retain_until_utc is not None
     assert head.retain_until_utc >= case_end
-    set_retention(store, archived, tier=Tier.PERMANENT, now=NOW, case_number=CASE,
-                  trigger=Trigger.REVIEW_LITIGATION, reason="行政复议申请")
+    set_retention(
+        store,
+        archived,
+        auth=auth,
+        actor="ZF0101",
+        tier=Tier.PERMANENT,
+        now=NOW,
+        case_number=CASE,
+        trigger=Trigger.REVIEW_LITIGATION,
+        reason="行政复议申请",
+    )
     top = _state(archived)
     assert top["tier"] == "permanent" and top["retain_until_utc"] > case_end
     assert store.head(top["store_key"]).retain_until_utc >= top["retain_until_utc"]
 
 
 def test_av11_lowering_a_tier_is_refused_and_changes_nothing(
-    store: WormStore, archived: Catalog
+    store: WormStore, archived: Catalog, auth: Authority
 ) -> None:
-    set_retention(store, archived, tier=Tier.PERMANENT, now=NOW, case_number=CASE,
-                  trigger=Trigger.OBSTRUCTION)
+    set_retention(
+        store,
+        archived,
+        auth=auth,
+        actor="ZF0101",
+        tier=Tier.PERMANENT,
+        now=NOW,
+        case_number=CASE,
+        trigger=Trigger.OBSTRUCTION,
+    )
     before = _state(archived)
     for tier in (Tier.CASE, Tier.ONE_YEAR):
         with pytest.raises(RetentionRefused, match="cannot be lowered"):
-            set_retention(store, archived, tier=tier, now=NOW, case_number=CASE,
-                          until_utc=dt.datetime(2099, 1, 1, tzinfo=dt.UTC))
+            set_retention(
+                store,
+                archived,
+                auth=auth,
+                actor="ZF0101",
+                tier=tier,
+                now=NOW,
+                case_number=CASE,
+                until_utc=dt.datetime(2099, 1, 1, tzinfo=dt.UTC),
+            )
     assert _state(archived) == before
 
 
 def test_av11_shortening_retain_until_is_refused_by_library_and_store(
-    store: WormStore, archived: Catalog
+    store: WormStore, archived: Catalog, auth: Authority
 ) -> None:
-    set_retention(store, archived, tier=Tier.CASE, now=NOW, case_number=CASE,
-                  until_utc=dt.datetime(2040, 1, 1, tzinfo=dt.UTC))
+    set_retention(
+        store,
+        archived,
+        auth=auth,
+        actor="ZF0101",
+        tier=Tier.CASE,
+        now=NOW,
+        case_number=CASE,
+        until_utc=dt.datetime(2040, 1, 1, tzinfo=dt.UTC),
+    )
     with pytest.raises(RetentionRefused, match="retention only grows"):
-        set_retention(store, archived, tier=Tier.CASE, now=NOW, case_number=CASE,
-                      until_utc=dt.datetime(2039, 1, 1, tzinfo=dt.UTC))
+        set_retention(
+            store,
+            archived,
+            auth=auth,
+            actor="ZF0101",
+            tier=Tier.CASE,
+            now=NOW,
+            case_number=CASE,
+            until_utc=dt.datetime(2039, 1, 1, tzinfo=dt.UTC),
+        )
     key = _state(archived)["store_key"]
     with pytest.raises(RetentionRefused):
         store.extend_retention(key, dt.datetime(2039, 1, 1, tzinfo=dt.UTC))
     assert store.head(key).retain_until_utc >= dt.datetime(2040, 1, 1, tzinfo=dt.UTC)
 
 
-def test_av13_permanent_needs_a_trigger(store: WormStore, archived: Catalog) -> None:
+def test_av13_permanent_needs_a_trigger(
+    store: WormStore, archived: Catalog, auth: Authority
+) -> None:
     from pipeline.errors import InputError
 
     with pytest.raises(InputError, match="trigger"):
-        set_retention(store, archived, tier=Tier.PERMANENT, now=NOW, case_number=CASE)
+        set_retention(
+            store,
+            archived,
+            auth=auth,
+            actor="ZF0101",
+            tier=Tier.PERMANENT,
+            now=NOW,
+            case_number=CASE,
+        )
 
 
 def test_cli_retention_set_and_show_and_refusal(
@@ -111,15 +184,38 @@ def test_cli_retention_set_and_show_and_refusal(
         loc = str(tmp_path / "store")
     common = ["--store", loc, "--catalog", str(archived.root)]
     out, err = io.StringIO(), io.StringIO()
-    assert main(["retention", "set", "--case", CASE, "--tier", "case", "--until",
-                 "2036-12-31", *common], env=env, out=out, err=err) == 0, err.getvalue()
+    assert (
+        main(
+            [
+                "retention",
+                "set",
+                "--case",
+                CASE,
+                "--tier",
+                "case",
+                "--until",
+                "2036-12-31",
+                *common,
+            ],
+            env=env,
+            out=out,
+            err=err,
+        )
+        == 0
+    ), err.getvalue()
     out = io.StringIO()
-    assert main(["retention", "show", "--json", *common], env=env, out=out,
-                err=io.StringIO()) == 0
+    assert main(["retention", "show", "--json", *common], env=env, out=out, err=io.StringIO()) == 0
     (row,) = json.loads(out.getvalue())
     assert row["tier"] == "case" and row["tier_zh"] == "随案卷时限保存"
     assert row["legal_hold"] is True and row["store_legal_hold"] is True
     err = io.StringIO()
-    assert main(["retention", "set", "BC0007_0001.mp4", "--tier", "one_year", *common],
-                env=env, out=io.StringIO(), err=err) == 2
+    assert (
+        main(
+            ["retention", "set", "BC0007_0001.mp4", "--tier", "one_year", *common],
+            env=env,
+            out=io.StringIO(),
+            err=err,
+        )
+        == 2
+    )
     assert "cannot be lowered" in err.getvalue() and err.getvalue().count("\n") == 1

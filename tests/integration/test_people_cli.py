@@ -200,10 +200,8 @@ def test_every_people_command_has_help_and_takes_as_and_json():
             assert {"--as", "--json"} <= opts, path
 
 
-@pytest.mark.xfail(strict=True, reason="`custody retention set` does not call "
-                   "Authority.authorize yet (issue 4 wiring, lead); drop this marker then")
 def test_aux10_an_auxiliary_cannot_raise_retention_through_the_cli(custody, still_photo):
-    assert custody("ingest", str(still_photo.path), "--quiet") in (0, 1), custody.err
+    assert custody("ingest", str(still_photo.path), "--quiet", who="X-1") in (0, 1), custody.err
     Path("custody.toml").write_text('[custody]\nas = "X-1"\n', encoding="utf-8")
     code = custody("retention", "set", still_photo.path.name, "--tier", "case",
                    "--until", "2036-12-31")
@@ -211,3 +209,33 @@ def test_aux10_an_auxiliary_cannot_raise_retention_through_the_cli(custody, stil
     refused = custody.json("audit", "show", "--who", "X-1", "--action", "retention.raise",
                            who="L-1")
     assert refused and refused[-1]["result"] == "refused"  # type: ignore[index]
+
+
+def test_aux10_an_auxiliary_cannot_lift_a_hold_through_the_cli(custody, still_photo):
+    assert custody("ingest", str(still_photo.path), "--quiet", who="X-1") in (0, 1), custody.err
+    assert custody("retention", "set", still_photo.path.name, "--tier", "case", "--until",
+                   "2036-12-31", who="L-1") == 0, custody.err
+    code = custody("retention", "release", still_photo.path.name, "--second", "L-1", who="X-1")
+    assert code == 2 and "AUX-10" in custody.err
+    refused = custody.json("audit", "show", "--who", "X-1", "--action", "hold.lift",
+                           "--result", "refused", who="L-1")
+    assert refused
+
+
+def test_lifting_a_hold_needs_two_different_people(custody, still_photo):
+    assert custody("ingest", str(still_photo.path), "--quiet", who="X-1") in (0, 1), custody.err
+    assert custody("retention", "set", still_photo.path.name, "--tier", "case", "--until",
+                   "2036-12-31", who="L-1") == 0, custody.err
+    code = custody("retention", "release", still_photo.path.name, "--second", "L-1", who="L-1")
+    assert code == 2 and "two-person rule" in custody.err
+    assert custody("staff", "add", "L-2", "--name", "周九", "--kind", "officer", "--section",
+                   "法制办", "--certificate", "ZJ-0003", "--role", "legal_unit", who="A-1") == 0
+    assert custody("retention", "release", still_photo.path.name, "--second", "L-2",
+                   who="L-1") == 0, custody.err
+    shown = custody.json("retention", "show", who="L-1")
+    assert shown[0]["legal_hold"] is False and shown[0]["store_legal_hold"] is False  # type: ignore[index]
+
+
+def test_with_a_registry_every_command_needs_a_named_person(custody, still_photo):
+    code = custody("ingest", str(still_photo.path), "--quiet")
+    assert code == 2 and "--as STAFF_ID" in custody.err
