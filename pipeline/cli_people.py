@@ -310,7 +310,7 @@ def register(sub: Any) -> None:
                       "and full history. With --set STATUS: append a status change "
                       "(activation needs a passed screening, AUX-7). With --screening: record "
                       "a screening result.")
-    p.add_argument("staff_id", metavar="STAFF_ID")
+    p.add_argument("staff_id", metavar="STAFF_ID", help="staff number (人员编号)")
     p.add_argument("--set", choices=tuple(STATUSES), help="new status")
     p.add_argument("--screening", choices=SCREENINGS, help="record a screening result")
     p.add_argument("--reason", help="why (kept in the history)")
@@ -341,12 +341,12 @@ def register(sub: Any) -> None:
     p = ds.add_parser("add", help="register a device with its custodian",
                       description=f"Register a device. Types (AV-2): {types}. The custodian "
                       "(AV-10) is an active person of the device's section.")
-    p.add_argument("serial", metavar="SERIAL")
+    p.add_argument("serial", metavar="SERIAL", help="device serial number (设备编号)")
     p.add_argument("--type", required=True, help="device type: code or Chinese name")
     p.add_argument("--section", required=True, help="owning section (科室)")
     p.add_argument("--custodian", required=True, metavar="STAFF_ID", help="custodian")
-    p.add_argument("--make")
-    p.add_argument("--model")
+    p.add_argument("--make", help="manufacturer")
+    p.add_argument("--model", help="model")
     p.add_argument("--reason", default="", help="note for the event")
     _opts(p)
     p.set_defaults(func=cmd_device_add)

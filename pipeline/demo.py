@@ -68,6 +68,8 @@ def generate(folder: Path, now: dt.datetime) -> Path:
          "BC-0009", "random_inspection", local(late)),
         ("VR-0002/VOICE0001.m4a", "遂大综执检〔2026〕31号", "大柘镇某某餐馆", "ZF0101",
          "VR-0002", "investigation", local(t0)),
+        ("VR-0002/PHOTO0001.jpg", "遂大综执检〔2026〕31号", "大柘镇某某餐馆", "ZF0101;FZ0201",
+         "CAM-0001", "evidence_preservation", local(t0)),
     ]
     labels = folder / "labels.csv"
     with open(labels, "w", encoding="utf-8") as fh:
@@ -75,6 +77,42 @@ def generate(folder: Path, now: dt.datetime) -> Path:
         for row in rows:
             fh.write(",".join(row) + "\n")
     return labels
+
+
+STAFF = [
+    # staff number, name, kind-specific arguments
+    ("ZF0001", "陈明", ["--kind", "officer", "--section", "办公室", "--certificate",
+                        "33-0827-0001", "--role", "administrator"]),
+    ("ZF0101", "张伟", ["--kind", "officer", "--section", "综合行政执法队", "--certificate",
+                        "33-0827-0101", "--role", "officer", "--role", "analyst"]),
+    ("ZF0102", "李娜", ["--kind", "officer", "--section", "综合行政执法队", "--certificate",
+                        "33-0827-0102", "--role", "officer"]),
+    ("ZF0103", "王强", ["--kind", "officer", "--section", "综合行政执法队", "--certificate",
+                        "33-0827-0103", "--role", "officer"]),
+    ("ZF0301", "赵敏", ["--kind", "officer", "--section", "法制办", "--certificate",
+                        "33-0827-0301", "--role", "legal_unit"]),
+    ("FZ0201", "刘洋", ["--kind", "auxiliary", "--section", "综合行政执法队", "--post", "协管员",
+                        "--agency", "遂昌县人力资源服务公司", "--work-area", "大柘镇",
+                        "--birth-date", "1998-04-12", "--first-hired", "2024-03-01",
+                        "--contract-start", "2024-03-01", "--contract-end", "2027-02-28",
+                        "--screening", "passed", "--id-number", "330827199804120000"]),
+]
+
+
+def _register(common: list[str]) -> None:
+    """Personnel and devices, so every command below acts as a named person (issue 4)."""
+    quiet = io.StringIO()
+    print("$ custody staff add ... / custody device add ...  (6 people, 3 devices; "
+          "BC-0009 is left unregistered)", flush=True)
+    for staff_id, name, extra in STAFF:
+        code = cli_main(["staff", "add", staff_id, "--name", name, *extra, "--as", "ZF0001",
+                         *common], out=quiet)
+        assert code == 0, f"demo: could not register {staff_id}"
+    for serial, kind in (("BC-0007", "body_camera"), ("VR-0002", "voice_recorder"),
+                         ("CAM-0001", "camera")):
+        code = cli_main(["device", "add", serial, "--type", kind, "--section", "综合行政执法队",
+                         "--custodian", "ZF0102", "--as", "ZF0001", *common], out=quiet)
+        assert code == 0, f"demo: could not register {serial}"
 
 
 def run(out: Path, *, with_shared: bool = True) -> int:
@@ -89,18 +127,30 @@ def run(out: Path, *, with_shared: bool = True) -> int:
         sources.append(str(SHARED_MEDIA))
         print(f"Also ingesting the shared real-media corpus {SHARED_MEDIA}", flush=True)
     common = ["--store", str(out / "store"), "--catalog", str(out / "catalog")]
-    print("\n$ custody ingest " + " ".join(sources) + f" --labels {labels} ...\n", flush=True)
-    code = cli_main(["ingest", *sources, "--labels", str(labels), *common])
+    _register(common)
+    print("\n$ custody ingest " + " ".join(sources) + f" --labels {labels} --as FZ0201 ...\n",
+          flush=True)
+    code = cli_main(["ingest", *sources, "--labels", str(labels), "--as", "FZ0201", *common])
     print("\n$ custody query 'SELECT * FROM findings_summary'\n")
     cli_main(["query", "SELECT code, rule, severity, title_zh, title_en, findings "
-              "FROM findings_summary", *common])
+              "FROM findings_summary", "--as", "ZF0101", *common])
     buf = io.StringIO()
-    cli_main(["verify", *common], out=buf)
-    print("\n$ custody verify\n" + buf.getvalue().splitlines()[-1])
+    cli_main(["verify", "--as", "ZF0101", *common], out=buf)
+    print("\n$ custody verify --as ZF0101\n" + buf.getvalue().splitlines()[-1])
+    print("\n$ custody retention set --case 遂大综执罚〔2026〕7号 --tier permanent "
+          "--trigger review_litigation --as FZ0201   (an auxiliary: refused, AUX-10)")
+    refused = ["retention", "set", "--case", "遂大综执罚〔2026〕7号", "--tier", "permanent",
+               "--trigger", "review_litigation", *common]
+    cli_main([*refused, "--as", "FZ0201"])
+    print("$ custody retention set ... --as ZF0301   (legal unit)")
+    cli_main([*refused, "--as", "ZF0301", "--reason", "行政复议申请"])
+    print("\n$ custody audit show --who FZ0201 --result refused --as ZF0301")
+    cli_main(["audit", "show", "--who", "FZ0201", "--result", "refused", "--as", "ZF0301",
+              *common])
     print(f"\nDone (ingest exit code {code}: 0 clean, 1 findings, 2 errors). The catalog is "
           f"{out / 'catalog' / 'catalog.duckdb'}; try:\n"
-          f"  .venv/bin/custody query --catalog {out / 'catalog'} "
-          "'SELECT * FROM recordings_by_entity'")
+          f"  .venv/bin/custody query --catalog {out / 'catalog'} --store {out / 'store'} "
+          "--as ZF0101 'SELECT * FROM recordings_by_entity'")
     return 0
 
 

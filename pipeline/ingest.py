@@ -47,6 +47,7 @@ from pipeline.hashing import DEFAULT_CHUNK_SIZE, FileDigest, digest_file
 from pipeline.labels import LabelBook, Labels
 from pipeline.permissions import Authority
 from pipeline.probe import AudioLevels, audio_levels, probe
+from pipeline.registry import DEVICE_REGISTERED, DeviceIndex, Registry
 from pipeline.sessions import Interval, SessionTolerances, gaps_around
 from pipeline.sniff import sniff
 from pipeline.storage.base import StagedObject, WormStore
@@ -312,6 +313,8 @@ class _Run:
             strict=True,
         ):
             self.names.setdefault(name, set()).add(b3)
+        # AV-10: once devices are registered, every recording must come from one of them.
+        self.devices: DeviceIndex = Registry(catalog).device_index()
         self.batch: Batch = catalog.batch()
         self.in_batch = 0
         self.outcomes: list[FileOutcome] = []
@@ -425,6 +428,14 @@ class _Run:
                 f"(BLAKE3 {', '.join(sorted(e[:16] for e in earlier))}…); both are kept",
             ))
         device = labels.device_id if labels and labels.device_id else result.serial
+        if len(self.devices):
+            state = self.devices.classify(device)
+            if state != DEVICE_REGISTERED:
+                findings.append(Finding(
+                    "DEVICE_UNKNOWN",
+                    f"device {device!r} is {state.replace('_', ' ')} in the device registry"
+                    if device else "neither labels nor metadata name the recording device",
+                ))
         here = Interval(path.name, device, labels.case_number if labels else None, start, end)
         findings += gaps_around(here, self.intervals, self.s.sessions)
         retain = one_year_retain_until(start, now, min_lock=self.s.min_lock)

@@ -153,6 +153,14 @@ CODES: dict[str, FindingCode] = {
             "The creation time in the file is far from the labelled start time: wrong "
             "label, wrong device clock, or a file from another occasion.",
         ),
+        # --- AV-10: devices --------------------------------------------------------------
+        FindingCode(
+            "DEVICE_UNKNOWN", "AV-10", _C.PROVENANCE, _S.WARNING,
+            "Recorded on an unregistered device", "录制设备未登记",
+            "The device serial (from labels or metadata) is not in the device registry, is "
+            "retired, or the file names no device: it has no custodian (AV-10), and the "
+            "footage may not come from agency equipment (AV-4).",
+        ),
         # --- AV-12: labelling and deadline ---------------------------------------------
         FindingCode(
             "LABEL_MISSING", "AV-12", _C.LABELLING, _S.WARNING,

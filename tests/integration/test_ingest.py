@@ -248,16 +248,21 @@ def test_cli_bad_sql_is_one_line_error(tmp_path: Path) -> None:
     assert err.startswith("custody query: error: query failed") and err.count("\n") == 1
 
 
-def test_every_command_has_help() -> None:
+def test_every_command_and_argument_has_help() -> None:
+    import argparse
+
     from pipeline.cli import build_parser
 
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    for name, p in sub.choices.items():  # type: ignore[attr-defined]
-        assert p.description, f"custody {name} has no description"
+    def walk(p: argparse.ArgumentParser, path: str) -> None:
         for action in p._actions:
-            if action.dest != "help" and action.option_strings:
-                assert action.help, f"custody {name} {action.option_strings} has no help"
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    assert sub.description, f"{path} {name} has no description"
+                    walk(sub, f"{path} {name}")
+            elif action.dest != "help":
+                assert action.help, f"{path} {action.option_strings or action.dest} has no help"
+
+    walk(build_parser(), "custody")
 
 
 def test_make_demo_generator_makes_media_with_device_tags(tmp_path: Path) -> None:
@@ -298,3 +303,23 @@ def test_av9_interruption_followed_by_no_speech_is_unexplained(tmp_path: Path) -
     assert f.rule == "AV-9" and f.title_zh == "中断后未作语音说明"
     assert f.at_seconds is not None and abs(f.at_seconds - 8.0) < 0.05
     assert "steady" in f.detail
+
+
+def test_av10_recording_from_an_unregistered_device_is_flagged(tmp_path: Path) -> None:
+    src = tmp_path / "dock"
+    src.mkdir()
+    synth.write_clean(src / "A.mp4", 2.0, START, camera=synth.Camera(serial="BC-0007"))
+    synth.write_clean(src / "B.mp4", 2.0, START, camera=synth.Camera(serial="BC-9999"))
+    common = ["--store", str(tmp_path / "store"), "--catalog", str(tmp_path / "catalog")]
+    assert _cli("staff", "add", "A-1", "--name", "张三", "--kind", "officer", "--section",
+                "综合执法队", "--certificate", "ZJ-1", "--role", "administrator",
+                "--role", "officer", "--as", "A-1", *common)[0] == 0
+    code, _, err = _cli("device", "add", "BC-0007", "--type", "body_camera", "--section",
+                        "综合执法队", "--custodian", "A-1", "--as", "A-1", *common)
+    assert code == 0, err
+    code, out, err = _cli("ingest", str(src), "--json", "--as", "A-1", *common)
+    assert code == 1, err
+    codes = {Path(f["path"]).name: [x["code"] for x in f["findings"]]
+             for f in json.loads(out)["files"]}
+    assert "DEVICE_UNKNOWN" not in codes["A.mp4"]
+    assert "DEVICE_UNKNOWN" in codes["B.mp4"]
