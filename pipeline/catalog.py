@@ -1,15 +1,21 @@
 """The catalog: Parquet parts committed atomically in batches, DuckDB views on top.
 
-Layout under the catalog root:
+A catalog lives in a local directory (`Catalog(path)`, the embedded default) or under an
+S3 prefix (`Catalog.open("s3://bucket/prefix", env=..., cache_dir=...)`, production; see
+`pipeline/catalog_s3.py` for its layout, its commit by manifest and why it is read through
+DuckDB's httpfs). Both keep the same promise: a batch becomes visible whole or not at all,
+nothing committed is ever rewritten, and facts that change are appended as new rows
+(events). The `Catalog` class is the same for both; only where the parts go differs.
+
+Local layout under the catalog root:
     batches/date=YYYY-MM-DD/batch=<id>/<table>.parquet   committed, never changed
     staging/<id>/                                         being written; invisible
     catalog.duckdb                                        views only, rebuilt on open
 
-A batch is written to `staging/<id>/` (each part fsynced), then the directory is renamed
-into `batches/` in one `rename(2)`: the whole batch appears at once or not at all, so a
-crash leaves nothing half-visible. Views glob only `batches/`, and every batch holds a part
-for every table (zero rows where it has none), so a view never lacks a file. Facts that
-change are appended as new rows (events); nothing committed is rewritten.
+A local batch is written to `staging/<id>/` (each part fsynced), then the directory is
+renamed into `batches/` in one `rename(2)`: the whole batch appears at once or not at all,
+so a crash leaves nothing half-visible. Views glob only `batches/`, and every batch holds a
+part for every table (zero rows where it has none), so a view never lacks a file.
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ import contextlib
 import datetime as dt
 import os
 import shutil
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -32,12 +39,89 @@ from schemas.records import TABLES, arrow_schema, table_name, to_table
 from schemas.views import DERIVED_VIEWS
 
 
+class Parts(Protocol):
+    """Where a catalog's committed parts live: a directory or an S3 prefix."""
+
+    root: Path  # local state: catalog.duckdb and the ingest lock live here
+    location: str  # what a person is shown: a directory or an s3:// URI
+    reuse_connection: bool  # keep one DuckDB connection for `query` (remote metadata caches)
+
+    def write(self, batch_id: str, day: dt.date, tables: Mapping[str, pa.Table]) -> str:
+        """Store every table of one batch and make the batch visible atomically."""
+        ...
+
+    def base_views(self) -> dict[str, str]:
+        """The SELECT behind each table's view, over the parts committed right now."""
+        ...
+
+    def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Make `con` able to read the parts (extensions, credentials)."""
+        ...
+
+    def clear_staging(self) -> None: ...
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class LocalParts:
+    """Parts in a directory, committed by renaming the batch's staging directory."""
+
+    reuse_connection = False
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.location = str(root)
+        try:
+            (root / "staging").mkdir(parents=True, exist_ok=True)
+            (root / "batches").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise CatalogError(f"{root}: cannot use as a catalog: {exc.strerror}") from exc
+
+    def is_new(self) -> bool:
+        return not any((self.root / "batches").glob("date=*/batch=*"))
+
+    def write(self, batch_id: str, day: dt.date, tables: Mapping[str, pa.Table]) -> str:
+        stage = self.root / "staging" / batch_id
+        stage.mkdir(parents=True)
+        for name, table in tables.items():
+            path = stage / f"{name}.parquet"
+            pq.write_table(table, path, compression="zstd")
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(stage)
+        final_parent = self.root / "batches" / f"date={day.isoformat()}"
+        final_parent.mkdir(parents=True, exist_ok=True)
+        final = final_parent / f"batch={batch_id}"
+        os.rename(stage, final)
+        _fsync_dir(final_parent)
+        _fsync_dir(self.root / "staging")
+        return str(final)
+
+    def base_views(self) -> dict[str, str]:
+        out = {}
+        for cls in TABLES:
+            name = table_name(cls)
+            glob = (self.root / "batches" / "*" / "*" / f"{name}.parquet").as_posix()
+            out[name] = f"SELECT * FROM read_parquet({sql_str(glob)}, union_by_name = true)"
+        return out
+
+    def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
+        pass
+
+    def clear_staging(self) -> None:
+        for stale in (self.root / "staging").iterdir():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def sql_str(text: str) -> str:
+    """`text` as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 class Batch:
@@ -64,91 +148,133 @@ class Batch:
     def is_empty(self) -> bool:
         return not any(self._parts.values())
 
-    def commit(self, day: dt.date) -> Path:
-        """Write every part, then make the batch visible atomically. Returns its directory."""
+    def commit(self, day: dt.date) -> str:
+        """Write every part, then make the batch visible atomically. Returns where it is
+        (the batch directory, or the S3 URI of its manifest)."""
         if self.committed:
             raise CatalogError(f"batch {self.batch_id} committed twice")
-        root = self._catalog.root
-        stage = root / "staging" / self.batch_id
-        stage.mkdir(parents=True)
+        tables = {}
         for cls in TABLES:
-            name = table_name(cls)
-            parts = self._parts[name]
-            table = pa.concat_tables(parts) if parts else arrow_schema(cls).empty_table()
-            path = stage / f"{name}.parquet"
-            pq.write_table(table, path, compression="zstd")
-            with open(path, "rb") as fh:
-                os.fsync(fh.fileno())
-        _fsync_dir(stage)
-        final_parent = root / "batches" / f"date={day.isoformat()}"
-        final_parent.mkdir(parents=True, exist_ok=True)
-        final = final_parent / f"batch={self.batch_id}"
-        os.rename(stage, final)
-        _fsync_dir(final_parent)
-        _fsync_dir(root / "staging")
+            parts = self._parts[table_name(cls)]
+            tables[table_name(cls)] = (
+                pa.concat_tables(parts) if parts else arrow_schema(cls).empty_table()
+            )
+        where = self._catalog.parts.write(self.batch_id, day, tables)
         self.committed = True
-        return final
+        return where
 
 
 class Catalog:
-    """A catalog directory. Opening it creates the layout and clears dead staging batches."""
+    """A catalog. `Catalog(path)` opens (creating) a local one; `Catalog.open` also S3."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root).resolve()
-        try:
-            (self.root / "staging").mkdir(parents=True, exist_ok=True)
-            (self.root / "batches").mkdir(exist_ok=True)
-        except OSError as exc:
-            raise CatalogError(f"{self.root}: cannot use as a catalog: {exc.strerror}") from exc
-        if not any((self.root / "batches").glob("date=*/batch=*")):
+        local = LocalParts(Path(root).resolve())
+        self._init(local)
+        if local.is_new():
             # The genesis batch: an empty part of every table, so views always have files.
             self.batch("genesis-" + uuid.uuid4().hex[:8]).commit(dt.date(1970, 1, 1))
+
+    def _init(self, parts: Parts) -> None:
+        self.parts = parts
+        self.root = parts.root
+        self.location = parts.location
         self.db_path = self.root / "catalog.duckdb"
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._con_views: dict[str, str] | None = None
+        self._con_lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls,
+        location: str | os.PathLike[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> Catalog:
+        """The catalog at `location`: `s3://bucket/prefix`, or a directory.
+
+        For S3, `env` carries the AWS_* variables (endpoint, region, credentials) and
+        `cache_dir` is a local directory for this catalog's state: its catalog.duckdb for
+        analysts, the ingest lock and the cached (immutable) commit manifests."""
+        loc = os.fspath(location)
+        if not loc.startswith("s3://"):
+            return cls(loc)
+        from pipeline.catalog_s3 import S3Parts  # boto3 and httpfs only when needed
+
+        if cache_dir is None:
+            raise CatalogError(f"{loc}: an S3 catalog needs a local cache directory")
+        catalog = cls.__new__(cls)
+        catalog._init(S3Parts.from_uri(loc, env=env or {}, cache_dir=Path(cache_dir)))
+        return catalog
 
     def clear_staging(self) -> None:
         """Remove batches whose writer died before commit. Call only under the ingest lock."""
-        for stale in (self.root / "staging").iterdir():
-            shutil.rmtree(stale, ignore_errors=True)
+        self.parts.clear_staging()
 
     def batch(self, batch_id: str | None = None) -> Batch:
         return Batch(self, batch_id or uuid.uuid4().hex)
 
-    def _glob(self, table: str) -> str:
-        return (self.root / "batches" / "*" / "*" / f"{table}.parquet").as_posix()
-
-    def _create_views(self, con: duckdb.DuckDBPyConnection) -> None:
-        for cls in TABLES:
-            name = table_name(cls)
-            con.execute(
-                f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
-                f"'{self._glob(name)}', union_by_name = true)"
-            )
+    def _create_views(self, con: duckdb.DuckDBPyConnection, views: Mapping[str, str]) -> None:
+        for name, select in views.items():
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS {select}")
         for name, sql in DERIVED_VIEWS.items():
             con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
 
     def refresh_views(self) -> Path:
         """(Re)write catalog.duckdb with views over the committed parts; returns its path."""
         try:
+            views = self.parts.base_views()
             with duckdb.connect(str(self.db_path)) as con:
-                self._create_views(con)
+                self.parts.prepare(con)
+                self._create_views(con, views)
         except duckdb.Error as exc:
             raise CatalogError(f"{self.db_path}: cannot write views: {exc}") from exc
         return self.db_path
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB connection with every view; does not lock catalog.duckdb."""
-        con = duckdb.connect()
+    def _new_connection(self, views: Mapping[str, str]) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(config={
+            "autoinstall_known_extensions": False, "autoload_known_extensions": False,
+        })
         try:
-            self._create_views(con)
-        except duckdb.Error as exc:
+            self.parts.prepare(con)
+            self._create_views(con, views)
+        except (duckdb.Error, CatalogError) as exc:
             con.close()
-            raise CatalogError(f"{self.root}: cannot read the catalog: {exc}") from exc
+            if isinstance(exc, CatalogError):
+                raise
+            raise CatalogError(f"{self.location}: cannot read the catalog: {exc}") from exc
         return con
 
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A new in-memory DuckDB connection with every view; does not lock catalog.duckdb."""
+        return self._new_connection(self.parts.base_views())
+
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-        with contextlib.closing(self.connect()) as con:
-            try:
-                return con.execute(sql, params or []).to_arrow_table()
-            except duckdb.Error as exc:
-                first_line = str(exc).strip().splitlines()[0]
-                raise CatalogError(f"query failed: {first_line}") from exc
+        """Run `sql` over the views as committed now."""
+        if not self.parts.reuse_connection:
+            with contextlib.closing(self.connect()) as con:
+                return _run(con, sql, params)
+        # Remote parts: keep one connection, so DuckDB's HTTP and Parquet metadata caches
+        # last across queries; rebuild its views only when a new batch was committed.
+        with self._con_lock:
+            views = self.parts.base_views()
+            if self._con is None or views != self._con_views:
+                self.close()
+                self._con = self._new_connection(views)
+                self._con_views = views
+            return _run(self._con, sql, params)
+
+    def close(self) -> None:
+        """Drop the kept connection, if any (remote catalogs)."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+            self._con_views = None
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None) -> pa.Table:
+    try:
+        return con.execute(sql, params or []).to_arrow_table()
+    except duckdb.Error as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise CatalogError(f"query failed: {first_line}") from exc

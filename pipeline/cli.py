@@ -9,6 +9,7 @@ Exit codes: 0 clean, 1 findings, 2 error (one line naming the file and the probl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -16,7 +17,7 @@ import json
 import os
 import sys
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -47,6 +48,7 @@ class Settings:
     actor: str | None = None  # --as STAFF_ID or `as` in the config: who acts (issue 4)
     # AWS_* variables (endpoint, region, credentials) for an s3:// store, read here once.
     store_env: Mapping[str, str] = field(default_factory=dict)
+    os_user: str = "unknown"  # who runs the process, for a registry that is still empty
     # Local state of an s3:// catalog (catalog.duckdb, ingest lock, manifest cache).
     catalog_cache: str = f"{DEFAULT_HOME}/catalog-cache"
 
@@ -104,6 +106,7 @@ def build_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings
         batch_files=int(pick("batch_files", "", "batch_files", 16)),
         actor=pick("as_staff", "", "as", None),
         store_env={k: v for k, v in env.items() if k.startswith("AWS_")},
+        os_user=env.get("USER") or env.get("LOGNAME") or "unknown",
         catalog_cache=str(pick("", "CUSTODY_CATALOG_CACHE", "catalog_cache",
                                f"{DEFAULT_HOME}/catalog-cache")),
     )
@@ -209,8 +212,13 @@ class StoreSelftestFailed(CustodyError):
 def cmd_store_selftest(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
     from pipeline.storage import open_store
     from pipeline.storage.selftest import selftest
+    from schemas.people import VERIFY
 
-    report = selftest(open_store(s.store, env=s.store_env))
+    store = open_store(s.store, env=s.store_env)
+    with acting(s, open_catalog(s), store) as (auth, actor):
+        auth.authorize(actor, VERIFY, f"selftest:{store.uri}")
+        report = selftest(store)
+        auth.record(actor, VERIFY, f"selftest:{store.uri}", "allowed", report.summary())
     if s.json:
         _dump_json({
             "store": report.store_uri, "passed": report.passed,
@@ -240,15 +248,22 @@ def _utc_date(text: str | None, offset: dt.timezone) -> dt.datetime | None:
 def cmd_retention_set(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
     from pipeline.retention import set_retention
     from pipeline.storage import open_store
-    from schemas.retention import TIERS, Tier, Trigger
+    from schemas.retention import Tier, Trigger
 
-    changes = set_retention(
-        open_store(s.store, env=s.store_env), open_catalog(s), tier=Tier(args.tier),
-        now=s.now(), selectors=args.recordings, case_number=args.case,
-        until_utc=_utc_date(args.until, s.utc_offset),
-        trigger=Trigger(args.trigger) if args.trigger else None, reason=args.reason,
-        actor=s.actor,
-    )
+    store, catalog = open_store(s.store, env=s.store_env), open_catalog(s)
+    with acting(s, catalog, store) as (auth, actor):
+        changes = set_retention(
+            store, catalog, auth=auth, actor=actor, tier=Tier(args.tier),
+            now=s.now(), selectors=args.recordings, case_number=args.case,
+            until_utc=_utc_date(args.until, s.utc_offset),
+            trigger=Trigger(args.trigger) if args.trigger else None, reason=args.reason,
+        )
+    return _render_changes(changes, s, out)
+
+
+def _render_changes(changes: Sequence[Any], s: Settings, out: TextIO) -> int:
+    from schemas.retention import TIERS
+
     rows = [{"file": c.file_name, "blake3": c.blake3[:16],
              "tier": f"{c.before.tier} -> {c.after.tier} ({TIERS[c.after.tier].title_zh})",
              "retain_until": f"{c.before.retain_until_utc.date()} -> "
@@ -261,13 +276,31 @@ def cmd_retention_set(args: argparse.Namespace, s: Settings, out: TextIO, err: T
     return 0
 
 
+def cmd_retention_release(
+    args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO
+) -> int:
+    from pipeline.retention import release_hold
+    from pipeline.storage import open_store
+
+    store, catalog = open_store(s.store, env=s.store_env), open_catalog(s)
+    with acting(s, catalog, store) as (auth, actor):
+        changes = release_hold(
+            store, catalog, auth=auth, first=actor, second=args.second, now=s.now(),
+            selectors=args.recordings, case_number=args.case, reason=args.reason,
+        )
+    return _render_changes(changes, s, out)
+
+
 def cmd_retention_show(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
     from pipeline.retention import current_states
     from pipeline.storage import open_store
+    from schemas.people import VIEW
     from schemas.retention import TIERS, Tier
 
-    store = open_store(s.store, env=s.store_env)
-    rows = current_states(open_catalog(s), args.recordings, args.case)
+    store, catalog = open_store(s.store, env=s.store_env), open_catalog(s)
+    with acting(s, catalog, store) as (auth, actor):
+        auth.authorize(actor, VIEW, "retention")
+    rows = current_states(catalog, args.recordings, args.case)
     shown = []
     for r in rows:
         head = store.head(r["store_key"]) if store.exists(r["store_key"]) else None
@@ -299,10 +332,11 @@ def cmd_ingest(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) 
         probe_workers=s.probe_workers, batch_files=s.batch_files,
         store_selftest=selftest_state,
     )
-    result = ingest(
-        args.sources, store=store, catalog=catalog, settings=settings,
-        progress=_progress_bar(err) if s.progress else None,
-    )
+    with acting(s, catalog, store) as (auth, actor):
+        result = ingest(
+            args.sources, store=store, catalog=catalog, settings=settings,
+            progress=_progress_bar(err) if s.progress else None, auth=auth, actor=actor,
+        )
     catalog.refresh_views()
     if s.json:
         _dump_json(result.as_json(), out)
@@ -338,8 +372,12 @@ def cmd_ingest(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) 
 
 
 def cmd_query(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
+    from pipeline.storage import open_store
+    from schemas.people import QUERY
 
     catalog = open_catalog(s)
+    with acting(s, catalog, open_store(s.store, env=s.store_env)) as (auth, actor):
+        auth.authorize(actor, QUERY, "catalog")
     catalog.refresh_views()
     table: pa.Table = catalog.query(args.sql)
     rows = table.to_pylist()
@@ -361,11 +399,17 @@ def cmd_query(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -
 def cmd_verify(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
     from pipeline.fixity import verify
     from pipeline.storage import open_store
+    from schemas.people import VERIFY
 
-    results = verify(
-        open_store(s.store, env=s.store_env), open_catalog(s), args.recordings,
-        progress=_progress_bar(err) if s.progress else None,
-    )
+    store, catalog = open_store(s.store, env=s.store_env), open_catalog(s)
+    with acting(s, catalog, store) as (auth, actor):
+        auth.authorize(actor, VERIFY, store.uri)
+        results = verify(store, catalog, args.recordings,
+                         progress=_progress_bar(err) if s.progress else None)
+        bad_keys = [r.store_key for r in results if not r.ok]
+        auth.record(actor, VERIFY, store.uri, "allowed",
+                    f"{len(results)} objects checked, {len(bad_keys)} failed"
+                    + (f": {', '.join(bad_keys[:20])}" if bad_keys else ""))
     bad = [r for r in results if not r.ok]
     if s.json:
         _dump_json({
@@ -398,6 +442,26 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--catalog", help=f"catalog directory (default ./{DEFAULT_HOME}/catalog)")
     p.add_argument("--config", help="TOML config file (default ./custody.toml if present)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--as", dest="as_staff", metavar="STAFF_ID",
+                   help="act as this registered person (default: `as` in custody.toml)")
+
+
+@contextlib.contextmanager
+def acting(s: Settings, catalog: Any, store: Any) -> Iterator[tuple[Any, str]]:
+    """(Authority, acting person) for one command. Without `--as`, only a fresh
+    installation (empty personnel registry) may act, as the operating-system user."""
+    from pipeline.permissions import open_authority
+
+    with open_authority(catalog, store, s.now) as auth:
+        actor = s.actor
+        if not actor:
+            if not auth.registry.is_empty():
+                raise InputError(
+                    "no acting person: pass --as STAFF_ID or set `as = \"STAFF_ID\"` in "
+                    "custody.toml (every command acts as a registered person)"
+                )
+            actor = f"unregistered:{s.os_user}"
+        yield auth, actor
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -415,7 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
         "for interruptions and edits (AV-9), labels and the 24-hour rule (AV-12) are "
         "applied, and the results are committed to the catalog.",
     )
-    p.add_argument("sources", nargs="+", metavar="SOURCE")
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="files or folders (recursive) to archive")
     p.add_argument("--labels", help="labels file, CSV or JSON (see README: Labels)")
     p.add_argument("--utc-offset", dest="utc_offset",
                    help="offset of label times without one (default +08:00)")
@@ -440,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
         "recordings_by_entity, recordings_by_day, findings_detail, findings_summary, "
         "late_ingests) and print the result.",
     )
-    p.add_argument("sql")
+    p.add_argument("sql", help="one SQL statement over the catalog views")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--csv", dest="format", action="store_const", const="csv",
                      help="print CSV")
@@ -498,6 +563,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="free text kept with the change")
     _common(p)
     p.set_defaults(func=cmd_retention_set)
+    p = ret_sub.add_parser(
+        "release", help="lift a legal hold (two different authorised people)",
+        description="Lift the legal hold of recordings (or of a whole --case, e.g. when the "
+        "case is closed). Needs two different people allowed to lift holds: the acting "
+        "person (--as) and --second. The retain-until date stays; the lock runs to it.",
+    )
+    p.add_argument("recordings", nargs="*", metavar="RECORDING",
+                   help="BLAKE3 prefix or file name")
+    p.add_argument("--case", help="every recording of this case number 案号")
+    p.add_argument("--second", required=True, metavar="STAFF_ID",
+                   help="the second authorised person who confirms the release")
+    p.add_argument("--reason", help="why, kept with the change (e.g. case closed)")
+    _common(p)
+    p.set_defaults(func=cmd_retention_release)
     p = ret_sub.add_parser(
         "show", help="current retention of recordings, from the catalog and the store",
         description="Show each recording's tier, retain-until and legal hold as the catalog "

@@ -1,0 +1,335 @@
+"""The catalog under an S3 prefix: Parquet parts made visible by one manifest object.
+
+Layout under `s3://bucket/prefix/`:
+    parts/<batch_id>/<table>.parquet            written first; invisible on their own
+    commits/date=YYYY-MM-DD/<batch_id>.json     the commit: ONE small object naming the parts
+
+S3 has no rename, so a batch is committed the way table formats (Delta, Iceberg) do it:
+every part is uploaded first, then one manifest lists them with their row counts, sizes,
+SHA-256 and VersionIds. A PUT is atomic, so a batch is visible whole or not at all;
+readers take only parts named by a manifest, and a writer that dies between its parts
+and its manifest leaves parts nobody reads. The bucket's default Object Lock retention
+locks parts and manifests alike: the catalog is append-only in fact, not only by
+convention, and dead parts cannot be removed before the retention ends (a lifecycle rule
+may then expire `parts/` objects no manifest names).
+
+Many batches. Manifests never change (batch ids are unique, objects locked), so each is
+fetched once and cached in the local cache directory; a reader then pays one LIST of
+`commits/` per 1,000 batches to learn what is committed now. The list of parts goes into
+the views as explicit URLs (never a glob, which could see uncommitted parts), grouped by
+the Arrow schema they were written with: parts of one schema are read by one
+`read_parquet([...])` (DuckDB binds the schema from the first file instead of fetching
+every footer, as `union_by_name` would), and groups of different schemas (a column added
+in a later release) are joined with `UNION ALL BY NAME`. Tables no batch wrote to read
+an empty Parquet file of their current schema kept in the cache directory, so every view
+exists from the start and no empty parts are uploaded. Batches of 16 recordings (the
+ingest default) keep the file count to a few hundred for thousands of recordings.
+
+Why DuckDB httpfs, not pyarrow's S3 filesystem into Arrow: a 10-minute recording has
+about 46,000 packet rows, so thousands of recordings make a packets table of 10^8 rows.
+httpfs reads with ranged GETs only the columns and row groups a query needs, streams
+instead of materialising whole tables, and keeps HTTP and Parquet metadata caches for as
+long as the connection lives (`Catalog.query` keeps one). Reading into Arrow would load
+every selected table into memory before the first filter. The same views also work in the
+analyst's `catalog.duckdb`. The extension is the signed `httpfs.duckdb_extension` of the
+PyPI package `duckdb-extension-httpfs` (same version as duckdb), LOADed by path with
+extension auto-install and auto-load off: nothing is fetched from the network. Writes and
+listings go through `pipeline.storage.s3.S3Objects` (boto3, explicit SHA-256 on every PUT,
+which AWS requires on buckets with a default retention).
+
+The local cache directory (`Catalog.open(..., cache_dir=...)`) holds:
+    catalog.duckdb      views over the S3 parts committed when it was last refreshed; open
+                        it in DuckDB after running connect.sql with your credentials
+    connect.sql         LOAD of the httpfs extension and a CREATE SECRET template
+    ingest.lock         serialises ingests on this machine
+    manifests/          cached commit manifests (immutable)
+    schema/             an empty Parquet file of each table's current schema
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.errors import CatalogError
+from pipeline.storage.base import StoreError
+from pipeline.storage.s3 import S3Config, S3Objects
+from schemas.records import TABLES, arrow_schema, table_name
+
+MANIFEST_FORMAT = 1
+COMMITS = "commits/"
+PARTS = "parts/"
+_UPLOAD_THREADS = 8
+
+
+def httpfs_extension_path() -> Path:
+    """The httpfs extension file shipped by the PyPI package `duckdb-extension-httpfs`."""
+    spec = importlib.util.find_spec("duckdb_extension_httpfs")
+    if spec is None or spec.origin is None:
+        raise CatalogError(
+            "an S3 catalog needs the DuckDB httpfs extension: pip install "
+            f"duckdb-extension-httpfs=={duckdb.__version__}"
+        )
+    base = Path(spec.origin).parent / "extensions"
+    path = base / f"v{duckdb.__version__}" / "httpfs.duckdb_extension"
+    if not path.exists():
+        have = sorted(p.name for p in base.glob("v*")) if base.exists() else []
+        raise CatalogError(
+            f"duckdb-extension-httpfs has no extension for duckdb {duckdb.__version__} "
+            f"(it has {', '.join(have) or 'none'}); install the matching version"
+        )
+    return path
+
+
+def _sql(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def schema_id(schema: pa.Schema) -> str:
+    """A short fingerprint of an Arrow schema (names, types, nullability)."""
+    return hashlib.sha256(schema.remove_metadata().serialize().to_pybytes()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class PartEntry:
+    table: str
+    name: str  # relative to the catalog prefix
+    rows: int
+    size_bytes: int
+    sha256: str
+    version_id: str | None
+    schema_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    batch_id: str
+    day: str
+    parts: tuple[PartEntry, ...]
+
+    def to_json(self) -> bytes:
+        doc = {
+            "format": MANIFEST_FORMAT,
+            "batch_id": self.batch_id,
+            "day": self.day,
+            "parts": [
+                {"table": p.table, "name": p.name, "rows": p.rows, "size_bytes": p.size_bytes,
+                 "sha256": p.sha256, "version_id": p.version_id, "schema_id": p.schema_id}
+                for p in self.parts
+            ],
+        }
+        return json.dumps(doc, indent=1, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, where: str) -> Manifest:
+        try:
+            doc = json.loads(data)
+            if doc.get("format") != MANIFEST_FORMAT:
+                raise CatalogError(f"{where}: manifest format {doc.get('format')!r} unknown")
+            return cls(
+                batch_id=str(doc["batch_id"]),
+                day=str(doc["day"]),
+                parts=tuple(PartEntry(**p) for p in doc["parts"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CatalogError(f"{where}: not a catalog manifest: {exc}") from exc
+
+
+def manifest_name(batch_id: str, day: dt.date) -> str:
+    return f"{COMMITS}date={day.isoformat()}/{batch_id}.json"
+
+
+class S3Parts:
+    """The parts of a catalog under an S3 prefix, committed by manifest (see module doc)."""
+
+    reuse_connection = True
+
+    def __init__(
+        self, bucket: str, prefix: str, *, config: S3Config, cache_dir: Path
+    ) -> None:
+        self.objects = S3Objects(bucket, prefix, config=config)
+        self.config = config
+        self.location = self.objects.uri
+        self.root = cache_dir.resolve()
+        self._manifests = self.root / "manifests"
+        try:
+            self._manifests.mkdir(parents=True, exist_ok=True)
+            (self.root / "schema").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise CatalogError(
+                f"{self.root}: cannot use as the cache of {self.location}: {exc.strerror}"
+            ) from exc
+        self._secret_sql = _secret_sql(config, self.location)
+        self._empty = {table_name(cls): self._schema_file(arrow_schema(cls)) for cls in TABLES}
+        self._write_connect_sql()
+
+    @classmethod
+    def from_uri(cls, uri: str, *, env: Mapping[str, str], cache_dir: Path) -> S3Parts:
+        parts = urlsplit(uri)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise CatalogError(f"not an S3 catalog location (s3://bucket/prefix): {uri!r}")
+        return cls(parts.netloc, parts.path, config=S3Config.from_env(env), cache_dir=cache_dir)
+
+    # --- local cache -------------------------------------------------------------------
+    def _atomic_write(self, path: Path, data: bytes) -> None:
+        tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+    def _schema_file(self, schema: pa.Schema) -> str:
+        path = self.root / "schema" / f"{schema_id(schema)}.parquet"
+        if not path.exists():
+            buf = io.BytesIO()
+            pq.write_table(schema.empty_table(), buf)
+            self._atomic_write(path, buf.getvalue())
+        return path.as_posix()
+
+    def _write_connect_sql(self) -> None:
+        template = _secret_sql(
+            self.config, self.location, key_id="<AWS_ACCESS_KEY_ID>",
+            secret="<AWS_SECRET_ACCESS_KEY>", token=None,
+        )
+        text = (
+            f"-- Run this in DuckDB before querying {self.root / 'catalog.duckdb'}:\n"
+            f"-- its views read the Parquet parts of {self.location}.\n"
+            f"-- Fill in your own credentials; this file never holds secrets.\n"
+            f"LOAD {_sql(httpfs_extension_path().as_posix())};\n{template};\n"
+        )
+        path = self.root / "connect.sql"
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            self._atomic_write(path, text.encode())
+
+    # --- writing -----------------------------------------------------------------------
+    def write(self, batch_id: str, day: dt.date, tables: Mapping[str, pa.Table]) -> str:
+        def upload(item: tuple[str, pa.Table]) -> PartEntry:
+            table_, t = item
+            buf = io.BytesIO()
+            pq.write_table(t, buf, compression="zstd")
+            data = buf.getvalue()
+            name = f"{PARTS}{batch_id}/{table_}.parquet"
+            version, sha = self.objects.put(name, data)
+            return PartEntry(table_, name, t.num_rows, len(data), sha, version,
+                             schema_id(t.schema))
+
+        todo = [(name, t) for name, t in tables.items() if t.num_rows]
+        try:
+            with ThreadPoolExecutor(min(_UPLOAD_THREADS, max(1, len(todo)))) as pool:
+                entries = tuple(pool.map(upload, todo))
+            manifest = Manifest(batch_id, day.isoformat(), entries)
+            # The commit: after this one PUT the batch is visible, before it nothing is.
+            name = manifest_name(batch_id, day)
+            self.objects.put(name, manifest.to_json())
+        except StoreError as exc:
+            raise CatalogError(f"{self.location}: batch {batch_id} not committed: {exc}") from exc
+        self._cache(name, manifest.to_json())
+        return f"{self.location}/{name}"
+
+    def write_parts_only(self, batch_id: str, tables: Mapping[str, pa.Table]) -> None:
+        """Upload parts and no manifest: what a writer that dies before its commit leaves."""
+        for table_, t in tables.items():
+            buf = io.BytesIO()
+            pq.write_table(t, buf, compression="zstd")
+            self.objects.put(f"{PARTS}{batch_id}/{table_}.parquet", buf.getvalue())
+
+    def clear_staging(self) -> None:
+        """Nothing to clear: uncommitted parts are invisible and locked (see module doc)."""
+
+    # --- reading -----------------------------------------------------------------------
+    def _cache_path(self, name: str) -> Path:
+        return self._manifests / name.removeprefix(COMMITS).replace("/", "__")
+
+    def _cache(self, name: str, data: bytes) -> None:
+        path = self._cache_path(name)
+        if not path.exists():
+            self._atomic_write(path, data)
+
+    def manifests(self) -> list[Manifest]:
+        """Every committed batch now: one LIST, and a GET for each manifest not yet cached."""
+        try:
+            listed = [n for n, _ in self.objects.list(COMMITS) if n.endswith(".json")]
+            out = []
+            for name in listed:
+                path = self._cache_path(name)
+                if path.exists():
+                    data = path.read_bytes()
+                else:
+                    data = self.objects.get(name)
+                    self._cache(name, data)
+                out.append(Manifest.from_json(data, f"{self.location}/{name}"))
+        except StoreError as exc:
+            raise CatalogError(f"{self.location}: cannot read the catalog: {exc}") from exc
+        return out
+
+    def base_views(self) -> dict[str, str]:
+        groups: dict[str, dict[str, list[str]]] = {name: {} for name in self._empty}
+        for m in self.manifests():
+            for p in m.parts:
+                url = f"s3://{self.objects.bucket}/{self.objects.key(p.name)}"
+                groups.setdefault(p.table, {}).setdefault(p.schema_id, []).append(url)
+        views = {}
+        for table_, by_schema in groups.items():
+            if table_ not in self._empty:
+                continue  # a table this release does not know; its parts stay unread
+            selects = [f"SELECT * FROM read_parquet({_sql(self._empty[table_])})"]
+            for urls in by_schema.values():
+                files = ", ".join(_sql(u) for u in urls)
+                selects.append(f"SELECT * FROM read_parquet([{files}])")
+            views[table_] = " UNION ALL BY NAME ".join(selects)
+        return views
+
+    def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("SET autoinstall_known_extensions = false")
+        con.execute("SET autoload_known_extensions = false")
+        con.execute(f"LOAD {_sql(httpfs_extension_path().as_posix())}")
+        con.execute(self._secret_sql)
+        con.execute("SET enable_http_metadata_cache = true")
+        con.execute("SET parquet_metadata_cache = true")
+
+
+def _secret_sql(
+    config: S3Config,
+    location: str,
+    *,
+    key_id: str | None = None,
+    secret: str | None = None,
+    token: str | None = None,
+) -> str:
+    """A temporary DuckDB S3 secret scoped to the catalog's bucket, from the S3 settings."""
+    key_id = key_id or config.access_key_id
+    secret = secret or config.secret_access_key
+    if not key_id or not secret:
+        raise CatalogError(
+            f"{location}: reading an S3 catalog needs AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (DuckDB cannot use profiles or instance roles offline)"
+        )
+    opts: dict[str, Any] = {"TYPE": "s3", "KEY_ID": key_id, "SECRET": secret,
+                            "REGION": config.region or "us-east-1"}
+    if token is None and key_id == config.access_key_id and config.session_token:
+        opts["SESSION_TOKEN"] = config.session_token
+    if config.endpoint_url:
+        ep = urlsplit(config.endpoint_url)
+        opts["ENDPOINT"] = ep.netloc + ep.path.rstrip("/")
+        opts["USE_SSL"] = ep.scheme == "https"
+    style = config.addressing_style or ("path" if config.endpoint_url else "vhost")
+    opts["URL_STYLE"] = "vhost" if style in ("virtual", "vhost", "auto") else "path"
+    opts["SCOPE"] = "s3://" + urlsplit(location).netloc
+    body = ", ".join(
+        f"{k} {str(v).lower() if isinstance(v, bool) else _sql(str(v))}"
+        for k, v in opts.items()
+    )
+    return f"CREATE OR REPLACE SECRET custody_catalog ({body})"
