@@ -108,8 +108,23 @@ class LocalParts:
         for cls in TABLES:
             name = table_name(cls)
             glob = (self.root / "batches" / "*" / "*" / f"{name}.parquet").as_posix()
-            out[name] = f"SELECT * FROM read_parquet({sql_str(glob)}, union_by_name = true)"
+            if any((self.root / "batches").glob(f"*/*/{name}.parquet")):
+                out[name] = f"SELECT * FROM read_parquet({sql_str(glob)}, union_by_name = true)"
+            else:
+                # A table added by a later release, in a catalog made before it: an empty
+                # part of its schema (outside `batches/`) keeps the view typed and valid.
+                out[name] = f"SELECT * FROM read_parquet({sql_str(self._empty(cls))})"
         return out
+
+    def _empty(self, cls: type[Any]) -> str:
+        schema = arrow_schema(cls)
+        path = self.root / "schema" / f"{table_name(cls)}.parquet"
+        if not path.exists() or not pq.read_schema(path).equals(schema):
+            path.parent.mkdir(exist_ok=True)
+            tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
+            pq.write_table(schema.empty_table(), tmp)
+            os.replace(tmp, path)
+        return path.as_posix()
 
     def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
         pass

@@ -50,7 +50,7 @@ from pipeline.probe import AudioLevels, audio_levels, probe
 from pipeline.registry import DEVICE_REGISTERED, DeviceIndex, Registry
 from pipeline.sessions import Interval, SessionTolerances, gaps_around
 from pipeline.sniff import sniff
-from pipeline.storage.base import StagedObject, WormStore
+from pipeline.storage.base import PutResult, StagedObject, WormStore
 from pipeline.timing import Tolerances, analyse, resume_points, speech_like
 from schemas.media import NOPTS, Finding, ProbeResult, StreamTimeline
 from schemas.people import INGEST
@@ -319,6 +319,7 @@ class _Run:
         self.in_batch = 0
         self.outcomes: list[FileOutcome] = []
         self.on_outcome: Callable[[FileOutcome], object] | None = None
+        self.uploader = cf.ThreadPoolExecutor(1, "upload")
 
     # --- batches -------------------------------------------------------------------------
     def commit_batch(self, final: bool = False) -> None:
@@ -381,9 +382,17 @@ class _Run:
                 spath, ALREADY, reason="already archived (same BLAKE3)",
                 blake3=digest.blake3, size_bytes=digest.size_bytes,
             )
+        upload: cf.Future[PutResult] | None = None
+        if staged is None:
+            # Upload while the probe and analysis run, locked for the minimum first;
+            # `_archive` extends it to the rule's date (retention may always grow).
+            upload = self.uploader.submit(
+                self.store.put_file, spath, digest.blake3,
+                retain_until_utc=self.s.now() + self.s.min_lock,
+            )
         result = prober.result(spath)
         try:
-            return self._archive(path, root, digest, staged, result, prober)
+            return self._archive(path, root, digest, staged, result, prober, upload)
         except CustodyError as exc:  # the store refused or failed: nothing half-stored
             return FileOutcome(spath, FAILED, reason=f"{spath}: {exc}", blake3=digest.blake3,
                                size_bytes=digest.size_bytes)
@@ -399,6 +408,7 @@ class _Run:
         staged: StagedObject | None,
         result: ProbeResult,
         prober: _Prober,
+        upload: cf.Future[PutResult] | None = None,
     ) -> FileOutcome:
         now = self.s.now()
         findings = list(analyse(result, self.s.tolerances))
@@ -441,6 +451,11 @@ class _Run:
         retain = one_year_retain_until(start, now, min_lock=self.s.min_lock)
         if staged is not None:
             put = staged.commit(digest.blake3, retain_until_utc=retain)
+        elif upload is not None:
+            put = upload.result()
+            info = self.store.head(put.key)
+            if info.retain_until_utc is None or info.retain_until_utc < retain:
+                self.store.extend_retention(put.key, retain)
         else:
             put = self.store.put_file(str(path), digest.blake3, retain_until_utc=retain)
         self.known.add(digest.blake3)
@@ -663,6 +678,7 @@ def ingest(
                 progress(len(files), len(files), "")
         finally:
             prober.close()
+            run.uploader.shutdown(wait=True)
         finished = settings.now()
         run.batch.add(IngestRunRecord, [run.run_record("finished", src_names)])
         run.commit_batch(final=True)

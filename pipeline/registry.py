@@ -274,10 +274,9 @@ class Registry:
         self._devices = _snapshot([(r.serial, r) for r in self._read(DeviceEventRecord)])
 
     def _read(self, cls: Any) -> list[Any]:
-        name = cls.TABLE
-        if not any((self.catalog.root / "batches").glob(f"*/*/{name}.parquet")):
-            return []  # a catalog from before the registry existed: nobody registered yet
-        rows = self.catalog.query(f"SELECT * FROM {name}").to_pylist()
+        # Every table has a view, even before its first row (the catalog supplies an empty
+        # typed part), on a local directory and on S3 alike.
+        rows = self.catalog.query(f"SELECT * FROM {cls.TABLE}").to_pylist()
         names = [f.name for f in dataclasses.fields(cls)]
         return [cls(**{n: _utc(r[n]) for n in names}) for r in rows]
 
