@@ -323,3 +323,25 @@ def test_av10_recording_from_an_unregistered_device_is_flagged(tmp_path: Path) -
              for f in json.loads(out)["files"]}
     assert "DEVICE_UNKNOWN" not in codes["A.mp4"]
     assert "DEVICE_UNKNOWN" in codes["B.mp4"]
+
+
+def test_ingest_of_the_shared_corpus_exits_1_and_accounts_for_every_file(
+    shared_media: Path, tmp_path: Path
+) -> None:
+    code, out, err = _cli("ingest", str(shared_media), "--store", str(tmp_path / "s"),
+                          "--catalog", str(tmp_path / "c"), "--json")
+    assert code == 1, err
+    files = {Path(f["path"]).name: f for f in json.loads(out)["files"]}
+    on_disk = {p.name for p in shared_media.iterdir() if p.is_file()}
+    assert set(files) == on_disk
+    for name, f in files.items():
+        assert f["status"] in ("archived", "skipped"), name
+        if f["status"] == "skipped":
+            assert f["reason"], name
+    assert files["MANIFEST.tsv"]["status"] == "skipped"
+    damage = {n: {x["code"] for x in f["findings"] if x["category"] == "damage"}
+              for n, f in files.items()}
+    assert damage["sample_malformed_free_box.mp4"] == {"MEDIA_UNREADABLE"}
+    assert "MEDIA_TRUNCATED" in damage["sample_mdat_too_long.mp4"]
+    assert "MEDIA_TRUNCATED" in damage["mp4parse_invalid_userdata.mp4"]
+    assert damage["mp4parse_zero_empty_stsc.mp4"]
