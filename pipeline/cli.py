@@ -291,6 +291,59 @@ def cmd_retention_release(
     return _render_changes(changes, s, out)
 
 
+def _export_rows(states: Sequence[Any]) -> list[dict[str, Any]]:
+    from pipeline.export import RECIPIENTS
+
+    return [{"export_id": e.export_id, "status": e.status, "case": e.case_number,
+             "recordings": len(e.recordings), "recipient": f"{e.recipient} "
+             f"({RECIPIENTS[e.recipient]})", "purpose": e.purpose,
+             "requested_by": e.requested_by, "approved_by": e.approved_by} for e in states]
+
+
+def _show_exports(states: Sequence[Any], s: Settings, out: TextIO) -> None:
+    rows = _export_rows(states)
+    if s.json:
+        _dump_json(rows, out)
+    else:
+        render_table(rows, list(rows[0]) if rows else ["export_id"], out)
+
+
+def cmd_export_request(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
+    from pipeline.export import request_export
+    from pipeline.storage import open_store
+
+    catalog = open_catalog(s)
+    with acting(s, catalog, open_store(s.store, env=s.store_env)) as (auth, actor):
+        state = request_export(catalog, auth, actor, now=s.now(), recipient=args.recipient,
+                               purpose=args.purpose, selectors=args.recordings,
+                               case_number=args.case)
+    _show_exports([state], s, out)
+    return 0
+
+
+def cmd_export_approve(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
+    from pipeline.export import approve_export
+    from pipeline.storage import open_store
+
+    catalog = open_catalog(s)
+    with acting(s, catalog, open_store(s.store, env=s.store_env)) as (auth, actor):
+        state = approve_export(catalog, auth, actor, args.export_id, now=s.now())
+    _show_exports([state], s, out)
+    return 0
+
+
+def cmd_export_list(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
+    from pipeline.export import list_exports
+    from pipeline.storage import open_store
+    from schemas.people import VIEW
+
+    catalog = open_catalog(s)
+    with acting(s, catalog, open_store(s.store, env=s.store_env)) as (auth, actor):
+        auth.authorize(actor, VIEW, "exports")
+    _show_exports(list_exports(catalog), s, out)
+    return 0
+
+
 def cmd_retention_show(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
     from pipeline.retention import current_states
     from pipeline.storage import open_store
@@ -587,6 +640,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--case", help="recordings of this case number 案号")
     _common(p)
     p.set_defaults(func=cmd_retention_show)
+
+    exp = sub.add_parser(
+        "export", help="release footage outside: request and approval (AV-14, AV-15)",
+        description="Footage leaves the archive only as an export requested by one person "
+        "and approved by another (AV-15); auxiliary staff may do neither (AUX-10).",
+    )
+    exp_sub = exp.add_subparsers(dest="export_command", required=True, metavar="ACTION")
+    p = exp_sub.add_parser(
+        "request", help="request the release of recordings or of a whole case",
+        description="Record a request to release recordings to the procuratorate, a court "
+        "or another approved recipient, with its purpose.",
+    )
+    p.add_argument("recordings", nargs="*", metavar="RECORDING",
+                   help="BLAKE3 prefix or file name")
+    p.add_argument("--case", help="every recording of this case number 案号")
+    p.add_argument("--recipient", required=True,
+                   choices=["procuratorate", "court", "review_body", "other"],
+                   help="who receives it: 检察院, 法院, 复议机关, other")
+    p.add_argument("--purpose", required=True, help="what the footage is evidence of")
+    _common(p)
+    p.set_defaults(func=cmd_export_request)
+    p = exp_sub.add_parser(
+        "approve", help="approve an export requested by someone else",
+        description="Approve an export request. The approver must be allowed to approve "
+        "and must not be the requester (AV-15).",
+    )
+    p.add_argument("export_id", metavar="EXPORT_ID", help="the export to approve")
+    _common(p)
+    p.set_defaults(func=cmd_export_approve)
+    p = exp_sub.add_parser("list", help="exports and their status",
+                           description="List export requests and approvals.")
+    _common(p)
+    p.set_defaults(func=cmd_export_list)
 
     from pipeline import cli_people  # staff, device, audit; imported here: it imports cli
 

@@ -177,6 +177,21 @@ class RetentionEventRecord:
     store_uri: str
 
 
+@dataclass(frozen=True, slots=True)
+class ExportEventRecord:
+    """AV-14/AV-15: a release of footage outside, requested then approved by another person."""
+
+    TABLE: ClassVar[str] = "export_events"
+    export_id: str
+    event: str  # requested | approved
+    recording_blake3s: list[str]
+    case_number: str | None
+    recipient: str
+    purpose: str
+    actor: str
+    at_utc: dt.datetime
+
+
 TABLES: tuple[type[Any], ...] = (
     RecordingRecord,
     StreamRecord,
@@ -186,6 +201,7 @@ TABLES: tuple[type[Any], ...] = (
     IngestRunRecord,
     IngestFileRecord,
     RetentionEventRecord,
+    ExportEventRecord,
 )
 
 

@@ -239,3 +239,53 @@ def test_lifting_a_hold_needs_two_different_people(custody, still_photo):
 def test_with_a_registry_every_command_needs_a_named_person(custody, still_photo):
     code = custody("ingest", str(still_photo.path), "--quiet")
     assert code == 2 and "--as STAFF_ID" in custody.err
+
+
+def test_aux10_an_auxiliary_cannot_request_or_approve_an_export(custody, still_photo):
+    assert custody("ingest", str(still_photo.path), "--quiet", who="X-1") in (0, 1), custody.err
+    code = custody("export", "request", still_photo.path.name, "--recipient", "court",
+                   "--purpose", "行政诉讼证据", who="X-1")
+    assert code == 2 and "AUX-10" in custody.err
+    req = custody.json("export", "request", still_photo.path.name, "--recipient", "court",
+                       "--purpose", "行政诉讼证据", who="L-1")
+    export_id = req[0]["export_id"]  # type: ignore[index]
+    code = custody("export", "approve", export_id, who="X-1")
+    assert code == 2 and "AUX-10" in custody.err
+    for action in ("export.request", "export.approve"):
+        refused = custody.json("audit", "show", "--who", "X-1", "--action", action,
+                               "--result", "refused", who="L-1")
+        assert refused, action
+
+
+def test_av15_an_export_is_approved_by_someone_other_than_its_requester(custody, still_photo):
+    assert custody("ingest", str(still_photo.path), "--quiet", who="X-1") in (0, 1), custody.err
+    assert custody("staff", "add", "C-1", "--name", "孙科长", "--kind", "officer", "--section",
+                   "综合执法队", "--certificate", "ZJ-0009", "--role", "section_chief",
+                   who="A-1") == 0, custody.err
+    req = custody.json("export", "request", still_photo.path.name, "--recipient",
+                       "procuratorate", "--purpose", "移送检察院", who="L-1")
+    export_id = req[0]["export_id"]  # type: ignore[index]
+    assert custody("export", "approve", export_id, who="L-1") == 2
+    assert "AV-15" in custody.err
+    done = custody.json("export", "approve", export_id, who="C-1")
+    assert done[0]["status"] == "approved" and done[0]["approved_by"] == "C-1"  # type: ignore[index]
+    listed = custody.json("export", "list", who="L-1")
+    assert [e["status"] for e in listed] == ["approved"]  # type: ignore[union-attr]
+
+
+def test_aux10_library_refuses_an_auxiliary_export_request(custody, still_photo, tmp_path):
+    """The check lives in the library: a script calling it is held to the same rule."""
+    import datetime as dt
+
+    from pipeline.catalog import Catalog
+    from pipeline.export import request_export
+    from pipeline.permissions import PermissionDenied, open_authority
+    from pipeline.storage.local import LocalStore
+
+    assert custody("ingest", str(still_photo.path), "--quiet", who="X-1") in (0, 1), custody.err
+    catalog = Catalog(tmp_path / "catalog")
+    now = dt.datetime.now(dt.UTC)
+    with open_authority(catalog, LocalStore(tmp_path / "store"), lambda: now) as auth, \
+            pytest.raises(PermissionDenied, match="AUX-10"):
+        request_export(catalog, auth, "X-1", now=now, recipient="court", purpose="x",
+                       selectors=[still_photo.path.name])

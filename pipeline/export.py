@@ -1,0 +1,128 @@
+"""Releasing footage outside (AV-14, AV-15): a request, and an approval by someone else.
+
+Nobody may give footage outside without approval (AV-15); footage sent to the
+procuratorate or a court is provided by the responsible section (AV-14). An export is
+therefore two appended events: `requested` (what, for whom, why, by whom) and `approved`
+by a different authorised person. Auxiliary staff may do neither (AUX-10). Every attempt,
+allowed or refused, is in the audit log.
+
+This module holds the approval workflow; building the verified court package from an
+approved export is the court-export stage that follows it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.catalog import Catalog
+from pipeline.errors import InputError
+from pipeline.permissions import Authority
+from schemas.people import EXPORT_REQUEST
+from schemas.records import ExportEventRecord
+
+RECIPIENTS = {
+    "procuratorate": "检察院",
+    "court": "法院",
+    "review_body": "复议机关",
+    "other": "其他（经批准）",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ExportState:
+    export_id: str
+    status: str  # requested | approved
+    recordings: tuple[str, ...]
+    case_number: str | None
+    recipient: str
+    purpose: str
+    requested_by: str
+    approved_by: str | None
+
+
+def _select(catalog: Catalog, selectors: Sequence[str], case_number: str | None) -> list[str]:
+    conds, params = [], []
+    for sel in selectors:
+        conds.append("(starts_with(blake3, ?) OR file_name = ?)")
+        params += [sel.lower(), sel]
+    if case_number is not None:
+        conds.append("case_number = ?")
+        params.append(case_number)
+    if not conds:
+        raise InputError("name recordings (BLAKE3 prefix or file name) or --case CASE")
+    rows = catalog.query(
+        f"SELECT DISTINCT blake3 FROM recordings WHERE {' OR '.join(conds)} ORDER BY blake3",
+        params,
+    ).column("blake3").to_pylist()
+    if not rows:
+        raise InputError("no recording in the catalog matches the request")
+    return [str(r) for r in rows]
+
+
+def request_export(
+    catalog: Catalog, auth: Authority, actor: str, *, now: dt.datetime, recipient: str,
+    purpose: str, selectors: Sequence[str] = (), case_number: str | None = None,
+) -> ExportState:
+    if recipient not in RECIPIENTS:
+        raise InputError(f"recipient {recipient!r}: expected one of {', '.join(RECIPIENTS)}")
+    if not purpose.strip():
+        raise InputError("an export needs a purpose (what the footage is evidence of)")
+    recordings = _select(catalog, selectors, case_number)
+    export_id = f"EXP-{now:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+    auth.authorize(actor, EXPORT_REQUEST, export_id)
+    event = ExportEventRecord(export_id, "requested", recordings, case_number, recipient,
+                              purpose, actor, now)
+    batch = catalog.batch()
+    batch.add(ExportEventRecord, [event])
+    batch.commit(now.date())
+    return _state([event])
+
+
+def approve_export(
+    catalog: Catalog, auth: Authority, approver: str, export_id: str, *, now: dt.datetime
+) -> ExportState:
+    events = _events(catalog, export_id)
+    state = _state(events)
+    if state.status == "approved":
+        raise InputError(f"{export_id} is already approved by {state.approved_by}")
+    auth.authorize_export_approval(approver, state.requested_by, export_id)
+    event = ExportEventRecord(export_id, "approved", list(state.recordings), state.case_number,
+                              state.recipient, state.purpose, approver, now)
+    batch = catalog.batch()
+    batch.add(ExportEventRecord, [event])
+    batch.commit(now.date())
+    return _state([*events, event])
+
+
+def list_exports(catalog: Catalog) -> list[ExportState]:
+    rows = catalog.query("SELECT * FROM export_events ORDER BY at_utc").to_pylist()
+    by_id: dict[str, list[ExportEventRecord]] = {}
+    for r in rows:
+        by_id.setdefault(r["export_id"], []).append(_record(r))
+    return [_state(evts) for evts in by_id.values()]
+
+
+def _record(r: dict[str, Any]) -> ExportEventRecord:
+    return ExportEventRecord(r["export_id"], r["event"], list(r["recording_blake3s"]),
+                             r["case_number"], r["recipient"], r["purpose"], r["actor"],
+                             r["at_utc"])
+
+
+def _events(catalog: Catalog, export_id: str) -> list[ExportEventRecord]:
+    rows = catalog.query("SELECT * FROM export_events WHERE export_id = ? ORDER BY at_utc",
+                         [export_id]).to_pylist()
+    if not rows:
+        raise InputError(f"no export {export_id} in the catalog")
+    return [_record(r) for r in rows]
+
+
+def _state(events: Sequence[ExportEventRecord]) -> ExportState:
+    req = next(e for e in events if e.event == "requested")
+    appr = next((e for e in events if e.event == "approved"), None)
+    return ExportState(req.export_id, "approved" if appr else "requested",
+                       tuple(req.recording_blake3s), req.case_number, req.recipient,
+                       req.purpose, req.actor, appr.actor if appr else None)
