@@ -83,13 +83,12 @@ class LocalParts:
         except OSError as exc:
             raise CatalogError(f"{root}: cannot use as a catalog: {exc.strerror}") from exc
 
-    def is_new(self) -> bool:
-        return not any((self.root / "batches").glob("date=*/batch=*"))
-
     def write(self, batch_id: str, day: dt.date, tables: Mapping[str, pa.Table]) -> str:
         stage = self.root / "staging" / batch_id
         stage.mkdir(parents=True)
         for name, table in tables.items():
+            if table.num_rows == 0:
+                continue  # views read an empty typed part for a table without rows
             path = stage / f"{name}.parquet"
             pq.write_table(table, path, compression="zstd")
             with open(path, "rb") as fh:
@@ -185,9 +184,6 @@ class Catalog:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         local = LocalParts(Path(root).resolve())
         self._init(local)
-        if local.is_new():
-            # The genesis batch: an empty part of every table, so views always have files.
-            self.batch("genesis-" + uuid.uuid4().hex[:8]).commit(dt.date(1970, 1, 1))
 
     def _init(self, parts: Parts) -> None:
         self.parts = parts

@@ -279,6 +279,41 @@ def _as_utc(ts: dt.datetime | None) -> dt.datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)
 
 
+@dataclass(slots=True)
+class _Known:
+    """What the catalog holds before the run: content, names, session intervals, devices."""
+
+    blake3s: set[str]
+    names: dict[str, set[str]]
+    intervals: list[Interval]
+    devices: DeviceIndex
+
+
+def _load_known(catalog: Catalog) -> _Known:
+    known = catalog.query(
+        "SELECT blake3, file_name, device_id, case_number, recorded_start_utc, "
+        "recorded_end_utc FROM recordings"
+    ).to_pylist()
+    names: dict[str, set[str]] = {}
+    for r in known:
+        names.setdefault(r["file_name"], set()).add(r["blake3"])
+    return _Known(
+        blake3s={r["blake3"] for r in known},
+        names=names,
+        intervals=[Interval(r["file_name"], r["device_id"], r["case_number"],
+                            r["recorded_start_utc"], r["recorded_end_utc"]) for r in known],
+        # AV-10: once devices are registered, every recording must come from one of them.
+        devices=Registry(catalog).device_index(),
+    )
+
+
+def _background(fn: Callable[[Catalog], _Known], catalog: Catalog) -> cf.Future[_Known]:
+    pool = cf.ThreadPoolExecutor(1, "catalog-state")
+    fut = pool.submit(fn, catalog)
+    pool.shutdown(wait=False)
+    return fut
+
+
 class _Run:
     """State of one ingest run: known content, the open batch, outcomes."""
 
@@ -297,29 +332,30 @@ class _Run:
         self.progress = progress
         self.started = settings.now()
         self.run_id = self.started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-        known = catalog.query(
-            "SELECT blake3, file_name, device_id, case_number, recorded_start_utc, "
-            "recorded_end_utc FROM recordings"
-        )
-        self.intervals: list[Interval] = [
-            Interval(r["file_name"], r["device_id"], r["case_number"],
-                     r["recorded_start_utc"], r["recorded_end_utc"])
-            for r in known.to_pylist()
-        ]
-        self.known: set[str] = set(known.column("blake3").to_pylist())
-        self.names: dict[str, set[str]] = {}
-        for b3, name in zip(
-            known.column("blake3").to_pylist(), known.column("file_name").to_pylist(),
-            strict=True,
-        ):
-            self.names.setdefault(name, set()).add(b3)
-        # AV-10: once devices are registered, every recording must come from one of them.
-        self.devices: DeviceIndex = Registry(catalog).device_index()
+        # What the catalog already holds is read in the background while the first file
+        # is hashed: it is needed only once that file's BLAKE3 is known.
+        self._state: cf.Future[_Known] = _background(_load_known, catalog)
         self.batch: Batch = catalog.batch()
         self.in_batch = 0
         self.outcomes: list[FileOutcome] = []
         self.on_outcome: Callable[[FileOutcome], object] | None = None
         self.uploader = cf.ThreadPoolExecutor(1, "upload")
+
+    @property
+    def known(self) -> set[str]:
+        return self._state.result().blake3s
+
+    @property
+    def names(self) -> dict[str, set[str]]:
+        return self._state.result().names
+
+    @property
+    def intervals(self) -> list[Interval]:
+        return self._state.result().intervals
+
+    @property
+    def devices(self) -> DeviceIndex:
+        return self._state.result().devices
 
     # --- batches -------------------------------------------------------------------------
     def commit_batch(self, final: bool = False) -> None:
