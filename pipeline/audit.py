@@ -39,6 +39,7 @@ from typing import Any
 
 import blake3
 
+from pipeline.durable import fsync_dir
 from pipeline.errors import CustodyError
 from pipeline.storage.base import ObjectNotFound, StoreError, WormStore
 from schemas.audit import GENESIS, RESULTS, AuditRecord, decode, encode
@@ -57,13 +58,6 @@ class AuditError(CustodyError):
 def _b3(data: bytes) -> str:
     return blake3.blake3(data).hexdigest()
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +258,7 @@ class AuditLog:
         created = not path.exists()
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         if created:
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         data = os.pread(fd, os.fstat(fd).st_size, 0)
         if data and not data.endswith(b"\n"):
             # A write that never finished was never acknowledged (its fsync never returned):
@@ -392,7 +386,7 @@ class AuditLog:
             fh.flush()
             os.fsync(fh.fileno())
         self._segment_path(self._segment).unlink()
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         os.close(self._fd)
         self._fd = None  # the next append opens the next segment
         self._size = -1

@@ -34,6 +34,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.durable import fsync_dir
 from pipeline.errors import CatalogError
 from schemas.records import TABLES, arrow_schema, table_name, to_table
 from schemas.views import DERIVED_VIEWS
@@ -61,13 +62,6 @@ class Parts(Protocol):
     def clear_staging(self) -> None: ...
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 class LocalParts:
     """Parts in a directory, committed by renaming the batch's staging directory."""
@@ -93,13 +87,13 @@ class LocalParts:
             pq.write_table(table, path, compression="zstd")
             with open(path, "rb") as fh:
                 os.fsync(fh.fileno())
-        _fsync_dir(stage)
+        fsync_dir(stage)
         final_parent = self.root / "batches" / f"date={day.isoformat()}"
         final_parent.mkdir(parents=True, exist_ok=True)
         final = final_parent / f"batch={batch_id}"
         os.rename(stage, final)
-        _fsync_dir(final_parent)
-        _fsync_dir(self.root / "staging")
+        fsync_dir(final_parent)
+        fsync_dir(self.root / "staging")
         return str(final)
 
     def base_views(self) -> dict[str, str]:
@@ -131,6 +125,22 @@ class LocalParts:
     def clear_staging(self) -> None:
         for stale in (self.root / "staging").iterdir():
             shutil.rmtree(stale, ignore_errors=True)
+
+
+def recording_filter(
+    selectors: Sequence[str], case_number: str | None = None
+) -> tuple[str, list[object]]:
+    """A WHERE condition over `recordings` (BLAKE3 prefix, file name or source path of each
+    selector, or the case number) and its parameters; ("", []) when nothing is selected."""
+    conds: list[str] = []
+    params: list[object] = []
+    for sel in selectors:
+        conds.append("(starts_with(blake3, ?) OR file_name = ? OR source_path = ?)")
+        params += [sel.lower(), sel, sel]
+    if case_number is not None:
+        conds.append("case_number = ?")
+        params.append(case_number)
+    return " OR ".join(conds), params
 
 
 def sql_str(text: str) -> str:

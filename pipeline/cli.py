@@ -517,6 +517,13 @@ def acting(s: Settings, catalog: Any, store: Any) -> Iterator[tuple[Any, str]]:
         yield auth, actor
 
 
+def _selection(p: argparse.ArgumentParser) -> None:
+    """Which recordings a command acts on: named ones, or every one of a case."""
+    p.add_argument("recordings", nargs="*", metavar="RECORDING",
+                   help="BLAKE3 prefix, file name or source path")
+    p.add_argument("--case", help="every recording labelled with this case number 案号")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="custody",
@@ -604,9 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
         "case file's retention end (--until); permanent = legal hold and the longest "
         "retention the store allows, with an AV-13 --trigger. Lowering is refused.",
     )
-    p.add_argument("recordings", nargs="*", metavar="RECORDING",
-                   help="BLAKE3 prefix or file name")
-    p.add_argument("--case", help="every recording labelled with this case number 案号")
+    _selection(p)
     p.add_argument("--tier", required=True, choices=["one_year", "case", "permanent"],
                    help="the new tier")
     p.add_argument("--until", help="retain-until date (the case file's retention end)")
@@ -622,9 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
         "case is closed). Needs two different people allowed to lift holds: the acting "
         "person (--as) and --second. The retain-until date stays; the lock runs to it.",
     )
-    p.add_argument("recordings", nargs="*", metavar="RECORDING",
-                   help="BLAKE3 prefix or file name")
-    p.add_argument("--case", help="every recording of this case number 案号")
+    _selection(p)
     p.add_argument("--second", required=True, metavar="STAFF_ID",
                    help="the second authorised person who confirms the release")
     p.add_argument("--reason", help="why, kept with the change (e.g. case closed)")
@@ -635,9 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show each recording's tier, retain-until and legal hold as the catalog "
         "records them, beside what the store itself reports.",
     )
-    p.add_argument("recordings", nargs="*", metavar="RECORDING",
-                   help="BLAKE3 prefix or file name (default: all)")
-    p.add_argument("--case", help="recordings of this case number 案号")
+    _selection(p)
     _common(p)
     p.set_defaults(func=cmd_retention_show)
 
@@ -652,9 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Record a request to release recordings to the procuratorate, a court "
         "or another approved recipient, with its purpose.",
     )
-    p.add_argument("recordings", nargs="*", metavar="RECORDING",
-                   help="BLAKE3 prefix or file name")
-    p.add_argument("--case", help="every recording of this case number 案号")
+    _selection(p)
     p.add_argument("--recipient", required=True,
                    choices=["procuratorate", "court", "review_body", "other"],
                    help="who receives it: 检察院, 法院, 复议机关, other")

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.catalog import Catalog
+from pipeline.catalog import Catalog, recording_filter
 from pipeline.errors import InputError
 from pipeline.permissions import Authority
 from schemas.people import EXPORT_REQUEST
@@ -45,18 +45,11 @@ class ExportState:
 
 
 def _select(catalog: Catalog, selectors: Sequence[str], case_number: str | None) -> list[str]:
-    conds, params = [], []
-    for sel in selectors:
-        conds.append("(starts_with(blake3, ?) OR file_name = ?)")
-        params += [sel.lower(), sel]
-    if case_number is not None:
-        conds.append("case_number = ?")
-        params.append(case_number)
-    if not conds:
+    where, params = recording_filter(selectors, case_number)
+    if not where:
         raise InputError("name recordings (BLAKE3 prefix or file name) or --case CASE")
     rows = catalog.query(
-        f"SELECT DISTINCT blake3 FROM recordings WHERE {' OR '.join(conds)} ORDER BY blake3",
-        params,
+        f"SELECT DISTINCT blake3 FROM recordings WHERE {where} ORDER BY blake3", params
     ).column("blake3").to_pylist()
     if not rows:
         raise InputError("no recording in the catalog matches the request")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import blake3
 
-from pipeline.catalog import Catalog
+from pipeline.catalog import Catalog, recording_filter
 from pipeline.storage.base import ObjectNotFound, StoreError, WormStore
 from schemas.media import Finding
 
@@ -34,13 +34,9 @@ def _select(catalog: Catalog, selectors: Sequence[str]) -> list[dict[str, object
         "any_value(size_bytes) AS size_bytes, any_value(chunk_size_bytes) AS chunk_size_bytes "
         "FROM recordings"
     )
-    params: list[object] = []
-    if selectors:
-        conds = []
-        for sel in selectors:
-            conds.append("(starts_with(blake3, ?) OR file_name = ? OR source_path = ?)")
-            params += [sel.lower(), sel, sel]
-        sql += " WHERE " + " OR ".join(conds)
+    where, params = recording_filter(selectors)
+    if where:
+        sql += " WHERE " + where
     sql += " GROUP BY blake3 ORDER BY file_name, blake3"
     rows: list[dict[str, object]] = catalog.query(sql, params).to_pylist()
     return rows

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.catalog import Catalog
+from pipeline.catalog import Catalog, recording_filter
 from pipeline.errors import InputError
 from pipeline.permissions import Authority
 from pipeline.storage.base import RetentionRefused, WormStore
@@ -40,16 +40,10 @@ def current_states(
 ) -> list[dict[str, Any]]:
     """Rows of `retention_current` for recordings matching selectors or a case (all if none)."""
     sql = "SELECT * FROM retention_current"
-    conds: list[str] = []
-    params: list[object] = []
-    for sel in selectors:
-        conds.append("(starts_with(blake3, ?) OR file_name = ?)")
-        params += [sel.lower(), sel]
-    if case_number is not None:
-        conds.append("case_number = ?")
-        params.append(case_number)
-    if conds:
-        sql += " WHERE " + " OR ".join(conds)
+    where, params = recording_filter(selectors, case_number)
+    if where:
+        # retention_current carries no source_path: match it through recordings
+        sql += f" WHERE blake3 IN (SELECT blake3 FROM recordings WHERE {where})"
     rows: list[dict[str, Any]] = catalog.query(sql + " ORDER BY file_name, blake3",
                                                 params).to_pylist()
     return rows

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 import blake3
 
+from pipeline.durable import fsync_dir
 from pipeline.storage.base import (
     ObjectInfo,
     ObjectNotFound,
@@ -40,13 +41,6 @@ from pipeline.storage.base import (
 
 _GENESIS = "0" * 64
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _RangeReader(io.RawIOBase):
@@ -117,7 +111,7 @@ class _LocalStaged(StagedObject):
                 ) from None
         self._path.unlink()
         if created:
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
             self._store._append(
                 {"op": "put", "key": key, "size_bytes": self._size,
                  "retain_until_utc": retain_until_utc.isoformat()}
