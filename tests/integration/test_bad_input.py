@@ -1,0 +1,87 @@
+"""Bad input the night operator meets: a store that fails mid-write, a huge file.
+
+Each names the file and the problem, the batch goes on, and nothing is half-stored."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline import synth
+from tests.mediagen import START, Generated
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _ingest(argv: list[str], *, fsize_limit: int | None = None) -> subprocess.CompletedProcess[str]:
+    def limit() -> None:  # runs in the child only
+        if fsize_limit is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize_limit, fsize_limit))
+
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "ingest", *argv, "--json", "--quiet"],
+        capture_output=True, text=True, check=False, preexec_fn=limit,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def test_a_store_write_failing_mid_file_fails_that_file_only_and_leaves_nothing(
+    tmp_path: Path, short_recording: Generated
+) -> None:
+    """The store's disk refuses to grow a file past 256 KiB (as a full disk would)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    small = src / "A_small.mp4"
+    small.write_bytes(short_recording.path.read_bytes())
+    assert small.stat().st_size < 200_000
+    big = synth.write_clean(src / "B_big.mp4", 30.0, START)
+    assert big.stat().st_size > 400_000
+    store = tmp_path / "store"
+    proc = _ingest([str(src), "--store", str(store), "--catalog", str(tmp_path / "catalog")],
+                   fsize_limit=256 * 1024)
+    assert proc.returncode == 2, proc.stderr
+    files = {Path(f["path"]).name: f for f in json.loads(proc.stdout)["files"]}
+    assert files["A_small.mp4"]["status"] == "archived"
+    assert files["B_big.mp4"]["status"] == "failed"
+    assert "B_big.mp4" in files["B_big.mp4"]["reason"]
+    assert "too large" in files["B_big.mp4"]["reason"].lower()
+    objects = [p for p in (store / "objects").rglob("*") if p.is_file()]
+    assert [p.name for p in objects] == [files["A_small.mp4"]["blake3"]]
+    assert list((store / "tmp").iterdir()) == []
+
+
+def test_a_huge_sparse_file_is_archived_with_bounded_memory(
+    tmp_path: Path, short_recording: Generated
+) -> None:
+    """2 GiB: a real recording followed by a hole (a card image, a broken recorder)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    huge = src / "HUGE0001.mp4"
+    with open(huge, "wb") as fh:
+        fh.write(short_recording.path.read_bytes())
+        fh.truncate(2 << 30)
+    proc = subprocess.run(
+        [sys.executable, "-c",
+         "import resource, sys\n"
+         "from pipeline.cli import main\n"
+         "code = main(sys.argv[1:])\n"
+         "kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+         "kib_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+         "print(max(kib, kib_children), file=sys.stderr)\n"
+         "sys.exit(code)\n",
+         "ingest", str(src), "--store", str(tmp_path / "store"), "--catalog",
+         str(tmp_path / "catalog"), "--json", "--quiet"],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    (f,) = json.loads(proc.stdout)["files"]
+    assert f["status"] == "archived" and f["size_bytes"] == 2 << 30
+    peak_mib = int(proc.stderr.strip().splitlines()[-1]) / 1024
+    assert peak_mib < 600, f"peak RSS {peak_mib:.0f} MiB for a 2 GiB file"
