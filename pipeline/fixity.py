@@ -74,7 +74,8 @@ def _verify_one(store: WormStore, catalog: Catalog, row: dict[str, object]) -> F
     whole = blake3.blake3()
     got_size = 0
     try:
-        with store.open(key) as fh:
+        # The chunk table checks finer than the store's whole-object check: turn it off.
+        with store.open(key, verify=False) as fh:
             for chunk in expected:
                 data = fh.read(chunk_size)
                 whole.update(data)

@@ -117,8 +117,13 @@ class WormStore(ABC):
             raise
 
     @abstractmethod
-    def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
-        """Read bytes [start, end) of an object (the whole object by default)."""
+    def open(
+        self, key: str, start: int = 0, end: int | None = None, *, verify: bool = True
+    ) -> BinaryIO:
+        """Read bytes [start, end) of an object (the whole object by default).
+
+        A whole-object read checks the bytes against the key's BLAKE3 as they stream
+        where the store can (`verify=False`: the caller checks, e.g. chunk by chunk)."""
 
     def iter_range(
         self, key: str, start: int = 0, end: int | None = None, block: int = 8 << 20

@@ -212,7 +212,11 @@ class LocalStore(WormStore):
     def stage(self, size_hint: int | None = None) -> StagedObject:
         return _LocalStaged(self)
 
-    def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
+    def open(
+        self, key: str, start: int = 0, end: int | None = None, *, verify: bool = True
+    ) -> BinaryIO:
+        # `verify` is accepted for the interface; a local read is checked by
+        # `custody verify`, chunk by chunk, not here.
         path = self.object_path(key)
         try:
             fh = open(path, "rb", buffering=0)  # noqa: SIM115 - handed to the caller

@@ -608,7 +608,9 @@ class S3Store(WormStore):
             )
 
     # --- reading ----------------------------------------------------------------------------
-    def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
+    def open(
+        self, key: str, start: int = 0, end: int | None = None, *, verify: bool = True
+    ) -> BinaryIO:
         if start < 0 or (end is not None and end < 0):
             raise ValueError(f"byte range must not be negative: [{start}, {end})")
         where = self._where(key)
@@ -635,7 +637,7 @@ class S3Store(WormStore):
             resp["Body"],
             where=where,
             expected_bytes=stop - start,
-            blake3_hex=key[3:] if whole else None,
+            blake3_hex=key[3:] if whole and verify else None,
         )
         return cast(BinaryIO, io.BufferedReader(raw, buffer_size=_MiB))
 
