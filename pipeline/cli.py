@@ -81,6 +81,30 @@ def _load_config(env: Mapping[str, str], explicit: str | None) -> dict[str, Any]
     return dict(section)
 
 
+_S3_KEYS = {
+    "endpoint_url": "AWS_ENDPOINT_URL_S3",
+    "region": "AWS_REGION",
+    "access_key_id": "AWS_ACCESS_KEY_ID",
+    "secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "profile": "AWS_PROFILE",
+}
+
+
+def _s3_env(cfg: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """S3 endpoint and credentials: the `[custody.s3]` table of the config file, overridden
+    by the usual AWS_* environment variables."""
+    section = cfg.get("s3", {})
+    if not isinstance(section, dict):
+        raise InputError("config: [custody.s3] must be a table of S3 settings")
+    unknown = set(section) - set(_S3_KEYS)
+    if unknown:
+        raise InputError(f"config: unknown [custody.s3] keys {sorted(unknown)}; "
+                         f"expected {sorted(_S3_KEYS)}")
+    out = {_S3_KEYS[k]: str(v) for k, v in section.items()}
+    out.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+    return out
+
+
 def build_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
     cfg = _load_config(env, getattr(args, "config", None))
 
@@ -105,7 +129,7 @@ def build_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings
         probe_workers=int(pick("workers", "", "workers", max(1, (os.cpu_count() or 2) - 1))),
         batch_files=int(pick("batch_files", "", "batch_files", 16)),
         actor=pick("as_staff", "", "as", None),
-        store_env={k: v for k, v in env.items() if k.startswith("AWS_")},
+        store_env=_s3_env(cfg, env),
         os_user=env.get("USER") or env.get("LOGNAME") or "unknown",
         catalog_cache=str(pick("", "CUSTODY_CATALOG_CACHE", "catalog_cache",
                                f"{DEFAULT_HOME}/catalog-cache")),

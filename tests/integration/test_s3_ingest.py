@@ -155,3 +155,24 @@ def test_store_selftest_command_passes_on_a_locked_bucket(s3_server: Any, s3_uri
     code, out, _ = _cli(s3_server.env(), "store", "selftest", "--store", s3_uri, "--json")
     assert code == 0
     assert json.loads(out)["passed"] is True
+
+
+def test_s3_endpoint_and_credentials_can_come_from_the_config_file(
+    s3_server: Any, s3_uri: str, tmp_path: Path, clean_recording: Generated
+) -> None:
+    cfg = tmp_path / "custody.toml"
+    cfg.write_text(
+        "[custody]\n"
+        f'store = "{s3_uri}"\n'
+        f'catalog = "{tmp_path / "catalog"}"\n'
+        "[custody.s3]\n"
+        f'endpoint_url = "{s3_server.endpoint_url}"\n'
+        f'region = "{s3_server.region}"\n'
+        f'access_key_id = "{s3_server.access_key_id}"\n'
+        f'secret_access_key = "{s3_server.secret_access_key}"\n',
+        encoding="utf-8",
+    )
+    code, out, err = _cli({}, "ingest", str(clean_recording.path), "--config", str(cfg),
+                          "--json")
+    assert code in (0, 1), err
+    assert [f["status"] for f in json.loads(out)["files"]] == ["archived"]
