@@ -287,6 +287,7 @@ class _Known:
     names: dict[str, set[str]]
     intervals: list[Interval]
     devices: DeviceIndex
+    staff_kinds: dict[str, str]  # staff number -> officer | auxiliary (empty: no registry)
 
 
 def _load_known(catalog: Catalog) -> _Known:
@@ -294,6 +295,7 @@ def _load_known(catalog: Catalog) -> _Known:
         "SELECT blake3, file_name, device_id, case_number, recorded_start_utc, "
         "recorded_end_utc FROM recordings"
     ).to_pylist()
+    registry = Registry(catalog)
     names: dict[str, set[str]] = {}
     for r in known:
         names.setdefault(r["file_name"], set()).add(r["blake3"])
@@ -303,7 +305,8 @@ def _load_known(catalog: Catalog) -> _Known:
         intervals=[Interval(r["file_name"], r["device_id"], r["case_number"],
                             r["recorded_start_utc"], r["recorded_end_utc"]) for r in known],
         # AV-10: once devices are registered, every recording must come from one of them.
-        devices=Registry(catalog).device_index(),
+        devices=registry.device_index(),
+        staff_kinds={p.staff_id: p.kind for p in registry.all_staff()},
     )
 
 
@@ -356,6 +359,10 @@ class _Run:
     @property
     def devices(self) -> DeviceIndex:
         return self._state.result().devices
+
+    @property
+    def staff_kinds(self) -> dict[str, str]:
+        return self._state.result().staff_kinds
 
     # --- batches -------------------------------------------------------------------------
     def commit_batch(self, final: bool = False) -> None:
@@ -534,6 +541,20 @@ class _Run:
             return [Finding("LABEL_MISSING", "no row of the labels file names this file"
                             if self.labels.by_key else "ingested without a labels file")]
         out = [Finding("LABEL_INVALID", p) for p in labels.problems]
+        if self.staff_kinds and labels.officer_ids:
+            unknown = [o for o in labels.officer_ids if o not in self.staff_kinds]
+            if unknown:
+                out.append(Finding(
+                    "LABEL_INVALID",
+                    f"{labels.source}: {', '.join(unknown)} not in the personnel registry",
+                ))
+            kinds = [self.staff_kinds.get(o) for o in labels.officer_ids]
+            if all(k == "auxiliary" for k in kinds):
+                out.append(Finding(
+                    "AUXILIARY_ONLY",
+                    f"{labels.source}: {', '.join(labels.officer_ids)} are all auxiliary "
+                    "staff; no certified officer is labelled on this recording",
+                ))
         missing = labels.missing()
         if missing:
             out.append(Finding(

@@ -161,6 +161,14 @@ CODES: dict[str, FindingCode] = {
             "retired, or the file names no device: it has no custodian (AV-10), and the "
             "footage may not come from agency equipment (AV-4).",
         ),
+        # --- AUX-2/3: auxiliary staff never act alone -------------------------------------
+        FindingCode(
+            "AUXILIARY_ONLY", "AUX-2/3", _C.LABELLING, _S.ERROR,
+            "Only auxiliary staff took part", "仅有辅助人员参与执法",
+            "Every person labelled on the recording is registered as auxiliary staff: they "
+            "have no independent enforcement power and must work under a certified "
+            "officer. Proves what the labels say, not who was present.",
+        ),
         # --- AV-12: labelling and deadline ---------------------------------------------
         FindingCode(
             "LABEL_MISSING", "AV-12", _C.LABELLING, _S.WARNING,

@@ -289,3 +289,25 @@ def test_aux10_library_refuses_an_auxiliary_export_request(custody, still_photo,
             pytest.raises(PermissionDenied, match="AUX-10"):
         request_export(catalog, auth, "X-1", now=now, recipient="court", purpose="x",
                        selectors=[still_photo.path.name])
+
+
+def test_aux2_a_recording_labelled_with_auxiliary_staff_only_is_a_finding(
+    custody, tmp_path, clean_recording, short_recording, audio_recording
+):
+    import shutil
+
+    src = tmp_path / "dock"
+    src.mkdir()
+    for g in (clean_recording, short_recording, audio_recording):
+        shutil.copy(g.path, src / g.path.name)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,case_number,officer_ids\n"
+                      f"{clean_recording.path.name},C1,X-1\n"
+                      f"{short_recording.path.name},C1,L-1;X-1\n"
+                      f"{audio_recording.path.name},C1,Z-9\n", encoding="utf-8")
+    assert custody("ingest", str(src), "--labels", str(labels), "--json", who="X-1") == 1
+    codes = {Path(f["path"]).name: [x["code"] for x in f["findings"]]
+             for f in json.loads(custody.out)["files"]}
+    assert "AUXILIARY_ONLY" in codes[clean_recording.path.name]
+    assert "AUXILIARY_ONLY" not in codes[short_recording.path.name]
+    assert "LABEL_INVALID" in codes[audio_recording.path.name]
