@@ -59,6 +59,37 @@ class MovieInfo:
     serial: str | None = None
     firmware: str | None = None
     track_ids: tuple[int, ...] = ()
+    # Per `trak`, in order: the raw `stts` and `ctts` bodies and the `stsd` entry count,
+    # for reading timestamps from the sample tables instead of demuxing.
+    sample_tables: tuple[SampleTables, ...] = ()
+    fragmented: bool = False  # an `mvex` box: samples live in `moof` fragments
+
+
+@dataclass(frozen=True, slots=True)
+class SampleTables:
+    stts: bytes = b""
+    ctts: bytes = b""
+    stsd_entries: int = 0
+
+    def deltas(self) -> list[tuple[int, int]]:
+        """(sample_count, sample_delta) rows of `stts`."""
+        return _count_value_rows(self.stts, signed=False)
+
+    def offsets(self) -> list[tuple[int, int]]:
+        """(sample_count, composition offset) rows of `ctts`, offsets signed (as FFmpeg
+        reads them: version 0 files from Apple write negative offsets too)."""
+        return _count_value_rows(self.ctts, signed=True)
+
+
+def _count_value_rows(body: bytes, *, signed: bool) -> list[tuple[int, int]]:
+    if len(body) < 8:
+        return []
+    (count,) = struct.unpack_from(">I", body, 4)
+    count = min(count, (len(body) - 8) // 8)
+    fmt = ">Ii" if signed else ">II"
+    return [
+        (int(a), int(b)) for a, b in struct.iter_unpack(fmt, body[8 : 8 + 8 * count])
+    ]
 
 
 def looks_like_isobmff(head: bytes) -> bool:
@@ -142,6 +173,8 @@ def read_movie_info(path: str | os.PathLike[str]) -> MovieInfo:
         serial=info.serial,
         firmware=info.firmware,
         track_ids=info.track_ids,
+        sample_tables=info.sample_tables,
+        fragmented=info.fragmented,
     )
 
 
@@ -156,12 +189,17 @@ def parse_moov(moov: bytes, header_size: int = 8) -> MovieInfo:
     track_ids: list[int] = []
     firmware = serial = make = model = None
     track_no = 0
+    tables: list[SampleTables] = []
+    fragmented = False
     for box in iter_boxes(moov, header_size):
         body = moov[box.offset + box.header_size : box.end]
         if box.type == b"mvhd":
             movie_timescale = _mvhd_timescale(body)
+        elif box.type == b"mvex":
+            fragmented = True
         elif box.type == b"trak":
             tid, elst, media_ts = _read_trak(body)
+            tables.append(_sample_tables(body))
             track_ids.append(tid)
             for seg, mt in elst:
                 entries.append(EditListEntry(track_no, seg, mt, movie_timescale, media_ts))
@@ -182,7 +220,20 @@ def parse_moov(moov: bytes, header_size: int = 8) -> MovieInfo:
         serial=serial,
         firmware=firmware,
         track_ids=tuple(track_ids),
+        sample_tables=tuple(tables),
+        fragmented=fragmented,
     )
+
+
+def _sample_tables(trak: bytes) -> SampleTables:
+    """`stts`, `ctts` and the `stsd` entry count of one `trak` body (mdia/minf/stbl)."""
+    found: dict[bytes, bytes] = {}
+    for box in _walk(trak, 0):
+        if box.type in (b"stts", b"ctts", b"stsd") and box.type not in found:
+            found[box.type] = trak[box.offset + box.header_size : box.end]
+    stsd = found.get(b"stsd", b"")
+    entries = int(struct.unpack_from(">I", stsd, 4)[0]) if len(stsd) >= 8 else 0
+    return SampleTables(found.get(b"stts", b""), found.get(b"ctts", b""), entries)
 
 
 def _text(b: bytes) -> str | None:

@@ -41,8 +41,11 @@ _PARAM_CODECS = frozenset({"h264", "hevc"})
 _NOT_MEDIA_FORMATS = frozenset({"tty"})
 
 
-def probe(path: str | os.PathLike[str]) -> ProbeResult:
+def probe(path: str | os.PathLike[str], *, full_demux: bool = False) -> ProbeResult:
     """Demux every stream of `path` and return its timelines and declared metadata.
+
+    A plain MP4/MOV is timed from its sample tables (proved against a demux of its first
+    packets, `_from_sample_tables`); `full_demux` reads every packet instead.
 
     Raises `InputError` only when the file cannot be read from disk (missing, not a
     regular file, no permission). Anything wrong with the media itself is reported in
@@ -68,7 +71,7 @@ def probe(path: str | os.PathLike[str]) -> ProbeResult:
     av.logging.set_skip_repeated(False)
     try:
         with av.logging.Capture(local=True) as logs:
-            return _probe_container(spath, file_size, boxes, exif_info, logs)
+            return _probe_container(spath, file_size, boxes, exif_info, logs, full_demux)
     finally:
         av.logging.set_skip_repeated(prev_skip)
         av.logging.set_level(prev_level)
@@ -119,6 +122,7 @@ def _probe_container(
     boxes: isobmff.MovieInfo | None,
     exif_info: exif.ExifInfo | None,
     logs: list[tuple[int, str, str]],
+    full_demux: bool = False,
 ) -> ProbeResult:
     edit_lists = boxes.edit_lists if boxes is not None else ()
     truncated = boxes.truncated if boxes is not None else None
@@ -148,7 +152,8 @@ def _probe_container(
             **_exif_fields(exif_info),
         )
     with container:
-        return _demux(spath, file_size, container, boxes, exif_info, logs, truncated)
+        return _demux(spath, file_size, container, boxes, exif_info, logs, truncated,
+                      full_demux)
 
 
 class _Collector:
@@ -174,6 +179,7 @@ def _demux(
     exif_info: exif.ExifInfo | None,
     logs: list[tuple[int, str, str]],
     truncated: str | None,
+    full_demux: bool = False,
 ) -> ProbeResult:
     streams = list(container.streams)
     nstreams = len(streams)
@@ -195,34 +201,40 @@ def _demux(
     a_pos = col.pos.append
     nopts = NOPTS
 
-    it: Iterator[Any] = container.demux()
-    ended = False
     n_logs_before = len(logs)
-    try:
-        for pkt in it:
-            si = pkt.stream_index
-            a_sidx(si)
-            v = pkt.pts
-            a_pts(nopts if v is None else v)
-            v = pkt.dts
-            a_dts(nopts if v is None else v)
-            v = pkt.duration
-            a_dur(nopts if v is None else v)
-            key = pkt.is_keyframe
-            a_flags(key | (pkt.is_discard << 1))
-            a_size(pkt.size)
-            v = pkt.pos
-            a_pos(nopts if v is None else v)
-            if key and si in inspectors:
-                inspectors[si].inspect(pkt, counts[si])
-            counts[si] += 1
-        ended = True
-    except Exception as exc:  # a read error ends the demux; keep what was read
-        demux_errors.append(_ffmpeg_message(exc, logs[n_logs_before:]))
+    indexed = None
+    if truncated is None and not full_demux:
+        indexed = _from_sample_tables(spath, container, streams, boxes, inspectors)
+    if indexed is not None:
+        col = indexed
+    else:
+        it: Iterator[Any] = container.demux()
+        ended = False
+        try:
+            for pkt in it:
+                si = pkt.stream_index
+                a_sidx(si)
+                v = pkt.pts
+                a_pts(nopts if v is None else v)
+                v = pkt.dts
+                a_dts(nopts if v is None else v)
+                v = pkt.duration
+                a_dur(nopts if v is None else v)
+                key = pkt.is_keyframe
+                a_flags(key | (pkt.is_discard << 1))
+                a_size(pkt.size)
+                v = pkt.pos
+                a_pos(nopts if v is None else v)
+                if key and si in inspectors:
+                    inspectors[si].inspect(pkt, counts[si])
+                counts[si] += 1
+            ended = True
+        except Exception as exc:  # a read error ends the demux; keep what was read
+            demux_errors.append(_ffmpeg_message(exc, logs[n_logs_before:]))
 
-    if ended:
-        # PyAV ends a clean demux with one empty flush packet per stream; drop them.
-        _drop_flush_packets(col, nstreams)
+        if ended:
+            # PyAV ends a clean demux with one empty flush packet per stream; drop them.
+            _drop_flush_packets(col, nstreams)
 
     for _level, name, message in logs[n_logs_before:]:
         line = f"{name}: {message.strip()}" if name else message.strip()
@@ -254,6 +266,142 @@ def _demux(
         truncated=truncated,
         **meta,
     )
+
+
+# --- timestamps from the sample tables (the fast path) -------------------------------------
+
+_CHECK_PACKETS = 12  # per stream, demuxed to prove the sample tables give the same packets
+_CHECK_BUDGET = 4000  # packets demuxed at most for that proof
+
+
+class _RawPacket(bytes):
+    """The first bytes of a keyframe read from the file, shaped like a packet for
+    `_ParamInspector` (no side data: files with several sample descriptions are demuxed)."""
+
+    def has_sidedata(self, name: str) -> bool:
+        return False
+
+
+def _expand(rows: list[tuple[int, int]]) -> np.ndarray:
+    if not rows:
+        return np.zeros(0, dtype=np.int64)
+    arr = np.asarray(rows, dtype=np.int64)
+    return np.repeat(arr[:, 1], arr[:, 0])
+
+
+def _from_sample_tables(
+    spath: str,
+    container: Any,
+    streams: list[Any],
+    boxes: isobmff.MovieInfo | None,
+    inspectors: dict[int, _ParamInspector],
+) -> _Collector | None:
+    """Every packet's timing from FFmpeg's index and the MP4 sample tables, without reading
+    the media data; None where that is not exactly what a demux gives (then we demux).
+
+    A non-fragmented ISO BMFF file with one sample description per track and at most one
+    edit per track: FFmpeg's index (`index_entries`, edit list applied) gives dts, byte
+    position, size, keyframe and discard flags; `ctts` gives pts - dts; `stts` the last
+    duration (the others are the gap to the next dts, as FFmpeg sets them). The first
+    packets of every stream are then demuxed and must agree field by field (a constant
+    pts shift, FFmpeg's for negative composition offsets, is learnt from them). About 10x
+    faster than a demux, which reads every byte of media and costs per-packet Python.
+    """
+    if boxes is None or boxes.fragmented or len(boxes.sample_tables) != len(streams):
+        return None
+    fmt = container.format.name if container.format is not None else ""
+    if "mov" not in fmt.split(","):
+        return None
+    edits: dict[int, int] = {}
+    for e in boxes.edit_lists:
+        if e.media_time != -1:
+            edits[e.track_index] = edits.get(e.track_index, 0) + 1
+    per: dict[int, tuple[np.ndarray, ...]] = {}
+    for s, tab in zip(streams, boxes.sample_tables, strict=True):
+        if int(s.discard) >= 48:  # AVDISCARD_ALL: the demuxer returns no packet of it
+            continue
+        if tab.stsd_entries > 1 or edits.get(s.index, 0) > 1:
+            return None
+        entries = s.index_entries
+        n = len(entries)
+        deltas = _expand(tab.deltas())
+        offsets = _expand(tab.offsets())
+        if n == 0 or deltas.size != n or offsets.size not in (0, n):
+            return None
+        ts = np.fromiter((e.timestamp for e in entries), dtype=np.int64, count=n)
+        pos = np.fromiter((e.pos for e in entries), dtype=np.int64, count=n)
+        size = np.fromiter((e.size for e in entries), dtype=np.int64, count=n)
+        flags = np.fromiter((e.flags for e in entries), dtype=np.int64, count=n)
+        key = (flags & 1).astype(np.int64)  # AVINDEX_KEYFRAME
+        discard = ((flags & 4) >> 2).astype(np.int64)  # AVINDEX_DISCARD_FRAME
+        dur = np.empty(n, dtype=np.int64)
+        dur[:-1] = np.diff(ts)
+        dur[-1] = deltas[-1]
+        pts = ts + offsets if offsets.size else ts.copy()
+        per[s.index] = (ts, pts, dur, key | (discard << 1), size, pos)
+    if not per or not _agrees_with_demux(container, per):
+        return None
+    col = _Collector()
+    with open(spath, "rb") as fh:
+        for si, (dts, pts, dur, fl, size, pos) in per.items():
+            n = dts.size
+            col.sidx.extend(array("q", [si]) * n)
+            col.pts.frombytes(pts.tobytes())
+            col.dts.frombytes(dts.tobytes())
+            col.dur.frombytes(dur.tobytes())
+            col.flags.frombytes(fl.tobytes())
+            col.size.frombytes(size.tobytes())
+            col.pos.frombytes(pos.tobytes())
+            insp = inspectors.get(si)
+            if insp is None:
+                continue
+            for i in np.flatnonzero(fl & 1).tolist():
+                fh.seek(int(pos[i]))
+                insp.inspect(_RawPacket(fh.read(min(int(size[i]), _HEAD_BYTES))), i)
+    return col
+
+
+def _agrees_with_demux(container: Any, per: dict[int, tuple[np.ndarray, ...]]) -> bool:
+    """Demux the first packets of every stream and compare them with the tables; learn
+    each stream's constant pts shift on the way (applied to `per` in place)."""
+    want = {si: min(_CHECK_PACKETS, cols[0].size) for si, cols in per.items()}
+    seen = dict.fromkeys(per, 0)
+    shift: dict[int, int] = {}
+    budget = _CHECK_BUDGET
+    for pkt in container.demux():
+        budget -= 1
+        if budget < 0:
+            return False
+        si = pkt.stream_index
+        if pkt.size == 0 and pkt.pts is None and pkt.dts is None:
+            continue  # the flush packet at the end
+        if si not in per:
+            return False  # a stream the tables skipped gave packets
+        i = seen[si]
+        seen[si] = i + 1
+        if i >= want[si]:
+            if all(seen[k] >= want[k] for k in want):
+                break
+            continue
+        dts, pts, dur, fl, size, pos = per[si]
+        p_pts = NOPTS if pkt.pts is None else pkt.pts
+        if si not in shift:
+            shift[si] = p_pts - int(pts[i])
+        got = (NOPTS if pkt.dts is None else pkt.dts, p_pts - shift[si],
+               NOPTS if pkt.duration is None else pkt.duration,
+               int(pkt.is_keyframe) | (int(pkt.is_discard) << 1), pkt.size,
+               NOPTS if pkt.pos is None else pkt.pos)
+        exp = (int(dts[i]), int(pts[i]), int(dur[i]), int(fl[i]), int(size[i]), int(pos[i]))
+        if got != exp:
+            return False
+        if all(seen[k] >= want[k] for k in want):
+            break
+    if any(seen[k] < want[k] for k in want):
+        return False
+    for si, d in shift.items():
+        if d:
+            per[si][1][:] += d
+    return True
 
 
 def _edit_lists_by_stream(

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -427,3 +428,33 @@ def test_missing_file_raises_input_error_naming_path(tmp_path: Path) -> None:
 def test_directory_raises_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a regular file"):
         probe(tmp_path)
+
+
+# --- the sample-table fast path equals a full demux ------------------------------------
+
+
+def _same_timelines(a: Any, b: Any) -> None:
+    assert len(a.streams) == len(b.streams)
+    for x, y in zip(a.streams, b.streams, strict=True):
+        for field in ("pts", "dts", "duration", "keyframe", "discard", "size", "pos"):
+            assert np.array_equal(getattr(x, field), getattr(y, field)), (x.index, field)
+        assert x.param_sets == y.param_sets
+        assert x.encoder_signatures == y.encoder_signatures
+    assert a.demux_errors == b.demux_errors
+
+
+def test_sample_table_timing_equals_a_full_demux_on_generated_media(
+    clean_recording: Any, interrupted_recording: Any, dropped_recording: Any,
+    retimed_recording: Any, spliced_recording: Any, audio_recording: Any,
+) -> None:
+    for g in (clean_recording, interrupted_recording, dropped_recording, retimed_recording,
+              spliced_recording, audio_recording):
+        _same_timelines(probe(g.path), probe(g.path, full_demux=True))
+
+
+def test_sample_table_timing_equals_a_full_demux_on_the_shared_corpus(
+    shared_media: Path,
+) -> None:
+    for path in sorted(shared_media.iterdir()):
+        if path.suffix.lower() in (".mp4", ".mov", ".3gp"):
+            _same_timelines(probe(path), probe(path, full_demux=True))
