@@ -407,7 +407,7 @@ def cmd_ingest(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) 
         now=s.now, labels_path=s.labels, chunk_size=s.chunk_size,
         min_lock=dt.timedelta(days=s.min_lock_days), default_offset=s.utc_offset,
         probe_workers=s.probe_workers, batch_files=s.batch_files,
-        store_selftest=selftest_state,
+        store_selftest=selftest_state, full_demux=args.full_demux,
     )
     with acting(s, catalog, store) as (auth, actor):
         result = ingest(
@@ -576,6 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-files", dest="batch_files", type=int,
                    help="files per atomic catalog commit (default 16)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--full-demux", dest="full_demux", action="store_true",
+                   help="read every packet of plain MP4/MOV files too, instead of timing "
+                   "them from their sample tables (same result, slower)")
     p.add_argument("--allow-unverified-store", action="store_true",
                    help="ingest into an S3 store even though its self-test fails "
                    "(recorded with the run; never do this for real evidence)")

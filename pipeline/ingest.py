@@ -25,6 +25,7 @@ import concurrent.futures as cf
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import json
 import multiprocessing
 import os
@@ -87,6 +88,8 @@ class IngestSettings:
     batch_files: int = 16
     tolerances: Tolerances = field(default_factory=Tolerances)
     sessions: SessionTolerances = field(default_factory=SessionTolerances)
+    # Read every packet, even where the MP4 sample tables give the same timing faster.
+    full_demux: bool = False
     # What the store self-test said before this run (recorded with the run).
     store_selftest: str | None = None
 
@@ -210,8 +213,9 @@ class _Prober:
     and a second crash makes that file unreadable media, never a lost file.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, full_demux: bool = False) -> None:
         self.workers = workers
+        self.probe = functools.partial(probe, full_demux=full_demux)
         self.pool = self._new_pool()
         self.futures: dict[str, cf.Future[ProbeResult]] = {}
 
@@ -225,10 +229,10 @@ class _Prober:
 
     def submit(self, path: str) -> None:
         try:
-            self.futures[path] = self.pool.submit(probe, path)
+            self.futures[path] = self.pool.submit(self.probe, path)
         except BrokenProcessPool:
             self._rebuild()
-            self.futures[path] = self.pool.submit(probe, path)
+            self.futures[path] = self.pool.submit(self.probe, path)
 
     def _rebuild(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -236,16 +240,16 @@ class _Prober:
         for path, fut in list(self.futures.items()):
             if fut.done() and not isinstance(fut.exception(), BrokenProcessPool):
                 continue
-            self.futures[path] = self.pool.submit(probe, path)
+            self.futures[path] = self.pool.submit(self.probe, path)
 
     def result(self, path: str) -> ProbeResult:
-        fut = self.futures.pop(path, None) or self.pool.submit(probe, path)
+        fut = self.futures.pop(path, None) or self.pool.submit(self.probe, path)
         try:
             return fut.result()
         except BrokenProcessPool:
             self._rebuild()
             try:
-                return self.pool.submit(probe, path).result()
+                return self.pool.submit(self.probe, path).result()
             except BrokenProcessPool:
                 self._rebuild()
                 return _unreadable(path, "the demuxer crashed on this file (twice)")
@@ -707,7 +711,7 @@ def ingest(
             )
         src_names = [str(s) for s in sources]
         run.batch.add(IngestRunRecord, [run.run_record("started", src_names)])
-        prober = _Prober(settings.probe_workers)
+        prober = _Prober(settings.probe_workers, settings.full_demux)
         try:
             sniffs: list[tuple[str | None, str]] = []
             for path, _ in files:

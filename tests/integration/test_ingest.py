@@ -345,3 +345,16 @@ def test_ingest_of_the_shared_corpus_exits_1_and_accounts_for_every_file(
     assert "MEDIA_TRUNCATED" in damage["sample_mdat_too_long.mp4"]
     assert "MEDIA_TRUNCATED" in damage["mp4parse_invalid_userdata.mp4"]
     assert damage["mp4parse_zero_empty_stsc.mp4"]
+
+
+def test_full_demux_option_gives_the_same_catalog_packets(
+    tmp_path: Path, interrupted_recording: Generated
+) -> None:
+    a = ingest([interrupted_recording.path], store=LocalStore(tmp_path / "s1"),
+               catalog=Catalog(tmp_path / "c1"), settings=_settings())
+    b = ingest([interrupted_recording.path], store=LocalStore(tmp_path / "s2"),
+               catalog=Catalog(tmp_path / "c2"), settings=_settings(full_demux=True))
+    assert [f.code for f in a.files[0].findings] == [f.code for f in b.files[0].findings]
+    q = "SELECT * EXCLUDE (batch, date) FROM packets ORDER BY stream_index, packet_index"
+    first, second = Catalog(tmp_path / "c1").query(q), Catalog(tmp_path / "c2").query(q)
+    assert first.num_rows > 100 and first.to_pylist() == second.to_pylist()
