@@ -54,6 +54,13 @@ def auth(store: WormStore, archived: Catalog) -> Iterator[Authority]:
         yield a
 
 
+def _raise(store: WormStore, catalog: Catalog, auth: Authority, tier: Tier, **kw: Any) -> None:
+    """Raise the test case's recordings to `tier` as officer ZF0101."""
+    set_retention(
+        store, catalog, auth=auth, actor="ZF0101", tier=tier, now=NOW, case_number=CASE, **kw
+    )
+
+
 def _state(catalog: Catalog) -> dict[str, Any]:
     (row,) = current_states(catalog)
     return row
@@ -65,29 +72,17 @@ def test_av13_raise_one_year_to_case_to_permanent_on_the_store(
     start = _state(archived)
     assert start["tier"] == "one_year" and not start["legal_hold"]
     case_end = dt.datetime(2037, 12, 31, tzinfo=dt.UTC)
-    set_retention(
-        store,
-        archived,
-        auth=auth,
-        actor="ZF0101",
-        tier=Tier.CASE,
-        now=NOW,
-        case_number=CASE,
-        until_utc=case_end,
-    )
+    _raise(store, archived, auth, Tier.CASE, until_utc=case_end)
     mid = _state(archived)
     assert (mid["tier"], mid["retain_until_utc"], mid["legal_hold"]) == ("case", case_end, True)
     head = store.head(mid["store_key"])
     assert head.legal_hold and head.retain_until_utc is not None
     assert head.retain_until_utc >= case_end
-    set_retention(
+    _raise(
         store,
         archived,
-        auth=auth,
-        actor="ZF0101",
-        tier=Tier.PERMANENT,
-        now=NOW,
-        case_number=CASE,
+        auth,
+        Tier.PERMANENT,
         trigger=Trigger.REVIEW_LITIGATION,
         reason="行政复议申请",
     )
@@ -99,56 +94,20 @@ def test_av13_raise_one_year_to_case_to_permanent_on_the_store(
 def test_av11_lowering_a_tier_is_refused_and_changes_nothing(
     store: WormStore, archived: Catalog, auth: Authority
 ) -> None:
-    set_retention(
-        store,
-        archived,
-        auth=auth,
-        actor="ZF0101",
-        tier=Tier.PERMANENT,
-        now=NOW,
-        case_number=CASE,
-        trigger=Trigger.OBSTRUCTION,
-    )
+    _raise(store, archived, auth, Tier.PERMANENT, trigger=Trigger.OBSTRUCTION)
     before = _state(archived)
     for tier in (Tier.CASE, Tier.ONE_YEAR):
         with pytest.raises(RetentionRefused, match="cannot be lowered"):
-            set_retention(
-                store,
-                archived,
-                auth=auth,
-                actor="ZF0101",
-                tier=tier,
-                now=NOW,
-                case_number=CASE,
-                until_utc=dt.datetime(2099, 1, 1, tzinfo=dt.UTC),
-            )
+            _raise(store, archived, auth, tier, until_utc=dt.datetime(2099, 1, 1, tzinfo=dt.UTC))
     assert _state(archived) == before
 
 
 def test_av11_shortening_retain_until_is_refused_by_library_and_store(
     store: WormStore, archived: Catalog, auth: Authority
 ) -> None:
-    set_retention(
-        store,
-        archived,
-        auth=auth,
-        actor="ZF0101",
-        tier=Tier.CASE,
-        now=NOW,
-        case_number=CASE,
-        until_utc=dt.datetime(2040, 1, 1, tzinfo=dt.UTC),
-    )
+    _raise(store, archived, auth, Tier.CASE, until_utc=dt.datetime(2040, 1, 1, tzinfo=dt.UTC))
     with pytest.raises(RetentionRefused, match="retention only grows"):
-        set_retention(
-            store,
-            archived,
-            auth=auth,
-            actor="ZF0101",
-            tier=Tier.CASE,
-            now=NOW,
-            case_number=CASE,
-            until_utc=dt.datetime(2039, 1, 1, tzinfo=dt.UTC),
-        )
+        _raise(store, archived, auth, Tier.CASE, until_utc=dt.datetime(2039, 1, 1, tzinfo=dt.UTC))
     key = _state(archived)["store_key"]
     with pytest.raises(RetentionRefused):
         store.extend_retention(key, dt.datetime(2039, 1, 1, tzinfo=dt.UTC))
@@ -161,15 +120,7 @@ def test_av13_permanent_needs_a_trigger(
     from pipeline.errors import InputError
 
     with pytest.raises(InputError, match="trigger"):
-        set_retention(
-            store,
-            archived,
-            auth=auth,
-            actor="ZF0101",
-            tier=Tier.PERMANENT,
-            now=NOW,
-            case_number=CASE,
-        )
+        _raise(store, archived, auth, Tier.PERMANENT)
 
 
 def test_cli_retention_set_and_show_and_refusal(
