@@ -346,6 +346,7 @@ class _Run:
         self.in_batch = 0
         self.outcomes: list[FileOutcome] = []
         self.on_outcome: Callable[[FileOutcome], object] | None = None
+        self.before_commit: Callable[[], None] | None = None
         self.uploader = cf.ThreadPoolExecutor(1, "upload")
 
     @property
@@ -372,6 +373,8 @@ class _Run:
     def commit_batch(self, final: bool = False) -> None:
         if self.in_batch == 0 and not final:
             return
+        if self.before_commit is not None:
+            self.before_commit()  # the audit records of these files are durable first
         self.batch.commit(self.s.now().date())
         self.batch = self.catalog.batch()
         self.in_batch = 0
@@ -704,6 +707,7 @@ def ingest(
         catalog.clear_staging()
         run = _Run(store, catalog, settings, labels, progress)
         if auth is not None:
+            run.before_commit = auth.audit.sync
             run.on_outcome = lambda o: auth.record(
                 who, INGEST, f"b3/{o.blake3}" if o.blake3 else o.path,
                 "refused" if o.status == FAILED else "allowed",
