@@ -85,3 +85,75 @@ def test_a_huge_sparse_file_is_archived_with_bounded_memory(
     assert f["status"] == "archived" and f["size_bytes"] == 2 << 30
     peak_mib = int(proc.stderr.strip().splitlines()[-1]) / 1024
     assert peak_mib < 600, f"peak RSS {peak_mib:.0f} MiB for a 2 GiB file"
+
+
+def _probe_workers(pid: int) -> list[int]:
+    """Processes forked by a multiprocessing forkserver that `pid` started."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    servers = set()
+    for p, pp in parents.items():
+        if pp != pid:
+            continue
+        try:
+            if b"forkserver" in Path(f"/proc/{p}/cmdline").read_bytes():
+                servers.add(p)
+        except OSError:
+            continue
+    return [p for p, pp in parents.items() if pp in servers]
+
+
+def test_a_probe_worker_killed_mid_run_loses_no_file(
+    tmp_path: Path, clean_recording: Generated, short_recording: Generated,
+    interrupted_recording: Generated, audio_recording: Generated,
+) -> None:
+    """The demuxer's process dies (as FFmpeg would on a hostile file): the pool is rebuilt,
+    the file is probed again, and every file of the batch is archived."""
+    import datetime as dt
+    import threading
+    import time
+
+    from pipeline.catalog import Catalog
+    from pipeline.ingest import IngestSettings, ingest
+    from pipeline.storage.local import LocalStore
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(4):
+        for g in (clean_recording, short_recording, interrupted_recording, audio_recording):
+            data = g.path.read_bytes() + bytes([i])  # distinct bytes, same media
+            (src / f"{i}_{g.path.name}").write_bytes(data)
+    killed: list[int] = []
+    done = threading.Event()
+
+    def killer() -> None:
+        while not done.is_set() and not killed:
+            for pid in _probe_workers(os.getpid()):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                except ProcessLookupError:
+                    continue
+                break
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    try:
+        result = ingest([src], store=LocalStore(tmp_path / "store"),
+                        catalog=Catalog(tmp_path / "catalog"),
+                        settings=IngestSettings(now=lambda: START + dt.timedelta(hours=1),
+                                                probe_workers=1))
+    finally:
+        done.set()
+        thread.join()
+    assert killed, "no probe worker was seen to kill"
+    assert [f.status for f in result.files] == ["archived"] * 16
+    assert not [f for o in result.files for f in o.findings if f.code == "MEDIA_UNREADABLE"]
