@@ -61,26 +61,20 @@ def gaps_around(
              if s >= new.end_utc - tol.tolerance and s > new.start_utc]
     before = max(earlier, key=lambda eo: eo[0])[1] if earlier else None
     after = min(later, key=lambda so: so[0])[1] if later else None
-    out = []
-    if before is not None:
-        assert before.end_utc is not None
-        gap = new.start_utc - before.end_utc
-        if tol.tolerance < gap <= tol.session_gap_max:
-            out.append(Finding(
-                "GAP_BETWEEN_FILES",
-                f"Device {new.device_id}: {new.file_name} starts {gap.total_seconds():.1f} s "
-                f"after {before.file_name} ended ({before.end_utc.isoformat()} -> "
-                f"{new.start_utc.isoformat()}).",
-                at_seconds=0.0,
-            ))
-    if after is not None:
-        assert after.start_utc is not None
-        gap = after.start_utc - new.end_utc
-        if tol.tolerance < gap <= tol.session_gap_max:
-            out.append(Finding(
-                "GAP_BETWEEN_FILES",
-                f"Device {new.device_id}: {after.file_name} starts {gap.total_seconds():.1f} s "
-                f"after {new.file_name} ended ({new.end_utc.isoformat()} -> "
-                f"{after.start_utc.isoformat()}).",
-            ))
-    return out
+    pairs = [(before, new), (new, after)]
+    return [f for a, b in pairs if a is not None and b is not None
+            if (f := _gap(a, b, tol)) is not None]
+
+
+def _gap(first: Interval, second: Interval, tol: SessionTolerances) -> Finding | None:
+    """The interruption between `first` ending and `second` starting, if it is one."""
+    assert first.end_utc is not None and second.start_utc is not None
+    gap = second.start_utc - first.end_utc
+    if not tol.tolerance < gap <= tol.session_gap_max:
+        return None
+    return Finding(
+        "GAP_BETWEEN_FILES",
+        f"Device {second.device_id}: {second.file_name} starts {gap.total_seconds():.1f} s "
+        f"after {first.file_name} ended ({first.end_utc.isoformat()} -> "
+        f"{second.start_utc.isoformat()}).",
+    )
