@@ -200,6 +200,11 @@ class _Clock:
     def at(self, pts: int, tb: Fraction) -> float:
         return float(self.rel(pts, tb))
 
+    def finding(self, code: str, detail: str, t: StreamTimeline, pts: int) -> Finding:
+        """A finding at presentation time `pts` of stream `t`."""
+        return Finding(code, detail, stream_index=t.index, pts=pts,
+                       at_seconds=self.at(pts, t.time_base))
+
 
 def _name(t: StreamTimeline) -> str:
     return f"{t.kind} stream {t.index}"
@@ -236,15 +241,14 @@ def _gaps_and_splices(t: StreamTimeline, clock: _Clock, tol: Tolerances) -> list
     for j in np.flatnonzero(is_gap).tolist():
         a, b = int(p[j]), int(p[j + 1])
         gaps.append(
-            Finding(
+            clock.finding(
                 "GAP_IN_STREAM",
                 f"In {_name(t)} nothing is presented for {_s(Fraction(b - a) * tb)} s after "
                 f"{_s(clock.rel(a, tb))} s (pts {a}) until {_s(clock.rel(b, tb))} s "
                 f"(pts {b}); its packets are normally {_s(Fraction(sp.mode) * tb)} s "
                 f"({sp.mode} ticks) apart.",
-                stream_index=t.index,
-                pts=a,
-                at_seconds=clock.at(a, tb),
+                t,
+                a,
             )
         )
     out = _cap(gaps, tol, t)
@@ -287,14 +291,13 @@ def _splices(
         a = int(p[run[0]])
         spacings = ", ".join(f"{int(d[j])}" for j in run)
         out.append(
-            Finding(
+            clock.finding(
                 "SPLICE_IRREGULAR_DURATION",
                 f"In {_name(t)}, perfectly regular at {sp.mode} ticks "
                 f"({_s(Fraction(sp.mode) * tb)} s), the packets after "
                 f"{_s(clock.rel(a, tb))} s (pts {a}) are spaced {spacings} ticks apart.",
-                stream_index=t.index,
-                pts=a,
-                at_seconds=clock.at(a, tb),
+                t,
+                a,
             )
         )
     return out
@@ -316,26 +319,24 @@ def _decode_order(t: StreamTimeline, clock: _Clock, tol: Tolerances) -> list[Fin
         for j in np.flatnonzero(dd < 0).tolist():
             a, b = int(dts[j]), int(dts[j + 1])
             back.append(
-                Finding(
+                clock.finding(
                     "TS_BACKWARDS",
                     f"In {_name(t)} packet {int(pos[j + 1])} is decoded at "
                     f"{_s(clock.rel(b, tb))} s (dts {b}), {_s(Fraction(a - b) * tb)} s "
                     f"before the packet ahead of it (dts {a}).",
-                    stream_index=t.index,
-                    pts=b,
-                    at_seconds=clock.at(b, tb),
+                    t,
+                    b,
                 )
             )
         for j in np.flatnonzero(dd == 0).tolist():
             a = int(dts[j])
             rep.append(
-                Finding(
+                clock.finding(
                     "TS_REPEATED",
                     f"In {_name(t)} packets {int(pos[j])} and {int(pos[j + 1])} share the "
                     f"decode time {_s(clock.rel(a, tb))} s (dts {a}).",
-                    stream_index=t.index,
-                    pts=a,
-                    at_seconds=clock.at(a, tb),
+                    t,
+                    a,
                 )
             )
         out += _cap(back, tol, t) + _cap(rep, tol, t)
@@ -347,14 +348,13 @@ def _decode_order(t: StreamTimeline, clock: _Clock, tol: Tolerances) -> list[Fin
         for j in np.flatnonzero(both & (lead > allowance)).tolist():
             pt, dt_ = int(t.pts[j]), int(t.dts[j])
             late.append(
-                Finding(
+                clock.finding(
                     "DTS_AFTER_PTS",
                     f"In {_name(t)} packet {j} is decoded at dts {dt_}, "
                     f"{_s(Fraction(dt_ - pt) * tb)} s after it is due on screen at "
                     f"{_s(clock.rel(pt, tb))} s (pts {pt}).",
-                    stream_index=t.index,
-                    pts=pt,
-                    at_seconds=clock.at(pt, tb),
+                    t,
+                    pt,
                 )
             )
         out += _cap(late, tol, t)
@@ -381,14 +381,13 @@ def _keyframes(t: StreamTimeline, clock: _Clock, tol: Tolerances) -> list[Findin
     for j in np.flatnonzero(iv < mode - slack).tolist():
         a, b = int(k[j]), int(k[j + 1])
         out.append(
-            Finding(
+            clock.finding(
                 "KEYFRAME_INTERVAL_BREAK",
                 f"In {_name(t)} keyframes come every {_s(Fraction(mode) * tb)} s, but the "
                 f"one at {_s(clock.rel(a, tb))} s (pts {a}) is followed by the next after "
                 f"only {_s(Fraction(b - a) * tb)} s (pts {b}).",
-                stream_index=t.index,
-                pts=a,
-                at_seconds=clock.at(a, tb),
+                t,
+                a,
             )
         )
     return _cap(out, tol, t)
