@@ -28,15 +28,6 @@ def test_hash_digest_file(
     assert len(d.chunks) == math.ceil(bench_input.size_bytes / DEFAULT_CHUNK_SIZE)
 
 
-def test_hash_b3sum(
-    benchmark: Any, bench_input: BenchInput, b3sum_of_input: str, record_median: Any
-) -> None:
-    argv = ["b3sum", "--no-names", str(bench_input.path)]
-    proc = benchmark.pedantic(run_peer, args=(argv,), rounds=ROUNDS, warmup_rounds=WARMUP)
-    record_median(benchmark)
-    assert proc.stdout.decode().strip() == b3sum_of_input
-
-
 def test_hash_b3sum_one_thread(
     benchmark: Any, bench_input: BenchInput, b3sum_of_input: str, record_median: Any
 ) -> None:
