@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import os
 import shutil
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -63,6 +64,18 @@ class Parts(Protocol):
 
 
 
+def write_parquet(table: pa.Table, where: str | os.PathLike[str] | io.BytesIO) -> None:
+    """One catalog part as Parquet: zstd; integer columns delta-encoded (timestamps, sizes
+    and offsets of packets and chunks grow steadily: 10x smaller and 3x faster to write
+    than dictionary encoding), dictionaries only for the other columns."""
+    ints = [f.name for f in table.schema if pa.types.is_integer(f.type)]
+    others = [f.name for f in table.schema if not pa.types.is_integer(f.type)]
+    pq.write_table(
+        table, where, compression="zstd", use_dictionary=others,
+        column_encoding=dict.fromkeys(ints, "DELTA_BINARY_PACKED"),
+    )
+
+
 class LocalParts:
     """Parts in a directory, committed by renaming the batch's staging directory."""
 
@@ -84,7 +97,7 @@ class LocalParts:
             if table.num_rows == 0:
                 continue  # views read an empty typed part for a table without rows
             path = stage / f"{name}.parquet"
-            pq.write_table(table, path, compression="zstd")
+            write_parquet(table, path)
             with open(path, "rb") as fh:
                 os.fsync(fh.fileno())
         fsync_dir(stage)
@@ -203,6 +216,7 @@ class Catalog:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._con_views: dict[str, str] | None = None
         self._con_lock = threading.Lock()
+        self._pinned = threading.local()
 
     @classmethod
     def open(
@@ -235,11 +249,14 @@ class Catalog:
     def batch(self, batch_id: str | None = None) -> Batch:
         return Batch(self, batch_id or uuid.uuid4().hex)
 
-    def _create_views(self, con: duckdb.DuckDBPyConnection, views: Mapping[str, str]) -> None:
+    def _create_views(
+        self, con: duckdb.DuckDBPyConnection, views: Mapping[str, str], derived: bool = True
+    ) -> None:
         for name, select in views.items():
             con.execute(f"CREATE OR REPLACE VIEW {name} AS {select}")
-        for name, sql in DERIVED_VIEWS.items():
-            con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+        if derived:
+            for name, sql in DERIVED_VIEWS.items():
+                con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
 
     def refresh_views(self) -> Path:
         """(Re)write catalog.duckdb with views over the committed parts; returns its path."""
@@ -252,13 +269,15 @@ class Catalog:
             raise CatalogError(f"{self.db_path}: cannot write views: {exc}") from exc
         return self.db_path
 
-    def _new_connection(self, views: Mapping[str, str]) -> duckdb.DuckDBPyConnection:
+    def _new_connection(
+        self, views: Mapping[str, str], derived: bool = True
+    ) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(config={
             "autoinstall_known_extensions": False, "autoload_known_extensions": False,
         })
         try:
             self.parts.prepare(con)
-            self._create_views(con, views)
+            self._create_views(con, views, derived)
         except (duckdb.Error, CatalogError) as exc:
             con.close()
             if isinstance(exc, CatalogError):
@@ -270,8 +289,29 @@ class Catalog:
         """A new in-memory DuckDB connection with every view; does not lock catalog.duckdb."""
         return self._new_connection(self.parts.base_views())
 
+    @contextlib.contextmanager
+    def reading(self, tables: Sequence[str] | None = None) -> Iterator[None]:
+        """Queries made by this thread inside the block share one connection: a connection
+        with every view costs 25-40 ms to set up, a query of a small table 1 ms. With
+        `tables`, only those tables' views exist in it (no derived views)."""
+        if getattr(self._pinned, "con", None) is not None or self.parts.reuse_connection:
+            yield  # nested, or remote parts, which keep one connection anyway
+            return
+        views = self.parts.base_views()
+        if tables is not None:
+            views = {name: views[name] for name in tables}
+        with contextlib.closing(self._new_connection(views, derived=tables is None)) as con:
+            self._pinned.con = con
+            try:
+                yield
+            finally:
+                self._pinned.con = None
+
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         """Run `sql` over the views as committed now."""
+        pinned = getattr(self._pinned, "con", None)
+        if pinned is not None:
+            return _run(pinned, sql, params)
         if not self.parts.reuse_connection:
             with contextlib.closing(self.connect()) as con:
                 return _run(con, sql, params)

@@ -66,6 +66,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.catalog import write_parquet
 from pipeline.errors import CatalogError
 from pipeline.storage.base import StoreError
 from pipeline.storage.s3 import S3Config, S3Objects
@@ -219,7 +220,7 @@ class S3Parts:
         def upload(item: tuple[str, pa.Table]) -> PartEntry:
             table_, t = item
             buf = io.BytesIO()
-            pq.write_table(t, buf, compression="zstd")
+            write_parquet(t, buf)
             data = buf.getvalue()
             name = f"{PARTS}{batch_id}/{table_}.parquet"
             version, sha = self.objects.put(name, data)
@@ -243,7 +244,7 @@ class S3Parts:
         """Upload parts and no manifest: what a writer that dies before its commit leaves."""
         for table_, t in tables.items():
             buf = io.BytesIO()
-            pq.write_table(t, buf, compression="zstd")
+            write_parquet(t, buf)
             self.objects.put(f"{PARTS}{batch_id}/{table_}.parquet", buf.getvalue())
 
     def clear_staging(self) -> None:

@@ -264,6 +264,8 @@ def _utc(t: Any) -> Any:
 class Registry:
     """Staff and devices of one catalog, read once and kept current by this process's writes."""
 
+    TABLES = (StaffEventRecord.TABLE, DeviceEventRecord.TABLE)  # what `reload` reads
+
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._staff: dict[str, list[StaffEventRecord]] | None = None

@@ -229,14 +229,21 @@ def _arrow_type(hint: Any) -> tuple[pa.DataType, bool]:
     return simple[hint], False
 
 
+_SCHEMAS: dict[type[Any], pa.Schema] = {}
+
+
 def arrow_schema(cls: type[Any]) -> pa.Schema:
-    """The Arrow schema of a record type, derived from its annotations."""
-    hints = typing.get_type_hints(cls)
-    fields = []
-    for f in dataclasses.fields(cls):
-        typ, nullable = _arrow_type(hints[f.name])
-        fields.append(pa.field(f.name, typ, nullable=nullable))
-    return pa.schema(fields)
+    """The Arrow schema of a record type, derived from its annotations (once per type:
+    resolving the annotations is most of the cost of turning a few rows into a table)."""
+    schema = _SCHEMAS.get(cls)
+    if schema is None:
+        hints = typing.get_type_hints(cls)
+        fields = []
+        for f in dataclasses.fields(cls):
+            typ, nullable = _arrow_type(hints[f.name])
+            fields.append(pa.field(f.name, typ, nullable=nullable))
+        schema = _SCHEMAS[cls] = pa.schema(fields)
+    return schema
 
 
 def to_table(cls: type[Any], rows: typing.Sequence[Any]) -> pa.Table:
