@@ -421,7 +421,7 @@ class _Run:
         try:
             if self.store.streams_puts:
                 staged = self.store.stage()
-                digest = digest_file(path, chunk_size=self.s.chunk_size, sink=staged.write)
+                digest = staged.fill(path, chunk_size=self.s.chunk_size)
             else:
                 digest = digest_file(path, chunk_size=self.s.chunk_size)
         except CustodyError as exc:

@@ -14,12 +14,14 @@ visible under a key.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from pipeline.errors import CustodyError
+from pipeline.hashing import FileDigest, digest_file
 
 
 class StoreError(CustodyError):
@@ -68,6 +70,11 @@ class StagedObject(ABC):
 
     @abstractmethod
     def write(self, data: memoryview | bytes) -> None: ...
+
+    def fill(self, path: str | os.PathLike[str], *, chunk_size: int) -> FileDigest:
+        """Read `path` once into this object and hash it. InputError if it cannot be read;
+        OSError if it cannot be written. A store may copy faster than `write` allows."""
+        return digest_file(path, chunk_size=chunk_size, sink=self.write)
 
     @abstractmethod
     def commit(self, blake3_hex: str, *, retain_until_utc: dt.datetime) -> PutResult: ...

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 import blake3
 
 from pipeline.durable import fsync_dir
+from pipeline.hashing import CopyUnsupported, FileDigest, digest_copy
 from pipeline.storage.base import (
     ObjectInfo,
     ObjectNotFound,
@@ -40,6 +41,11 @@ from pipeline.storage.base import (
 )
 
 _GENESIS = "0" * 64
+# Writeback is started per MiB written. Measured on this project's benchmark disk (ext4 on
+# virtio): 1 MiB pieces write 456 MB durably in 0.22-0.27 s, as fast as `cp` + `sync`;
+# 2-8 MiB pieces stall now and then for 1-2 s (the writer is throttled as dirty pages pile
+# up), so their median is 0.4-1.2 s.
+_WRITEBACK_PIECE = 1 << 20
 
 
 
@@ -73,20 +79,34 @@ class _LocalStaged(StagedObject):
     def __init__(self, store: LocalStore) -> None:
         self._store = store
         self._path = store.root / "tmp" / f"{uuid.uuid4().hex}.part"
-        self._fd: int | None = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Read and write: `fill` maps the copy to hash it.
+        self._fd: int | None = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         self._size = 0
+
+    def fill(self, path: str | os.PathLike[str], *, chunk_size: int) -> FileDigest:
+        """The kernel copies `path` here and the copy is hashed (`digest_copy`); where it
+        cannot (another filesystem), the bytes are read and written (`write`)."""
+        assert self._fd is not None and self._size == 0, "fill of a used staged object"
+        try:
+            digest = digest_copy(path, self._fd, chunk_size=chunk_size)
+        except CopyUnsupported:
+            return super().fill(path, chunk_size=chunk_size)
+        self._size = digest.size_bytes
+        return digest
 
     def write(self, data: memoryview | bytes) -> None:
         assert self._fd is not None, "write after commit or abort"
         view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
-        # Start writeback of what was just written (Linux: DONTNEED on dirty pages queues
-        # them for the disk), so the fsync at commit finds little left to flush.
-        with contextlib.suppress(AttributeError, OSError):
-            os.posix_fadvise(self._fd, self._size, len(data), os.POSIX_FADV_DONTNEED)
-        self._size += len(data)
+        for start in range(0, len(view), _WRITEBACK_PIECE):
+            piece = view[start : start + _WRITEBACK_PIECE]
+            while piece:
+                n = os.write(self._fd, piece)
+                # Start writeback of what was just written (Linux: DONTNEED on dirty pages
+                # queues them for the disk), so the fsync at commit finds little to flush.
+                with contextlib.suppress(AttributeError, OSError):
+                    os.posix_fadvise(self._fd, self._size, n, os.POSIX_FADV_DONTNEED)
+                self._size += n
+                piece = piece[n:]
 
     def commit(self, blake3_hex: str, *, retain_until_utc: dt.datetime) -> PutResult:
         assert self._fd is not None, "commit after commit or abort"

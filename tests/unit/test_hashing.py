@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
+import tempfile
 from pathlib import Path
 
 import blake3
@@ -12,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import InputError
-from pipeline.hashing import digest_file, digest_stream
+from pipeline.hashing import CopyUnsupported, FileDigest, digest_copy, digest_file, digest_stream
+from pipeline.storage.local import LocalStore
 
 
 def _expected_chunks(data: bytes, size: int) -> tuple[str, ...]:
@@ -49,3 +52,66 @@ def test_missing_file_is_an_input_error_naming_it(tmp_path: Path) -> None:
 def test_chunk_size_must_be_a_multiple_of_1024() -> None:
     with pytest.raises(ValueError, match="multiple of 1024"):
         digest_stream(io.BytesIO(b"x").readinto, chunk_size=1000)
+
+
+# --- the kernel-copy path of the local store ------------------------------------------------
+
+
+def _copy_into(tmp_path: Path, src: Path, chunk_size: int = 1 << 20) -> tuple[FileDigest, bytes]:
+    dst = tmp_path / "copy.part"
+    fd = os.open(dst, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        d = digest_copy(src, fd, chunk_size=chunk_size)
+    finally:
+        os.close(fd)
+    return d, dst.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("size", "chunk_kib"),
+    [(37 * 1024 * 1024 + 123, 1024), (3 * 8 * 1024 * 1024, 1024), (5_000_000, 3), (1, 1)],
+)
+def test_kernel_copy_digest_equals_the_reference_and_the_copy_is_identical(
+    tmp_path: Path, size: int, chunk_kib: int
+) -> None:
+    """Pieces of 8 MiB (and of 12 KiB multiples for a 3 KiB chunk): whole pieces, a last
+    partial one, a file of exactly three pieces, one byte."""
+    data = os.urandom(size)
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    d, copy = _copy_into(tmp_path, src, chunk_kib * 1024)
+    assert copy == data
+    assert d == digest_file(src, chunk_size=chunk_kib * 1024)
+    assert d.blake3 == blake3.blake3(data).hexdigest()
+    assert d.chunks == _expected_chunks(data, chunk_kib * 1024)
+
+
+def test_kernel_copy_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """/dev/zero is not a regular file: the kernel refuses to copy from it (EINVAL), the
+    refusal is CopyUnsupported and the destination is untouched."""
+    with pytest.raises(CopyUnsupported, match="/dev/zero"):
+        _copy_into(tmp_path, Path("/dev/zero"))
+    assert (tmp_path / "copy.part").stat().st_size == 0
+
+
+def test_kernel_copy_of_a_missing_file_is_an_input_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"gone\.mp4: cannot read"):
+        _copy_into(tmp_path, tmp_path / "gone.mp4")
+
+
+def test_local_store_fills_from_another_filesystem_by_reading(tmp_path: Path) -> None:
+    """A file on tmpfs copied into a store on another filesystem: whichever way the kernel
+    allows (copy or, refused, read and write), the same digest and the same bytes."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on a filesystem other than the test's temporary directory")
+    data = os.urandom(9 * 1024 * 1024 + 7)
+    with tempfile.NamedTemporaryFile(dir=shm) as fh:
+        fh.write(data)
+        fh.flush()
+        store = LocalStore(tmp_path / "store")
+        staged = store.stage()
+        d = staged.fill(fh.name, chunk_size=1 << 20)
+        put = staged.commit(d.blake3, retain_until_utc=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    assert d.blake3 == blake3.blake3(data).hexdigest()
+    assert store.object_path(put.key).read_bytes() == data
