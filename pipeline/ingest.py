@@ -300,13 +300,11 @@ class _Known:
 
 
 def _load_known(catalog: Catalog) -> _Known:
-    with catalog.reading(tables=("recordings", *Registry.TABLES)):
-        known = catalog.query(
-            "SELECT blake3, file_name, device_id, case_number, recorded_start_utc, "
-            "recorded_end_utc FROM recordings"
-        ).to_pylist()
-        registry = Registry(catalog)
-        registry.reload()
+    known = catalog.read_table(RecordingRecord, (
+        "blake3", "file_name", "device_id", "case_number", "recorded_start_utc",
+        "recorded_end_utc",
+    )).to_pylist()
+    registry = Registry(catalog)
     names: dict[str, set[str]] = {}
     for r in known:
         names.setdefault(r["file_name"], set()).add(r["blake3"])

@@ -264,8 +264,6 @@ def _utc(t: Any) -> Any:
 class Registry:
     """Staff and devices of one catalog, read once and kept current by this process's writes."""
 
-    TABLES = (StaffEventRecord.TABLE, DeviceEventRecord.TABLE)  # what `reload` reads
-
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._staff: dict[str, list[StaffEventRecord]] | None = None
@@ -278,7 +276,7 @@ class Registry:
     def _read(self, cls: Any) -> list[Any]:
         # Every table has a view, even before its first row (the catalog supplies an empty
         # typed part), on a local directory and on S3 alike.
-        rows = self.catalog.query(f"SELECT * FROM {cls.TABLE}").to_pylist()
+        rows = self.catalog.read_table(cls).to_pylist()
         names = [f.name for f in dataclasses.fields(cls)]
         return [cls(**{n: _utc(r[n]) for n in names}) for r in rows]
 
