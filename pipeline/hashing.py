@@ -245,7 +245,12 @@ def digest_copy(
                 view = memoryview(mapping)
                 pending.append((mapping, view, offset, n, hashes.submit(view)))
                 offset += n
-            while pending and (len(pending) > _PIECES_IN_FLIGHT or n < piece):
+            # Retire hashed pieces at once (their writeback starts), and wait for the
+            # oldest when too many are in flight.
+            while pending and (
+                len(pending) > _PIECES_IN_FLIGHT or n < piece
+                or all(f.done() for f in pending[0][4])
+            ):
                 retire()
             if n < piece:
                 break

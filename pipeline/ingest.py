@@ -227,8 +227,8 @@ class _Prober:
         # worker instead of 0.15 s of imports).
         # Each worker also re-runs the main module before its first task (Python 3.11's
         # forkserver never preloads `__main__`: it looks for a key its caller does not
-        # set). The `custody` script's main imports `pipeline.cli`, which is DuckDB,
-        # Arrow and boto3: 0.2 s of CPU per worker unless the server has imported it.
+        # set). The `custody` script's main imports `pipeline.cli`, and with it pyarrow:
+        # 0.07 s of CPU per worker unless the server has imported it (then 0.01 s).
         ctx.set_forkserver_preload(["pipeline.probe", "pipeline.cli"])
         return cf.ProcessPoolExecutor(self.workers, mp_context=ctx)
 
@@ -319,6 +319,27 @@ def _load_known(catalog: Catalog) -> _Known:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """A file being read, hashed and copied (into `staged`, on a store that streams)."""
+
+    staged: StagedObject | None
+    digest: cf.Future[FileDigest]
+
+
+@dataclass(slots=True)
+class _Assessment:
+    """What a file's media, labels and metadata say, before its BLAKE3 is known."""
+
+    now: dt.datetime
+    findings: list[Finding]
+    labels: Labels | None
+    start: dt.datetime | None
+    end: dt.datetime | None
+    source: str | None
+    interval: Interval
+
+
 def _background(fn: Callable[[Catalog], _Known], catalog: Catalog) -> cf.Future[_Known]:
     pool = cf.ThreadPoolExecutor(1, "catalog-state")
     fut = pool.submit(fn, catalog)
@@ -353,6 +374,7 @@ class _Run:
         self.on_outcome: Callable[[FileOutcome], object] | None = None
         self.before_commit: Callable[[], None] | None = None
         self.uploader = cf.ThreadPoolExecutor(1, "upload")
+        self.reader = cf.ThreadPoolExecutor(1, "read")
 
     @property
     def known(self) -> set[str]:
@@ -413,23 +435,45 @@ class _Run:
         )
 
     # --- one file --------------------------------------------------------------------------
-    def ingest_one(self, path: Path, root: Path | None, prober: _Prober) -> FileOutcome:
-        spath = str(path)
+    def start_reading(self, path: Path) -> _Reading | FileOutcome:
+        """Start reading, hashing and copying `path` in the reader thread."""
         staged: StagedObject | None = None
-        try:
-            if self.store.streams_puts:
+        if self.store.streams_puts:
+            try:
                 staged = self.store.stage()
-                digest = staged.fill(path, chunk_size=self.s.chunk_size)
-            else:
-                digest = digest_file(path, chunk_size=self.s.chunk_size)
-        except CustodyError as exc:
+            except CustodyError as exc:
+                return FileOutcome(str(path), FAILED, reason=f"{path}: {exc}")
+            return _Reading(staged, self.reader.submit(
+                staged.fill, path, chunk_size=self.s.chunk_size))
+        return _Reading(None, self.reader.submit(
+            digest_file, path, chunk_size=self.s.chunk_size))
+
+    def ingest_one(
+        self, path: Path, root: Path | None, prober: _Prober, started: _Reading
+    ) -> FileOutcome:
+        spath = str(path)
+        staged, reading = started.staged, started.digest
+        try:
+            # While the file is read, hashed and copied: its probe, and every check that
+            # needs only its media, labels and metadata.
+            result = prober.result(spath)
+            assessment = self._assess(path, root, result, prober)
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                reading.result()  # the copy ends before its staged file goes
             if staged is not None:
                 staged.abort()
-            return FileOutcome(spath, FAILED, reason=str(exc))
-        except OSError as exc:
+            raise
+        try:
+            digest = reading.result()
+        except BaseException as exc:
             if staged is not None:
                 staged.abort()
-            return FileOutcome(spath, FAILED, reason=f"{spath}: {exc.strerror or exc}")
+            if isinstance(exc, CustodyError):
+                return FileOutcome(spath, FAILED, reason=str(exc))
+            if isinstance(exc, OSError):
+                return FileOutcome(spath, FAILED, reason=f"{spath}: {exc.strerror or exc}")
+            raise
         if digest.blake3 in self.known:
             if staged is not None:
                 staged.abort()
@@ -439,15 +483,14 @@ class _Run:
             )
         upload: cf.Future[PutResult] | None = None
         if staged is None:
-            # Upload while the probe and analysis run, locked for the minimum first;
-            # `_archive` extends it to the rule's date (retention may always grow).
+            # Upload locked for the minimum first; `_archive` extends it to the rule's date
+            # (retention may always grow).
             upload = self.uploader.submit(
                 self.store.put_file, spath, digest.blake3,
                 retain_until_utc=self.s.now() + self.s.min_lock,
             )
-        result = prober.result(spath)
         try:
-            return self._archive(path, root, digest, staged, result, prober, upload)
+            return self._archive(path, digest, staged, result, assessment, upload)
         except CustodyError as exc:  # the store refused or failed: nothing half-stored
             return FileOutcome(spath, FAILED, reason=f"{spath}: {exc}", blake3=digest.blake3,
                                size_bytes=digest.size_bytes)
@@ -455,16 +498,10 @@ class _Run:
             if staged is not None:
                 staged.abort()  # no-op once committed
 
-    def _archive(
-        self,
-        path: Path,
-        root: Path | None,
-        digest: FileDigest,
-        staged: StagedObject | None,
-        result: ProbeResult,
-        prober: _Prober,
-        upload: cf.Future[PutResult] | None = None,
-    ) -> FileOutcome:
+    def _assess(
+        self, path: Path, root: Path | None, result: ProbeResult, prober: _Prober
+    ) -> _Assessment:
+        """Findings from the media, the labels and the metadata; the file's place in time."""
         now = self.s.now()
         findings = list(analyse(result, self.s.tolerances))
         findings += self._voice_check(str(path), result, findings, prober)
@@ -485,13 +522,6 @@ class _Run:
                 f"recording ended {end.isoformat()} and was stored {now.isoformat()}, "
                 f"{hours:.1f} h later (limit {self.s.late_after.total_seconds() / 3600:g} h)",
             ))
-        earlier = self.names.get(path.name, set()) - {digest.blake3}
-        if earlier:
-            findings.append(Finding(
-                "NAME_REUSED",
-                f"{path.name} was archived before with other content "
-                f"(BLAKE3 {', '.join(sorted(e[:16] for e in earlier))}…); both are kept",
-            ))
         device = labels.device_id if labels and labels.device_id else result.serial
         if len(self.devices):
             state = self.devices.classify(device)
@@ -503,7 +533,26 @@ class _Run:
                 ))
         here = Interval(path.name, device, labels.case_number if labels else None, start, end)
         findings += gaps_around(here, self.intervals, self.s.sessions)
-        retain = one_year_retain_until(start, now, min_lock=self.s.min_lock)
+        return _Assessment(now, findings, labels, start, end, source, here)
+
+    def _archive(
+        self,
+        path: Path,
+        digest: FileDigest,
+        staged: StagedObject | None,
+        result: ProbeResult,
+        a: _Assessment,
+        upload: cf.Future[PutResult] | None = None,
+    ) -> FileOutcome:
+        findings = list(a.findings)
+        earlier = self.names.get(path.name, set()) - {digest.blake3}
+        if earlier:
+            findings.append(Finding(
+                "NAME_REUSED",
+                f"{path.name} was archived before with other content "
+                f"(BLAKE3 {', '.join(sorted(e[:16] for e in earlier))}…); both are kept",
+            ))
+        retain = one_year_retain_until(a.start, a.now, min_lock=self.s.min_lock)
         if staged is not None:
             put = staged.commit(digest.blake3, retain_until_utc=retain)
         elif upload is not None:
@@ -514,10 +563,10 @@ class _Run:
         else:
             put = self.store.put_file(str(path), digest.blake3, retain_until_utc=retain)
         self.known.add(digest.blake3)
-        self.intervals.append(here)
+        self.intervals.append(a.interval)
         self.names.setdefault(path.name, set()).add(digest.blake3)
-        self._add_records(path, digest, result, labels, findings, start, end, source, put.key,
-                          put.version, retain, now)
+        self._add_records(path, digest, result, a.labels, findings, a.start, a.end, a.source,
+                          put.key, put.version, retain, a.now)
         return FileOutcome(
             str(path), ARCHIVED, blake3=digest.blake3, size_bytes=digest.size_bytes,
             findings=findings,
@@ -734,23 +783,28 @@ def ingest(
             queue = [i for i, (kind, _) in enumerate(sniffs) if kind is not None]
             ahead = settings.probe_workers + 1
             for i, (path, root) in enumerate(files):
-                while queue and queue[0] <= i + ahead:
-                    prober.submit(str(files[queue.pop(0)][0]))
                 if progress:
                     progress(i, len(files), str(path))
                 kind, reason = sniffs[i]
+                # The read starts first: submitting a probe may wait for a worker to start.
+                started = run.start_reading(path) if kind is not None else None
+                while queue and queue[0] <= i + ahead:
+                    prober.submit(str(files[queue.pop(0)][0]))
                 if kind is None:
                     unreadable = reason.startswith("cannot read")
                     run.record_file(FileOutcome(
                         str(path), FAILED if unreadable else SKIPPED, reason=f"{path}: {reason}"
                     ))
-                    continue
-                run.record_file(run.ingest_one(path, root, prober))
+                elif isinstance(started, FileOutcome):
+                    run.record_file(started)
+                elif started is not None:
+                    run.record_file(run.ingest_one(path, root, prober, started))
             if progress:
                 progress(len(files), len(files), "")
         finally:
             closer.start()
             run.uploader.shutdown(wait=True)
+            run.reader.shutdown(wait=True)
         try:
             finished = settings.now()
             run.batch.add(IngestRunRecord, [run.run_record("finished", src_names)])
