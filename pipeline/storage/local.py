@@ -49,6 +49,23 @@ _WRITEBACK_PIECE = 1 << 20
 
 
 
+def _last_line(fh: BinaryIO) -> bytes:
+    """The last line with something in it, without its newline, read from the end (a put
+    must not read the whole ledger of a store holding millions of objects)."""
+    pos = fh.seek(0, os.SEEK_END)
+    tail = b""
+    while pos > 0:
+        step = min(4096, pos)
+        pos -= step
+        fh.seek(pos)
+        tail = fh.read(step) + tail
+        lines = tail.split(b"\n")
+        for line in reversed(lines if pos == 0 else lines[1:]):  # [0] may be cut
+            if line.strip():
+                return line
+    return b""
+
+
 class _RangeReader(io.RawIOBase):
     """A read-only view of bytes [start, end) of an open file."""
 
@@ -188,11 +205,7 @@ class LocalStore(WormStore):
         path = self.root / "ledger.jsonl"
         with open(path, "a+b") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
-            fh.seek(0)
-            last = b""
-            for line in fh:
-                if line.strip():
-                    last = line.rstrip(b"\n")
+            last = _last_line(fh)
             prev = blake3.blake3(last).hexdigest() if last else _GENESIS
             record = {"at_utc": self._clock().isoformat(), **entry, "prev_blake3": prev}
             fh.write(json.dumps(record, ensure_ascii=False, sort_keys=True).encode() + b"\n")
