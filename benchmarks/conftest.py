@@ -262,13 +262,23 @@ def record_median(request: pytest.FixtureRequest) -> Callable[[Any], None]:
     return record
 
 
+_PAIRED: list[tuple[float, float, float]] = []
+
+
+def record_paired_ratio(median_ratio: float, ingest_s: float, copy_s: float) -> None:
+    """The median of per-round ingest / durable-copy ratios, for the summary."""
+    _PAIRED.append((median_ratio, ingest_s, copy_s))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not _MEDIANS:
+    if not _MEDIANS and not _PAIRED:
         return
     tr = terminalreporter
     tr.write_sep("-", "custody benchmark ratios (from medians)")
     for line in ratios.report(_MEDIANS):
         tr.write_line(line)
+    for paired, ingest_s, copy_s in _PAIRED:
+        tr.write_line(ratios.paired_line(paired, ingest_s, copy_s))
     tr.write_line(
         f"1-minute load average after each benchmark: {min(_LOAD):.1f}..{max(_LOAD):.1f} "
         f"on {os.cpu_count()} CPUs (includes these benchmarks' own processes, ~1-2)"

@@ -10,6 +10,7 @@ Targets: ingest <= 1.2 x the durable copy alone, and ingest <= 0.7 x the three p
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from collections.abc import Mapping
 
@@ -49,6 +50,15 @@ def report(medians: Mapping[str, float]) -> list[str]:
     return lines
 
 
+def paired_line(median_ratio: float, ingest_s: float, copy_s: float) -> str:
+    ok = "met" if median_ratio <= TARGET_VS_COPY else "MISSED"
+    return (
+        f"ingest / durable copy, paired  = {median_ratio:.2f}  (target <= {TARGET_VS_COPY}: "
+        f"{ok}; median of per-round ratios, rounds back to back; medians {ingest_s:.3f}s "
+        f"and {copy_s:.3f}s)"
+    )
+
+
 def medians_from_json(path: str) -> dict[str, float]:
     with open(path, encoding="utf-8") as fh:
         data = json.load(fh)
@@ -61,6 +71,13 @@ def main(argv: list[str]) -> int:
         return 2
     for line in report(medians_from_json(argv[1])):
         print(line)
+    with open(argv[1], encoding="utf-8") as fh:
+        for b in json.load(fh)["benchmarks"]:
+            info = b.get("extra_info", {})
+            if "paired_ratio_median" in info:
+                print(paired_line(info["paired_ratio_median"],
+                                  statistics.median(info["ingest_s"]),
+                                  statistics.median(info["copy_s"])))
     return 0
 
 
