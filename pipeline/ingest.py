@@ -65,6 +65,7 @@ from schemas.records import (
     RecordingRecord,
     StreamRecord,
     arrow_schema,
+    to_table,
 )
 from schemas.retention import DEFAULT_MIN_LOCK, one_year_retain_until
 
@@ -375,6 +376,7 @@ class _Run:
         self.before_commit: Callable[[], None] | None = None
         self.uploader = cf.ThreadPoolExecutor(1, "upload")
         self.reader = cf.ThreadPoolExecutor(1, "read")
+        self.committer = cf.ThreadPoolExecutor(1, "commit")
 
     @property
     def known(self) -> set[str]:
@@ -554,19 +556,32 @@ class _Run:
             ))
         retain = one_year_retain_until(a.start, a.now, min_lock=self.s.min_lock)
         if staged is not None:
-            put = staged.commit(digest.blake3, retain_until_utc=retain)
-        elif upload is not None:
-            put = upload.result()
-            info = self.store.head(put.key)
-            if info.retain_until_utc is None or info.retain_until_utc < retain:
-                self.store.extend_retention(put.key, retain)
+            # The object is made durable (fsync, link, ledger) while its rows are built.
+            committing = self.committer.submit(staged.commit, digest.blake3,
+                                               retain_until_utc=retain)
+            try:
+                tables = self._media_tables(path, digest, result, findings, a.now)
+            except BaseException:
+                with contextlib.suppress(BaseException):
+                    committing.result()
+                raise
+            put = committing.result()
         else:
-            put = self.store.put_file(str(path), digest.blake3, retain_until_utc=retain)
+            if upload is not None:
+                put = upload.result()
+                info = self.store.head(put.key)
+                if info.retain_until_utc is None or info.retain_until_utc < retain:
+                    self.store.extend_retention(put.key, retain)
+            else:
+                put = self.store.put_file(str(path), digest.blake3, retain_until_utc=retain)
+            tables = self._media_tables(path, digest, result, findings, a.now)
         self.known.add(digest.blake3)
         self.intervals.append(a.interval)
         self.names.setdefault(path.name, set()).add(digest.blake3)
-        self._add_records(path, digest, result, a.labels, findings, a.start, a.end, a.source,
-                          put.key, put.version, retain, a.now)
+        self.batch.add(RecordingRecord, [self._recording_record(path, digest, result, a, put,
+                                                                retain)])
+        for cls, table in tables:
+            self.batch.add_table(cls, table)
         return FileOutcome(
             str(path), ARCHIVED, blake3=digest.blake3, size_bytes=digest.size_bytes,
             findings=findings,
@@ -644,15 +659,39 @@ class _Run:
             return meta, "metadata"
         return None, None
 
-    def _add_records(
-        self, path: Path, digest: FileDigest, result: ProbeResult, labels: Labels | None,
-        findings: list[Finding], start: dt.datetime | None, end: dt.datetime | None,
-        source: str | None, key: str, version: str | None, retain: dt.datetime,
+    def _media_tables(
+        self, path: Path, digest: FileDigest, result: ProbeResult, findings: list[Finding],
         now: dt.datetime,
-    ) -> None:
+    ) -> list[tuple[type[Any], pa.Table]]:
+        """The file's rows that do not depend on where the store put it: streams, chunks,
+        packets, findings."""
         b3 = digest.blake3
-        self.batch.add(RecordingRecord, [RecordingRecord(
-            blake3=b3, size_bytes=digest.size_bytes, source_path=str(path.resolve()),
+        out: list[tuple[type[Any], pa.Table]] = [
+            (StreamRecord,
+             to_table(StreamRecord, [_stream_record(b3, s) for s in result.streams])),
+            (ChunkRecord, to_table(ChunkRecord, [
+                ChunkRecord(b3, i, *digest.chunk_span(i), h) for i, h in enumerate(digest.chunks)
+            ])),
+        ]
+        out += [(PacketRecord, _packet_table(b3, s)) for s in result.streams]
+        out.append((FindingRecord, to_table(FindingRecord, [
+            FindingRecord(
+                recording_blake3=b3, source_path=str(path), run_id=self.run_id, code=f.code,
+                rule=f.rule, category=f.category, severity=f.severity,
+                stream_index=f.stream_index, pts=f.pts, at_seconds=f.at_seconds,
+                title_en=f.title_en, title_zh=f.title_zh, detail=f.detail, found_at_utc=now,
+            )
+            for f in findings
+        ])))
+        return out
+
+    def _recording_record(
+        self, path: Path, digest: FileDigest, result: ProbeResult, a: _Assessment, put: PutResult,
+        retain: dt.datetime,
+    ) -> RecordingRecord:
+        labels = a.labels
+        return RecordingRecord(
+            blake3=digest.blake3, size_bytes=digest.size_bytes, source_path=str(path.resolve()),
             file_name=path.name, media_kind=result.media_kind or "unknown",
             container=result.container, duration_seconds=_duration_seconds(result),
             creation_time_utc=_as_utc(result.creation_time_utc), make=result.make,
@@ -662,27 +701,12 @@ class _Run:
             officer_ids=list(labels.officer_ids) if labels else [],
             device_id=labels.device_id if labels and labels.device_id else result.serial,
             activity_type=labels.activity_type if labels else None,
-            recorded_start_utc=start, recorded_end_utc=end, recorded_time_source=source,
-            ingested_at_utc=now, run_id=self.run_id, store_uri=self.store.uri, store_key=key,
-            store_version=version, retain_until_utc=retain,
+            recorded_start_utc=a.start, recorded_end_utc=a.end, recorded_time_source=a.source,
+            ingested_at_utc=a.now, run_id=self.run_id, store_uri=self.store.uri,
+            store_key=put.key, store_version=put.version, retain_until_utc=retain,
             chunk_size_bytes=digest.chunk_size_bytes, chunk_count=len(digest.chunks),
             tags_json=json.dumps(result.tags, ensure_ascii=False, sort_keys=True),
-        )])
-        self.batch.add(StreamRecord, [_stream_record(b3, s) for s in result.streams])
-        self.batch.add(ChunkRecord, [
-            ChunkRecord(b3, i, *digest.chunk_span(i), h) for i, h in enumerate(digest.chunks)
-        ])
-        for s in result.streams:
-            self.batch.add_table(PacketRecord, _packet_table(b3, s))
-        self.batch.add(FindingRecord, [
-            FindingRecord(
-                recording_blake3=b3, source_path=str(path), run_id=self.run_id, code=f.code,
-                rule=f.rule, category=f.category, severity=f.severity,
-                stream_index=f.stream_index, pts=f.pts, at_seconds=f.at_seconds,
-                title_en=f.title_en, title_zh=f.title_zh, detail=f.detail, found_at_utc=now,
-            )
-            for f in findings
-        ])
+        )
 
 
 def _duration_seconds(result: ProbeResult) -> float | None:
@@ -805,6 +829,7 @@ def ingest(
             closer.start()
             run.uploader.shutdown(wait=True)
             run.reader.shutdown(wait=True)
+            run.committer.shutdown(wait=True)
         try:
             finished = settings.now()
             run.batch.add(IngestRunRecord, [run.run_record("finished", src_names)])
