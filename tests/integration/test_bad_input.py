@@ -157,3 +157,36 @@ def test_a_probe_worker_killed_mid_run_loses_no_file(
     assert killed, "no probe worker was seen to kill"
     assert [f.status for f in result.files] == ["archived"] * 16
     assert not [f for o in result.files for f in o.findings if f.code == "MEDIA_UNREADABLE"]
+
+
+def test_a_store_that_cannot_stage_fails_each_file_and_the_batch_goes_on(
+    tmp_path: Path, short_recording: Generated
+) -> None:
+    """The store's staging directory has become a file (a broken disk, a wrong mount):
+    every file fails naming itself and the problem; nothing is stored or catalogued."""
+    import datetime as dt
+
+    from pipeline.catalog import Catalog
+    from pipeline.ingest import FAILED, IngestSettings, ingest
+    from pipeline.storage.local import LocalStore
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("A.mp4", "B.mp4"):
+        (src / name).write_bytes(short_recording.path.read_bytes())
+    store = LocalStore(tmp_path / "store")
+    (tmp_path / "store" / "tmp").rmdir()
+    (tmp_path / "store" / "tmp").write_bytes(b"")
+    catalog = Catalog(tmp_path / "catalog")
+    result = ingest([src], store=store, catalog=catalog,
+                    settings=IngestSettings(now=lambda: START + dt.timedelta(hours=1)))
+    assert [(Path(f.path).name, f.status) for f in result.files] == [
+        ("A.mp4", FAILED), ("B.mp4", FAILED)
+    ]
+    for f in result.files:
+        assert Path(f.path).name in f.reason and "cannot stage" in f.reason
+    assert [p for p in (tmp_path / "store" / "objects").rglob("*") if p.is_file()] == []
+    assert catalog.query("SELECT count(*) AS n FROM recordings").column("n")[0].as_py() == 0
+    assert catalog.query(
+        "SELECT count(*) AS n FROM ingest_files WHERE status = 'failed'"
+    ).column("n")[0].as_py() == 2
