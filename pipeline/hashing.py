@@ -66,6 +66,17 @@ class CopyUnsupported(Exception):
     """The kernel cannot copy between these two files; nothing was copied."""
 
 
+def _unchanged(path: str, size_at_open: int, digest: FileDigest, size_now: int) -> FileDigest:
+    """The digest, if the file kept one size while it was read; else InputError (a file
+    still being written, or cut, must not be archived as if it were whole)."""
+    if digest.size_bytes == size_at_open == size_now:
+        return digest
+    raise InputError(
+        f"{path}: changed while it was read ({size_at_open} bytes when opened, "
+        f"{digest.size_bytes} read, {size_now} now); ingest it again once it is complete"
+    )
+
+
 def _check_chunk_size(chunk_size: int) -> None:
     if chunk_size <= 0 or chunk_size % 1024:
         raise ValueError(f"chunk size must be a positive multiple of 1024, not {chunk_size}")
@@ -159,7 +170,8 @@ def digest_file(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     sink: Sink | None = None,
 ) -> FileDigest:
-    """Read `path` once, hashing it and copying it to `sink`. InputError if it cannot be read."""
+    """Read `path` once, hashing it and copying it to `sink`. InputError if it cannot be
+    read, or if it changes size while it is read (still being written, or cut)."""
     try:
         fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below
     except OSError as exc:
@@ -168,7 +180,10 @@ def digest_file(
         with contextlib.suppress(AttributeError, OSError):
             os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
         try:
-            return digest_stream(fh.readinto, chunk_size=chunk_size, sink=sink)
+            size_at_open = os.fstat(fh.fileno()).st_size
+            digest = digest_stream(fh.readinto, chunk_size=chunk_size, sink=sink)
+            return _unchanged(os.fspath(path), size_at_open, digest,
+                              os.fstat(fh.fileno()).st_size)
         except OSError as exc:
             raise InputError(f"{os.fspath(path)}: read failed: {exc.strerror or exc}") from exc
 
@@ -204,7 +219,8 @@ def digest_copy(
     path: str | os.PathLike[str], dst_fd: int, *, chunk_size: int = DEFAULT_CHUNK_SIZE
 ) -> FileDigest:
     """Copy `path` into `dst_fd` (an empty regular file open for reading and writing) in
-    the kernel, hashing the copy. InputError if `path` cannot be read, OSError if the copy
+    the kernel, hashing the copy. InputError if `path` cannot be read or changes size
+    while it is read (the kernel copies to the end of the file), OSError if the copy
     cannot be written (a full disk), CopyUnsupported (nothing written) if the kernel
     cannot copy between the two. A mapping of the copy is read while it is hashed: the
     copy must not be truncated meanwhile (it is the store's own staged file)."""
@@ -235,6 +251,7 @@ def digest_copy(
             os.posix_fadvise(dst_fd, offset, length, os.POSIX_FADV_DONTNEED)
 
     try:
+        size_at_open = os.fstat(src).st_size
         with contextlib.suppress(AttributeError, OSError):
             os.posix_fadvise(src, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         offset = 0
@@ -254,6 +271,7 @@ def digest_copy(
                 retire()
             if n < piece:
                 break
+        size_now = os.fstat(src).st_size
     except BaseException:
         while pending:
             with contextlib.suppress(Exception):
@@ -262,4 +280,4 @@ def digest_copy(
     finally:
         hashes.close()
         os.close(src)
-    return hashes.digest()
+    return _unchanged(spath, size_at_open, hashes.digest(), size_now)

@@ -190,3 +190,54 @@ def test_a_store_that_cannot_stage_fails_each_file_and_the_batch_goes_on(
     assert catalog.query(
         "SELECT count(*) AS n FROM ingest_files WHERE status = 'failed'"
     ).column("n")[0].as_py() == 2
+
+
+def test_a_recording_still_being_written_fails_and_nothing_of_it_is_stored(
+    tmp_path: Path, short_recording: Generated
+) -> None:
+    """A camera dock is still writing one file when ingest copies it: that file fails,
+    naming itself and the problem, nothing of it is stored, the other file is archived."""
+    import datetime as dt
+    import threading
+    import time
+
+    from pipeline.catalog import Catalog
+    from pipeline.ingest import ARCHIVED, FAILED, IngestSettings, ingest
+    from pipeline.storage.local import LocalStore
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "A_done.mp4").write_bytes(short_recording.path.read_bytes())
+    growing = src / "B_writing.mp4"
+    with open(growing, "wb") as fh:
+        fh.write(short_recording.path.read_bytes())
+        fh.truncate(512 * 1024 * 1024)
+    staging = tmp_path / "store" / "tmp"
+    stop = threading.Event()
+
+    def dock_writes_once_the_copy_runs() -> None:
+        while not stop.is_set():
+            if any(p.stat().st_size >= 8 * 1024 * 1024 for p in staging.glob("*.part")):
+                with open(growing, "ab") as fh:
+                    fh.write(b"\0" * 4096)
+                return
+            time.sleep(0.0005)
+
+    store = LocalStore(tmp_path / "store")
+    catalog = Catalog(tmp_path / "catalog")
+    dock = threading.Thread(target=dock_writes_once_the_copy_runs)
+    dock.start()
+    try:
+        result = ingest([src], store=store, catalog=catalog,
+                        settings=IngestSettings(now=lambda: START + dt.timedelta(hours=1)))
+    finally:
+        stop.set()
+        dock.join()
+    files = {Path(f.path).name: f for f in result.files}
+    assert files["A_done.mp4"].status == ARCHIVED
+    assert files["B_writing.mp4"].status == FAILED
+    assert "B_writing.mp4: changed while it was read" in str(files["B_writing.mp4"].reason)
+    objects = [p.name for p in (tmp_path / "store" / "objects").rglob("*") if p.is_file()]
+    assert objects == [files["A_done.mp4"].blake3]
+    assert list(staging.iterdir()) == []
+    assert catalog.query("SELECT count(*) AS n FROM recordings").column("n")[0].as_py() == 1

@@ -6,6 +6,8 @@ import datetime as dt
 import io
 import os
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import blake3
@@ -115,3 +117,54 @@ def test_local_store_fills_from_another_filesystem_by_reading(tmp_path: Path) ->
         put = staged.commit(d.blake3, retain_until_utc=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
     assert d.blake3 == blake3.blake3(data).hexdigest()
     assert store.object_path(put.key).read_bytes() == data
+
+
+# --- a file that changes while it is read ---------------------------------------------------
+
+
+def test_a_file_growing_while_it_is_read_is_an_input_error(tmp_path: Path) -> None:
+    """The copy's first write appends to the source (a recorder still writing): the reader
+    is at most 8 buffers (16 MiB) ahead of the copy, so it reads the new bytes too."""
+    src = tmp_path / "growing.mp4"
+    src.write_bytes(os.urandom(40 * 1024 * 1024))
+    appended = []
+
+    def sink(view: memoryview) -> None:
+        if not appended:
+            with open(src, "ab") as fh:
+                fh.write(b"more")
+            appended.append(True)
+
+    with pytest.raises(InputError, match=r"growing\.mp4: changed while it was read "
+                       r"\(41943040 bytes when opened, 41943044 read, 41943044 now\)"):
+        digest_file(src, sink=sink)
+
+
+def test_a_file_growing_while_the_kernel_copies_it_is_an_input_error(tmp_path: Path) -> None:
+    """512 MiB (sparse) copied by the kernel; once the copy holds its first piece, the
+    source grows."""
+    src = tmp_path / "growing.mp4"
+    with open(src, "wb") as fh:
+        fh.truncate(512 * 1024 * 1024)
+    dst = tmp_path / "copy.part"
+    fd = os.open(dst, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    stop = threading.Event()
+
+    def grow_once_the_copy_runs() -> None:
+        while not stop.is_set():
+            if os.stat(dst).st_size >= 8 * 1024 * 1024:
+                with open(src, "ab") as fh:
+                    fh.write(b"more")
+                return
+            time.sleep(0.0005)
+
+    grower = threading.Thread(target=grow_once_the_copy_runs)
+    grower.start()
+    try:
+        with pytest.raises(InputError, match=r"growing\.mp4: changed while it was read "
+                           r"\(536870912 bytes when opened"):
+            digest_copy(src, fd)
+    finally:
+        stop.set()
+        grower.join()
+        os.close(fd)
