@@ -16,7 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import InputError
-from pipeline.hashing import CopyUnsupported, FileDigest, digest_copy, digest_file, digest_stream
+from pipeline.hashing import (
+    CopyUnsupported,
+    FileDigest,
+    _preallocate,
+    digest_copy,
+    digest_file,
+    digest_stream,
+)
 from pipeline.storage.local import LocalStore
 
 
@@ -168,3 +175,16 @@ def test_a_file_growing_while_the_kernel_copies_it_is_an_input_error(tmp_path: P
         stop.set()
         grower.join()
         os.close(fd)
+
+
+def test_the_copy_s_blocks_are_reserved_without_changing_its_size(tmp_path: Path) -> None:
+    fd = os.open(tmp_path / "copy.part", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        _preallocate(fd, 10 * 1024 * 1024)
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if st.st_blocks == 0:
+        pytest.skip("this filesystem does not preallocate (fallocate unsupported)")
+    assert st.st_size == 0
+    assert st.st_blocks * 512 >= 10 * 1024 * 1024
