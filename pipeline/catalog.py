@@ -63,8 +63,8 @@ class Parts(Protocol):
 
     def clear_staging(self) -> None: ...
 
-    def read_table(self, cls: type[Any], columns: Sequence[str] | None) -> pa.Table | None:
-        """Every committed row of one table, read without SQL; None: use the views."""
+    def read_table(self, cls: type[Any], columns: Sequence[str] | None) -> pa.Table:
+        """Every committed row of one table, read without SQL (as its view reads them)."""
         ...
 
 
@@ -300,12 +300,9 @@ class Catalog:
         return self._new_connection(self.parts.base_views())
 
     def read_table(self, cls: type[Any], columns: Sequence[str] | None = None) -> pa.Table:
-        """Every committed row of one record table (`columns` of it), as Arrow."""
-        table = self.parts.read_table(cls, columns)
-        if table is None:
-            cols = ", ".join(columns) if columns is not None else "*"
-            return self.query(f"SELECT {cols} FROM {table_name(cls)}")
-        return table
+        """Every committed row of one record table (`columns` of it), as Arrow, without
+        setting up DuckDB and its views (for ingest's state and the registry)."""
+        return self.parts.read_table(cls, columns)
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         """Run `sql` over the views as committed now."""

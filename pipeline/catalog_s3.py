@@ -55,7 +55,7 @@ import io
 import json
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -293,9 +293,29 @@ class S3Parts:
             views[table_] = " UNION ALL BY NAME ".join(selects)
         return views
 
-    def read_table(self, cls: type[Any], columns: object) -> None:
-        """Through the views: the parts are read by DuckDB's httpfs, signed."""
-        return None
+    def read_table(self, cls: type[Any], columns: Sequence[str] | None) -> pa.Table:
+        """The table's parts fetched by boto3, each checked against the SHA-256 its manifest
+        records, and read by Arrow as the view reads them (a column a part lacks is null):
+        no DuckDB, httpfs extension and secret to set up (0.15-0.3 s of CPU) for ingest's
+        few columns."""
+        name, schema = table_name(cls), arrow_schema(cls)
+        tables = [schema.empty_table()]
+        try:
+            for m in self.manifests():
+                for p in m.parts:
+                    if p.table != name:
+                        continue
+                    data = self.objects.get(p.name)
+                    if hashlib.sha256(data).hexdigest() != p.sha256:
+                        raise CatalogError(
+                            f"{self.location}/{p.name}: part does not match the SHA-256 in "
+                            f"its manifest (batch {m.batch_id}); the catalog is damaged"
+                        )
+                    tables.append(pq.read_table(io.BytesIO(data), schema=schema))
+        except StoreError as exc:
+            raise CatalogError(f"{self.location}: cannot read the catalog: {exc}") from exc
+        table = pa.concat_tables(tables)
+        return table.select(list(columns)) if columns is not None else table
 
     def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute("SET autoinstall_known_extensions = false")

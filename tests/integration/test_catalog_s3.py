@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline.catalog import Catalog
 from pipeline.catalog_s3 import S3Parts
 from pipeline.cli import main
+from pipeline.errors import CatalogError
 from schemas.records import ChunkRecord, to_table
 from tests.contract._support import fresh_bucket, s3_config
 from tests.mediagen import Generated
@@ -182,3 +184,29 @@ def test_an_s3_catalog_without_keys_is_a_clear_error(
                         "SELECT 1", "--catalog", f"s3://{bucket}/catalog")
     assert code == 2
     assert "AWS_ACCESS_KEY_ID" in err
+
+
+def test_read_table_gives_what_the_view_gives_and_refuses_a_replaced_part(
+    s3_server: Any, bucket: str, tmp_path: Path
+) -> None:
+    """Ingest reads its state with Arrow from the parts its manifests name, each checked
+    against the manifest's SHA-256: a new version put over a part is refused."""
+    cat = _open(s3_server, bucket, tmp_path / "cache")
+    assert cat.read_table(ChunkRecord).num_rows == 0
+    for day, names in ((27, ["a", "b"]), (28, ["c"])):
+        b = cat.batch()
+        b.add(ChunkRecord, [_chunk(n) for n in names])
+        b.commit(dt.date(2026, 11, day))
+    cols = ["recording_blake3", "chunk_index", "blake3"]
+    got = sorted(cat.read_table(ChunkRecord, cols).to_pylist(), key=str)
+    assert got == sorted(cat.query(f"SELECT {', '.join(cols)} FROM chunks").to_pylist(), key=str)
+    assert [r["recording_blake3"] for r in got] == ["a", "b", "c"]
+
+    client = s3_config(s3_server).client()
+    parts = [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="catalog/parts/")
+             ["Contents"] if o["Key"].endswith("/chunks.parquet")]
+    buf = io.BytesIO()
+    pq.write_table(to_table(ChunkRecord, [_chunk("forged")]), buf)
+    client.put_object(Bucket=bucket, Key=parts[0], Body=buf.getvalue())  # a new version
+    with pytest.raises(CatalogError, match=r"does not match the SHA-256 in its manifest"):
+        _open(s3_server, bucket, tmp_path / "cache2").read_table(ChunkRecord)
