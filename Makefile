@@ -48,6 +48,7 @@ bench: install
 lint: install
 	$(BIN)/ruff check pipeline schemas tests benchmarks infra
 	$(BIN)/mypy
+	$(BIN)/mypy benchmarks
 
 clean:
 	rm -rf $(VENV) demo-data custody-data .benchmarks

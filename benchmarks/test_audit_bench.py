@@ -22,6 +22,7 @@ import datetime as dt
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,8 +103,8 @@ def _audit_run(registry: Registry, root: Path, group: bool) -> tuple[float, Audi
 
 @pytest.mark.parametrize("mode", ["group_commit", "per_record"])
 def test_auditing_1000_ingested_files_adds_under_5_percent(
-    benchmark, mode, registry, ingest_seconds, tmp_path
-):
+    benchmark: Any, mode: str, registry: Registry, ingest_seconds: float, tmp_path: Path
+) -> None:
     times: list[float] = []
     logs: list[AuditLog] = []
     rounds = iter(range(100))
@@ -135,8 +136,8 @@ END_TO_END: dict[str, list[float]] = {"plain": [], "audited": []}
 
 
 def test_end_to_end_ingest_with_and_without_audit(
-    benchmark, corpus, registry, tmp_path
-):
+    benchmark: Any, corpus: Path, registry: Registry, tmp_path: Path
+) -> None:
     """Alternate plain and audited ingests of the same 1,000 files into fresh stores."""
     rounds = iter(range(100))
 
