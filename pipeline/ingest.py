@@ -445,9 +445,6 @@ class _Run:
                 staged = self.store.stage()
             except CustodyError as exc:
                 return FileOutcome(str(path), FAILED, reason=f"{path}: {exc}")
-            except OSError as exc:
-                return FileOutcome(str(path), FAILED, reason=f"{path}: the store cannot stage "
-                                   f"it: {exc.strerror or exc}")
             return _Reading(staged, self.reader.submit(
                 staged.fill, path, chunk_size=self.s.chunk_size))
         return _Reading(None, self.reader.submit(

@@ -97,7 +97,14 @@ class _LocalStaged(StagedObject):
         self._store = store
         self._path = store.root / "tmp" / f"{uuid.uuid4().hex}.part"
         # Read and write: `fill` maps the copy to hash it.
-        self._fd: int | None = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            self._fd: int | None = os.open(
+                self._path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600
+            )
+        except OSError as exc:
+            raise StoreError(
+                f"{self._path.parent}: the store cannot stage an object: {exc.strerror}"
+            ) from exc
         self._size = 0
 
     def fill(self, path: str | os.PathLike[str], *, chunk_size: int) -> FileDigest:
