@@ -24,6 +24,7 @@ import importlib.util
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -243,6 +244,56 @@ def run_peer(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(argv, check=True, capture_output=True, **kw)
 
 
+# --- paired rounds ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Times of paired rounds, the warm-up dropped: ours[i] and peer[i] ran back to back."""
+
+    ours: list[float]
+    peer: list[float]
+
+    @property
+    def ratios(self) -> list[float]:
+        return [o / p for o, p in zip(self.ours, self.peer, strict=True)]
+
+    @property
+    def median_ratio(self) -> float:
+        return statistics.median(self.ratios)
+
+
+Prepared = Callable[[], Callable[[], object]]
+
+
+def run_paired(
+    benchmark: Any, ours: Prepared, peer: Prepared, *, rounds: int, warmup: int
+) -> Paired:
+    """Each round runs our contender and its peer back to back, alternating which goes
+    first, so drift on a shared machine between two separate tests does not enter their
+    ratio. Each argument prepares one run (untimed) and returns the action to time."""
+    times: dict[str, list[float]] = {"ours": [], "peer": []}
+    prepare = {"ours": ours, "peer": peer}
+
+    def pair() -> None:
+        order = ("ours", "peer") if len(times["ours"]) % 2 == 0 else ("peer", "ours")
+        for which in order:
+            action = prepare[which]()
+            start = time.perf_counter()
+            action()
+            times[which].append(time.perf_counter() - start)
+
+    benchmark.pedantic(pair, rounds=rounds, warmup_rounds=warmup)
+    paired = Paired(times["ours"][warmup:], times["peer"][warmup:])
+    benchmark.extra_info.update({
+        "ingest_s": [round(t, 4) for t in paired.ours],
+        "peer_s": [round(t, 4) for t in paired.peer],
+        "paired_ratios": [round(r, 3) for r in paired.ratios],
+        "paired_ratio_median": round(paired.median_ratio, 3),
+    })
+    return paired
+
+
 # --- medians and ratios at the end of the session ----------------------------------------
 
 _MEDIANS: dict[str, float] = {}
@@ -279,7 +330,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         tr.write_line(line)
     for paired, ingest_s, copy_s in _PAIRED:
         tr.write_line(ratios.paired_line(paired, ingest_s, copy_s))
-    tr.write_line(
-        f"1-minute load average after each benchmark: {min(_LOAD):.1f}..{max(_LOAD):.1f} "
-        f"on {os.cpu_count()} CPUs (includes these benchmarks' own processes, ~1-2)"
-    )
+    if _LOAD:
+        tr.write_line(
+            f"1-minute load average after each benchmark: {min(_LOAD):.1f}..{max(_LOAD):.1f} "
+            f"on {os.cpu_count()} CPUs (includes these benchmarks' own processes, ~1-2)"
+        )

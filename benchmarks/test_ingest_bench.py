@@ -25,11 +25,11 @@ import os
 import stat
 import statistics
 import subprocess
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import BenchInput, RunDirs, record_paired_ratio, run_peer
+from conftest import BenchInput, RunDirs, record_paired_ratio, run_paired, run_peer
 
 from pipeline.catalog import Catalog
 from pipeline.hashing import DEFAULT_CHUNK_SIZE
@@ -167,37 +167,28 @@ def test_paired_ingest_and_durable_copy(
     benchmark: Any, bench_input: BenchInput, run_dirs: RunDirs
 ) -> None:
     settings = IngestSettings(now=lambda: NOW)
-    times: dict[str, list[float]] = {"ingest": [], "copy": []}
     outcomes: list[str] = []
 
-    def run(what: str) -> None:
+    def ingest_one() -> Callable[[], object]:
         root = run_dirs.fresh()
-        if what == "ingest":
-            store, catalog = LocalStore(root / "store"), Catalog(root / "catalog")
-            start = time.perf_counter()
+        store, catalog = LocalStore(root / "store"), Catalog(root / "catalog")
+
+        def act() -> None:
             result = ingest([bench_input.path], store=store, catalog=catalog, settings=settings)
-            times[what].append(time.perf_counter() - start)
             outcomes.extend(f.status for f in result.files)
-        else:
-            start = time.perf_counter()
-            run_peer(["cp", str(bench_input.path), str(root / bench_input.name)])
+
+        return act
+
+    def copy_one() -> Callable[[], object]:
+        dst = run_dirs.fresh() / bench_input.name
+
+        def act() -> None:
+            run_peer(["cp", str(bench_input.path), str(dst)])
             run_peer(["sync"])
-            times[what].append(time.perf_counter() - start)
 
-    def pair() -> None:
-        order = ("ingest", "copy") if len(times["ingest"]) % 2 == 0 else ("copy", "ingest")
-        for what in order:
-            run(what)
+        return act
 
-    benchmark.pedantic(pair, rounds=ROUNDS, warmup_rounds=WARMUP)
+    paired = run_paired(benchmark, ingest_one, copy_one, rounds=ROUNDS, warmup=WARMUP)
     assert outcomes == [ARCHIVED] * (ROUNDS + WARMUP)
-    ingest_s, copy_s = times["ingest"][WARMUP:], times["copy"][WARMUP:]
-    ratios = [i / c for i, c in zip(ingest_s, copy_s, strict=True)]
-    paired = statistics.median(ratios)
-    benchmark.extra_info.update({
-        "ingest_s": [round(t, 4) for t in ingest_s],
-        "copy_s": [round(t, 4) for t in copy_s],
-        "paired_ratios": [round(r, 3) for r in ratios],
-        "paired_ratio_median": round(paired, 3),
-    })
-    record_paired_ratio(paired, statistics.median(ingest_s), statistics.median(copy_s))
+    record_paired_ratio(paired.median_ratio, statistics.median(paired.ours),
+                        statistics.median(paired.peer))

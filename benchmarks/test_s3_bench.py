@@ -28,10 +28,8 @@ conftest, and `tests` is not an installed package).
 from __future__ import annotations
 
 import datetime as dt
-import statistics
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +38,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import pytest  # noqa: E402
-from conftest import BenchInput, RunDirs  # noqa: E402
+from conftest import BenchInput, RunDirs, run_paired  # noqa: E402
 
 from pipeline.catalog import Catalog  # noqa: E402
 from pipeline.ingest import ARCHIVED, IngestSettings, RunResult, ingest  # noqa: E402
@@ -177,35 +175,29 @@ def test_s3_paired_ingest_and_upload_file(
     client = config.client()
     transfer = config.transfer.transfer_config()
     settings = IngestSettings(now=lambda: NOW)
-    times: dict[str, list[float]] = {"ingest": [], "upload": []}
     outcomes: list[str] = []
 
-    def run(what: str) -> None:
+    def ingest_one() -> Callable[[], object]:
         bucket = fresh_bucket(client)
-        if what == "ingest":
-            store = S3Store(bucket, "evidence", config=config)
-            catalog = Catalog.open(f"s3://{bucket}/catalog", env=s3_server.env(),
-                                   cache_dir=run_dirs.fresh() / "catalog-cache")
-            start = time.perf_counter()
+        store = S3Store(bucket, "evidence", config=config)
+        catalog = Catalog.open(f"s3://{bucket}/catalog", env=s3_server.env(),
+                               cache_dir=run_dirs.fresh() / "catalog-cache")
+
+        def act() -> None:
             result = ingest([bench_input.path], store=store, catalog=catalog, settings=settings)
-            times[what].append(time.perf_counter() - start)
             outcomes.extend(f.status for f in result.files)
-        else:
-            start = time.perf_counter()
+
+        return act
+
+    def upload_one() -> Callable[[], object]:
+        bucket = fresh_bucket(client)
+
+        def act() -> None:
             client.upload_file(str(bench_input.path), bucket, f"evidence/{bench_input.name}",
                                Config=transfer, ExtraArgs={"ChecksumAlgorithm": "SHA256"})
-            times[what].append(time.perf_counter() - start)
 
-    def pair() -> None:
-        order = ("ingest", "upload") if len(times["ingest"]) % 2 == 0 else ("upload", "ingest")
-        for what in order:
-            run(what)
+        return act
 
-    benchmark.pedantic(pair, rounds=ROUNDS, warmup_rounds=WARMUP)
+    paired = run_paired(benchmark, ingest_one, upload_one, rounds=ROUNDS, warmup=WARMUP)
     assert outcomes == [ARCHIVED] * (ROUNDS + WARMUP)
-    ratios = [i / u for i, u in zip(times["ingest"][WARMUP:], times["upload"][WARMUP:],
-                                    strict=True)]
-    paired = statistics.median(ratios)
-    _PAIRED.append(paired)
-    benchmark.extra_info.update({"paired_ratios": [round(r, 3) for r in ratios],
-                                 "paired_ratio_median": round(paired, 3)})
+    _PAIRED.append(paired.median_ratio)
