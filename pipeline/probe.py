@@ -775,6 +775,18 @@ def _unescape(rbsp: bytes) -> bytes:
     return rbsp.replace(b"\x00\x00\x03", b"\x00\x00")
 
 
+def _sei_number(body: bytes, p: int) -> tuple[int, int]:
+    """An SEI payload type or size at `p` (0xFF bytes add 255 each, then a last byte) and
+    the position after it; a position past the end when the body ends first."""
+    value = 0
+    while p < len(body) and body[p] == 0xFF:
+        value += 255
+        p += 1
+    if p >= len(body):
+        return value, len(body) + 1
+    return value + body[p], p + 1
+
+
 def _sei_texts(codec: str, nal: bytes) -> list[str]:
     """Printable text of user_data_unregistered SEI messages (x264/x265 write options)."""
     if codec == "h264":
@@ -787,24 +799,11 @@ def _sei_texts(codec: str, nal: bytes) -> list[str]:
         body = _unescape(nal[2:])
     texts: list[str] = []
     p = 0
-    n = len(body)
-    while p < n and body[p] != 0x80:
-        ptype = 0
-        while p < n and body[p] == 0xFF:
-            ptype += 255
-            p += 1
-        if p >= n:
+    while p < len(body) and body[p] != 0x80:
+        ptype, p = _sei_number(body, p)
+        psize, p = _sei_number(body, p)
+        if p > len(body):
             break
-        ptype += body[p]
-        p += 1
-        psize = 0
-        while p < n and body[p] == 0xFF:
-            psize += 255
-            p += 1
-        if p >= n:
-            break
-        psize += body[p]
-        p += 1
         payload = body[p : p + psize]
         p += psize
         if ptype == 5 and len(payload) > 16:
