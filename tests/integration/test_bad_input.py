@@ -4,6 +4,7 @@ Each names the file and the problem, the batch goes on, and nothing is half-stor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -214,12 +215,22 @@ def test_a_recording_still_being_written_fails_and_nothing_of_it_is_stored(
         fh.truncate(512 * 1024 * 1024)
     staging = tmp_path / "store" / "tmp"
     stop = threading.Event()
+    appended = threading.Event()
+
+    def part_sizes() -> list[int]:
+        sizes = []
+        for part in staging.glob("*.part"):
+            # A_done's copy can be committed between the glob and the stat.
+            with contextlib.suppress(FileNotFoundError):
+                sizes.append(part.stat().st_size)
+        return sizes
 
     def dock_writes_once_the_copy_runs() -> None:
         while not stop.is_set():
-            if any(p.stat().st_size >= 8 * 1024 * 1024 for p in staging.glob("*.part")):
+            if any(size >= 8 * 1024 * 1024 for size in part_sizes()):
                 with open(growing, "ab") as fh:
                     fh.write(b"\0" * 4096)
+                appended.set()
                 return
             time.sleep(0.0005)
 
@@ -233,6 +244,7 @@ def test_a_recording_still_being_written_fails_and_nothing_of_it_is_stored(
     finally:
         stop.set()
         dock.join()
+    assert appended.is_set(), "the dock never saw B_writing.mp4's copy under way"
     files = {Path(f.path).name: f for f in result.files}
     assert files["A_done.mp4"].status == ARCHIVED
     assert files["B_writing.mp4"].status == FAILED
