@@ -1,9 +1,9 @@
 """Benchmark fixtures: the cached 10-minute input, fresh run directories, the ratios.
 
-The input is `pipeline.synth.write_long` output (1080p30 ~6 Mbit/s H.264 + AAC, one
+The input is `pipeline.demo.synth.write_long` output (1080p30 ~6 Mbit/s H.264 + AAC, one
 minute encoded once and remuxed end to end). It is cached under `<repo>/.cache/bench/`
 (ignored by git), named by a key over everything that decides its bytes: the
-`write_long` parameters, the PyAV version and the source of `pipeline/synth.py`. Both the
+`write_long` parameters, the PyAV version and the source of `pipeline/demo/synth.py`. Both the
 one-minute encode and the long file are written to a temporary name in the same directory
 and renamed into place, so an interrupted generation never leaves a file under a cache
 name. Set `CUSTODY_BENCH_MINUTES` for a shorter input while working on the benchmarks.
@@ -80,7 +80,7 @@ def _cache_key(minutes: int) -> tuple[str, str, dict[str, Any]]:
     """(key of the one-minute encode, key of the long file, the parameters)."""
     import av
 
-    from pipeline import synth
+    from pipeline.demo import synth
 
     enc = synth.Encoding(
         width=1920, height=1080, fps=30, gop_s=1, video_bit_rate=6_000_000,
@@ -103,7 +103,7 @@ def _cache_key(minutes: int) -> tuple[str, str, dict[str, Any]]:
 
 def ensure_input(minutes: int = MINUTES) -> BenchInput:
     """The cached long file, generated (atomically) the first time for these parameters."""
-    from pipeline import synth
+    from pipeline.demo import synth
 
     minute_key, long_key, params = _cache_key(minutes)
     enc, start = params.pop("_enc"), params.pop("_start")

@@ -26,12 +26,12 @@ from typing import Any
 
 import pytest
 
-from pipeline import synth
-from pipeline.audit import AuditLog
-from pipeline.catalog import Catalog
-from pipeline.ingest import IngestSettings, ingest
-from pipeline.permissions import Authority
-from pipeline.registry import NewStaff, Registry
+from pipeline.audit.log import AuditLog
+from pipeline.catalog.core import Catalog
+from pipeline.demo import synth
+from pipeline.ingest.run import IngestSettings, ingest
+from pipeline.people.permissions import Authority
+from pipeline.people.registry import NewStaff, Registry
 from pipeline.storage.local import LocalStore
 from schemas.people import INGEST
 

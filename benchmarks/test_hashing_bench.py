@@ -1,4 +1,4 @@
-"""Hashing alone: `pipeline.hashing.digest_file` (BLAKE3 whole + 1 MiB chunks, no sink)
+"""Hashing alone: `pipeline.integrity.hashing.digest_file` (BLAKE3 whole + 1 MiB chunks, no sink)
 against `b3sum` (all cores, and one thread) and `sha256sum`, on the same cached file with
 a warm page cache."""
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from conftest import BenchInput, run_peer
 
-from pipeline.hashing import DEFAULT_CHUNK_SIZE, digest_file
+from pipeline.integrity.hashing import DEFAULT_CHUNK_SIZE, digest_file
 
 ROUNDS = 10
 WARMUP = 1

@@ -2,7 +2,7 @@
 
 Contenders, each on the same cached file with a warm page cache, each round starting
 from fresh directories on the repository's filesystem:
-- `test_ingest`: `pipeline.ingest.ingest` into an empty local store and catalog (both
+- `test_ingest`: `pipeline.ingest.run.ingest` into an empty local store and catalog (both
   created, empty, in the untimed setup), i.e. read once, BLAKE3 whole + 1 MiB chunks,
   copy into the store, fsync, demux in a worker process, timing analysis, catalog commit;
 - `test_peer_ffprobe_packets`: ffprobe printing every packet's timing fields (CSV);
@@ -31,9 +31,9 @@ from typing import Any
 
 from conftest import BenchInput, RunDirs, record_paired_ratio, run_paired, run_peer
 
-from pipeline.catalog import Catalog
-from pipeline.hashing import DEFAULT_CHUNK_SIZE
-from pipeline.ingest import ARCHIVED, IngestSettings, RunResult, ingest
+from pipeline.catalog.core import Catalog
+from pipeline.ingest.run import ARCHIVED, IngestSettings, RunResult, ingest
+from pipeline.integrity.hashing import DEFAULT_CHUNK_SIZE
 from pipeline.storage.local import LocalStore
 
 ROUNDS = 9  # the machine is noisy: medians of 9 rounds move less than of 5

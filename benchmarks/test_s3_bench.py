@@ -4,7 +4,7 @@ Contenders, on the cached 10-minute 1080p30 file (benchmarks/conftest.py) with a
 cache, against one SeaweedFS `weed mini` on 127.0.0.1 started for the session (the
 `s3_server` fixture of tests/s3server.py), each round into a fresh Object Lock bucket
 made in the untimed setup (a repeated put of the same content would be skipped):
-- `test_s3_ingest`: `pipeline.ingest.ingest` with the S3 store AND the S3 catalog (the
+- `test_s3_ingest`: `pipeline.ingest.run.ingest` with the S3 store AND the S3 catalog (the
   production layout: `s3://bucket/evidence`, `s3://bucket/catalog`), i.e. one read for
   BLAKE3 whole + 1 MiB chunks while the demuxer runs in a worker process, then the
   BLAKE3-gated multipart upload (second read, SHA-256 per part, COMPLIANCE lock, lock
@@ -40,9 +40,9 @@ if str(REPO) not in sys.path:
 import pytest  # noqa: E402
 from conftest import BenchInput, RunDirs, run_paired  # noqa: E402
 
-from pipeline.catalog import Catalog  # noqa: E402
-from pipeline.ingest import ARCHIVED, IngestSettings, RunResult, ingest  # noqa: E402
-from pipeline.storage.s3 import S3Config, S3Store, TransferSettings  # noqa: E402
+from pipeline.catalog.core import Catalog  # noqa: E402
+from pipeline.ingest.run import ARCHIVED, IngestSettings, RunResult, ingest  # noqa: E402
+from pipeline.storage.s3.store import S3Config, S3Store, TransferSettings  # noqa: E402
 from tests import s3server  # noqa: E402
 from tests.contract._support import fresh_bucket  # noqa: E402
 from tests.s3server import S3Server  # noqa: E402

@@ -32,7 +32,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.storage.s3 import S3Config
+from pipeline.storage.s3.store import S3Config
 
 ROLES = ("operator", "legal", "analyst", "auxiliary")
 

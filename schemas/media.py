@@ -7,7 +7,7 @@ Timestamps stay integers in their stream's `time_base` (a Fraction). Missing val
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import numpy as np
@@ -91,18 +91,52 @@ class ProbeResult:
     truncated: str | None = None  # why the probe believes the file is truncated
 
 
+SUBJECT_KINDS = ("recording", "stream", "object", "case", "person", "device", "package",
+                 "audit_log", "store", "catalog")
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What a finding is about: a recording (its BLAKE3), one of its streams, a stored
+    object, a case (案号), a person (staff number), a device, an export package, the
+    audit log, a store or the catalog. `id` None means "the file under analysis": pure
+    analysis does not know the file's BLAKE3 yet, and ingest binds it (`Finding.about`)."""
+
+    kind: str
+    id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in SUBJECT_KINDS:
+            raise ValueError(f"unknown finding subject kind {self.kind!r}")
+
+
+THIS_FILE = Subject("recording")
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One observation about one file. Title, rule and category come from the code."""
+    """One observation about one subject. Title, rule and category come from the code.
+
+    `stream_index`, `pts` and `at_seconds` place a finding inside a recording; findings
+    about cases, people or packages leave them None."""
 
     code: str
     detail: str
     stream_index: int | None = None
     pts: int | None = None
     at_seconds: float | None = None
+    subject: Subject = THIS_FILE
 
     def __post_init__(self) -> None:
         finding_code(self.code)  # unknown codes fail at creation, not in a report
+
+    def about(self, subject: Subject) -> Finding:
+        """This finding bound to a subject; a file-level finding keeps its stream."""
+        if self.subject.id is not None:
+            return self
+        if self.stream_index is not None and subject.kind == "recording":
+            subject = Subject("stream", f"{subject.id}#{self.stream_index}")
+        return replace(self, subject=subject)
 
     @property
     def rule(self) -> str:

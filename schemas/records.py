@@ -123,6 +123,9 @@ class FindingRecord:
     title_zh: str
     detail: str
     found_at_utc: dt.datetime
+    # What the finding is about (schemas.media.Subject): recording, stream, case, ...
+    subject_kind: str = "recording"
+    subject_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""pytest plugin: recordings generated once per session with `pipeline.synth`.
+"""pytest plugin: recordings generated once per session with `pipeline.demo.synth`.
 
 Registered from `tests/conftest.py` (`pytest_plugins`). Every fixture writes into one
 session directory from `tmp_path_factory`, so the files are made once and shared by all
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import synth
+from pipeline.demo import synth
 
 START = dt.datetime(2024, 5, 1, 8, 0, 0, tzinfo=dt.UTC)
 

@@ -16,7 +16,7 @@ def open_store(
     `env` carries the S3 endpoint and credentials (AWS_* variables) from the CLI."""
     loc = os.fspath(location)
     if loc.startswith("s3://"):
-        from pipeline.storage.s3 import S3Store  # boto3 is imported only there
+        from pipeline.storage.s3.store import S3Store  # boto3 is imported only there
 
         return S3Store.from_uri(loc, env=env)
     from pipeline.storage.local import LocalStore

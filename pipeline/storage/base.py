@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from pipeline.errors import CustodyError
-from pipeline.hashing import FileDigest, digest_file
+from pipeline.integrity.hashing import FileDigest, digest_file
 
 
 class StoreError(CustodyError):

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 import blake3
 
 from pipeline.durable import fsync_dir
-from pipeline.hashing import CopyUnsupported, FileDigest, digest_copy
+from pipeline.integrity.hashing import CopyUnsupported, FileDigest, digest_copy
 from pipeline.storage.base import (
     ObjectInfo,
     ObjectNotFound,

@@ -39,7 +39,7 @@ from pipeline.storage.base import RetentionRefused, StoreError, WormStore
 
 if TYPE_CHECKING:
     from pipeline.storage.local import LocalStore
-    from pipeline.storage.s3 import S3Store
+    from pipeline.storage.s3.store import S3Store
 
 Clock = Callable[[], dt.datetime]
 
@@ -98,7 +98,7 @@ def selftest(
 
     if isinstance(store, LocalStore):
         return _selftest_local(store, now, canary_retention)
-    from pipeline.storage.s3 import S3Store
+    from pipeline.storage.s3.store import S3Store
 
     if isinstance(store, S3Store):
         return _selftest_s3(store, now, canary_retention)

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from infra.provision import provision_bucket
-from pipeline.storage.s3 import S3Config, TransferSettings
+from pipeline.storage.s3.store import S3Config, TransferSettings
 
 MiB = 1 << 20
 TEST_TRANSFER = TransferSettings(

@@ -17,7 +17,7 @@ import pytest
 
 from pipeline.storage.base import WormStore
 from pipeline.storage.local import LocalStore
-from pipeline.storage.s3 import S3Store
+from pipeline.storage.s3.store import S3Store
 from tests.contract._support import fresh_bucket, s3_config
 
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from pipeline.catalog import Catalog
-from pipeline.cli import main
-from pipeline.ingest import IngestSettings, ingest
-from pipeline.permissions import Authority, open_authority
-from pipeline.retention import current_states, set_retention
+from pipeline.catalog.core import Catalog
+from pipeline.cli.main import main
+from pipeline.ingest.run import IngestSettings, ingest
+from pipeline.people.permissions import Authority, open_authority
+from pipeline.retention.engine import current_states, set_retention
 from pipeline.storage.base import RetentionRefused, WormStore
 from schemas.retention import Tier, Trigger
 from tests.mediagen import Generated

@@ -27,7 +27,7 @@ from pipeline.storage.base import (
     StoreUnavailable,
     key_for,
 )
-from pipeline.storage.s3 import S3Config, S3Store, TransferSettings
+from pipeline.storage.s3.store import S3Config, S3Store, TransferSettings
 from pipeline.storage.selftest import selftest
 from tests.contract._support import MiB, fresh_bucket, s3_config
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline import synth
+from pipeline.demo import synth
 from tests.mediagen import START, Generated
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +70,7 @@ def test_a_huge_sparse_file_is_archived_with_bounded_memory(
     proc = subprocess.run(
         [sys.executable, "-c",
          "import resource, sys\n"
-         "from pipeline.cli import main\n"
+         "from pipeline.cli.main import main\n"
          "code = main(sys.argv[1:])\n"
          "kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
          "kib_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
@@ -121,8 +121,8 @@ def test_a_probe_worker_killed_mid_run_loses_no_file(
     import threading
     import time
 
-    from pipeline.catalog import Catalog
-    from pipeline.ingest import IngestSettings, ingest
+    from pipeline.catalog.core import Catalog
+    from pipeline.ingest.run import IngestSettings, ingest
     from pipeline.storage.local import LocalStore
 
     src = tmp_path / "in"
@@ -167,8 +167,8 @@ def test_a_store_that_cannot_stage_fails_each_file_and_the_batch_goes_on(
     every file fails naming itself and the problem; nothing is stored or catalogued."""
     import datetime as dt
 
-    from pipeline.catalog import Catalog
-    from pipeline.ingest import FAILED, IngestSettings, ingest
+    from pipeline.catalog.core import Catalog
+    from pipeline.ingest.run import FAILED, IngestSettings, ingest
     from pipeline.storage.local import LocalStore
 
     src = tmp_path / "in"
@@ -202,8 +202,8 @@ def test_a_recording_still_being_written_fails_and_nothing_of_it_is_stored(
     import threading
     import time
 
-    from pipeline.catalog import Catalog
-    from pipeline.ingest import ARCHIVED, FAILED, IngestSettings, ingest
+    from pipeline.catalog.core import Catalog
+    from pipeline.ingest.run import ARCHIVED, FAILED, IngestSettings, ingest
     from pipeline.storage.local import LocalStore
 
     src = tmp_path / "in"

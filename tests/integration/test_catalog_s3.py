@@ -13,9 +13,9 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.catalog import Catalog
-from pipeline.catalog_s3 import S3Parts
-from pipeline.cli import main
+from pipeline.catalog.core import Catalog
+from pipeline.catalog.s3parts import S3Parts
+from pipeline.cli.main import main
 from pipeline.errors import CatalogError
 from schemas.records import ChunkRecord, to_table
 from tests.contract._support import fresh_bucket, s3_config

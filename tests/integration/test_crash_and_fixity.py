@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import synth
-from pipeline.catalog import Catalog
-from pipeline.cli import main
+from pipeline.catalog.core import Catalog
+from pipeline.cli.main import main
+from pipeline.demo import synth
 from pipeline.storage.local import LocalStore
 from tests.mediagen import START
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from pipeline import synth
-from pipeline.catalog import Catalog
-from pipeline.cli import main
-from pipeline.ingest import IngestSettings, ingest
+from pipeline.catalog.core import Catalog
+from pipeline.cli.main import main
+from pipeline.demo import synth
+from pipeline.ingest.run import IngestSettings, ingest
 from pipeline.storage.local import LocalStore
 from tests.mediagen import START, Generated
 
@@ -251,7 +251,7 @@ def test_cli_bad_sql_is_one_line_error(tmp_path: Path) -> None:
 def test_every_command_and_argument_has_help() -> None:
     import argparse
 
-    from pipeline.cli import build_parser
+    from pipeline.cli.main import build_parser
 
     def walk(p: argparse.ArgumentParser, path: str) -> None:
         for action in p._actions:
@@ -267,7 +267,7 @@ def test_every_command_and_argument_has_help() -> None:
 
 def test_make_demo_generator_makes_media_with_device_tags(tmp_path: Path) -> None:
     path = synth.write_clean(tmp_path / "x.mp4", 1.0, START)
-    from pipeline.probe import probe
+    from pipeline.media.probe import probe
 
     r = probe(path)
     assert r.make and r.model and r.creation_time_utc == START

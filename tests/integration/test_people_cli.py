@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import build_parser, main
+from pipeline.cli.main import build_parser, main
 
 AUX = ["--kind", "auxiliary", "--section", "综合执法队", "--post", "协管员",
        "--agency", "遂昌县人力资源公司", "--work-area", "大柘镇", "--contract-start", "2025-06-01",
@@ -277,9 +277,9 @@ def test_aux10_library_refuses_an_auxiliary_export_request(custody, still_photo,
     """The check lives in the library: a script calling it is held to the same rule."""
     import datetime as dt
 
-    from pipeline.catalog import Catalog
-    from pipeline.export import request_export
-    from pipeline.permissions import PermissionDenied, open_authority
+    from pipeline.catalog.core import Catalog
+    from pipeline.export.requests import request_export
+    from pipeline.people.permissions import PermissionDenied, open_authority
     from pipeline.storage.local import LocalStore
 
     assert custody("ingest", str(still_photo.path), "--quiet", who="X-1") in (0, 1), custody.err

@@ -1,4 +1,4 @@
-"""pipeline.probe on the shared corpus and on media generated in the test.
+"""pipeline.media.probe on the shared corpus and on media generated in the test.
 
 The shared corpus lives beside the repository (`../shared/media`, or $CUSTODY_SHARED_MEDIA);
 tests that need it skip where it is absent. Timestamps are checked packet by packet against
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.probe import probe
+from pipeline.media.probe import probe
 from schemas.media import NOPTS, ProbeResult
 
 SHARED_MEDIA = Path(

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
-from pipeline.roster import PUBLIC_COLUMNS, RosterRow, roster_csv, roster_html
+from pipeline.cli.main import main
+from pipeline.people.roster import PUBLIC_COLUMNS, RosterRow, roster_csv, roster_html
 
 CHROMIUM = "/usr/bin/chromium"
 PUBLIC_HEADINGS = [zh for _, zh in PUBLIC_COLUMNS]

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.catalog import Catalog
-from pipeline.cli import main
+from pipeline.catalog.core import Catalog
+from pipeline.cli.main import main
 from tests.contract._support import fresh_bucket, s3_config
 from tests.mediagen import Generated
 
@@ -133,7 +133,7 @@ def moto_env() -> Iterator[dict[str, str]]:
 def test_ingest_into_a_non_enforcing_store_needs_an_override_which_is_recorded(
     moto_env: dict[str, str], tmp_path: Path, clean_recording: Generated
 ) -> None:
-    from pipeline.storage.s3 import S3Config
+    from pipeline.storage.s3.store import S3Config
 
     S3Config.from_env(moto_env).client().create_bucket(
         Bucket="custody-moto-ingest", ObjectLockEnabledForBucket=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.probe import probe
-from pipeline.timing import analyse
+from pipeline.analysis.timing import analyse
+from pipeline.media.probe import probe
 from schemas.media import Finding
 from tests.conftest import require_tool
 from tests.mediagen import Generated

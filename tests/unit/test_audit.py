@@ -11,7 +11,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from pipeline.audit import AuditLog
+from pipeline.audit.log import AuditLog
 from pipeline.storage.local import LocalStore
 from schemas.audit import GENESIS, decode
 

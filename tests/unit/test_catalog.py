@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.catalog import Catalog
+from pipeline.catalog.core import Catalog
 from schemas.records import ChunkRecord, arrow_schema
 
 

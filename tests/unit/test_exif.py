@@ -1,4 +1,4 @@
-"""pipeline.exif on EXIF bytes built in the test."""
+"""pipeline.media.exif on EXIF bytes built in the test."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.exif import find_exif_segment, parse_exif, read_exif
+from pipeline.media.exif import find_exif_segment, parse_exif, read_exif
 
 
 def tiff(

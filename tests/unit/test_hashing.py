@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import InputError
-from pipeline.hashing import (
+from pipeline.integrity.hashing import (
     CopyUnsupported,
     FileDigest,
     _preallocate,

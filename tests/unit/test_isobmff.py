@@ -1,11 +1,17 @@
-"""pipeline.isobmff on box bytes built in the test."""
+"""pipeline.media.isobmff on box bytes built in the test."""
 
 from __future__ import annotations
 
 import struct
 from pathlib import Path
 
-from pipeline.isobmff import iter_boxes, looks_like_isobmff, parse_elst, parse_moov, read_movie_info
+from pipeline.media.isobmff import (
+    iter_boxes,
+    looks_like_isobmff,
+    parse_elst,
+    parse_moov,
+    read_movie_info,
+)
 
 
 def box(kind: bytes, body: bytes) -> bytes:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.labels import LabelBook
+from pipeline.ingest.labels import LabelBook
 
 CST = dt.timezone(dt.timedelta(hours=8))
 

@@ -7,10 +7,10 @@ import datetime as dt
 
 import pytest
 
-from pipeline.audit import AuditLog
-from pipeline.catalog import Catalog
-from pipeline.permissions import Authority, PermissionDenied, decide
-from pipeline.registry import NewStaff, Registry
+from pipeline.audit.log import AuditLog
+from pipeline.catalog.core import Catalog
+from pipeline.people.permissions import Authority, PermissionDenied, decide
+from pipeline.people.registry import NewStaff, Registry
 from pipeline.storage.local import LocalStore
 from schemas.people import (
     ACTIONS,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.audit import AuditLog
-from pipeline.catalog import Catalog
-from pipeline.permissions import Authority, PermissionDenied, RuleRefused
-from pipeline.registry import (
+from pipeline.audit.log import AuditLog
+from pipeline.catalog.core import Catalog
+from pipeline.people.permissions import Authority, PermissionDenied, RuleRefused
+from pipeline.people.registry import (
     DEVICE_NO_SERIAL,
     DEVICE_REGISTERED,
     DEVICE_UNKNOWN,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipeline.sessions import Interval, gaps_around
+from pipeline.analysis.sessions import Interval, gaps_around
 
 T = dt.datetime(2026, 11, 27, 1, 30, tzinfo=dt.UTC)
 S = dt.timedelta(seconds=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.sniff import sniff_bytes
+from pipeline.media.sniff import sniff_bytes
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.timing import Tolerances, analyse
+from pipeline.analysis.timing import Tolerances, analyse
 from schemas.media import NOPTS, EditListEntry, Finding, ProbeResult, StreamTimeline
 
 VIDEO_TB = Fraction(1, 90000)
@@ -352,7 +352,7 @@ def test_av9_one_audio_packet_five_percent_off_is_a_splice_sign() -> None:
 
 
 def test_av9_speech_like_needs_level_changes_above_the_floor() -> None:
-    from pipeline.timing import speech_like
+    from pipeline.analysis.timing import speech_like
 
     rng = np.random.default_rng(1)
     syllables = -30 + 15 * (np.sin(np.arange(500) * 2 * np.pi * 4 / 50) > 0) + rng.normal(0, 1, 500)
@@ -363,7 +363,7 @@ def test_av9_speech_like_needs_level_changes_above_the_floor() -> None:
 
 
 def test_av9_resume_points_merge_video_and_audio_of_one_interruption() -> None:
-    from pipeline.timing import resume_points
+    from pipeline.analysis.timing import resume_points
 
     v = regular(120)
     v[60:] += 5 * 90000

@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from pipeline.audit import AuditLog
-from pipeline.catalog import Catalog
+from pipeline.audit.log import AuditLog
+from pipeline.catalog.core import Catalog
 from pipeline.errors import CustodyError
-from pipeline.registry import Registry
+from pipeline.people.registry import Registry
 from pipeline.storage.base import WormStore
 from schemas.audit import ALLOWED, REFUSED, AuditRecord
 from schemas.people import (

@@ -28,7 +28,7 @@ from pipeline import __version__
 from pipeline.errors import CustodyError, InputError
 
 if TYPE_CHECKING:
-    from pipeline.catalog import Catalog
+    from pipeline.catalog.core import Catalog
 
 DEFAULT_HOME = "custody-data"
 
@@ -139,7 +139,7 @@ def build_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings
 def open_catalog(s: Settings) -> Catalog:
     """The catalog `s` names. An s3:// catalog keeps its local state (catalog.duckdb for
     analysts, the ingest lock, cached manifests) under `<catalog_cache>/<bucket>/<prefix>`."""
-    from pipeline.catalog import Catalog
+    from pipeline.catalog.core import Catalog
 
     cache = Path(s.catalog_cache) / s.catalog.removeprefix("s3://").strip("/")
     return Catalog.open(s.catalog, env=s.store_env, cache_dir=cache)
@@ -260,7 +260,7 @@ def cmd_store_selftest(args: argparse.Namespace, s: Settings, out: TextIO, err: 
 def _utc_date(text: str | None, offset: dt.timezone) -> dt.datetime | None:
     if text is None:
         return None
-    from pipeline.labels import parse_time
+    from pipeline.ingest.labels import parse_time
 
     try:
         value = parse_time(text, offset)
@@ -270,7 +270,7 @@ def _utc_date(text: str | None, offset: dt.timezone) -> dt.datetime | None:
 
 
 def cmd_retention_set(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
-    from pipeline.retention import set_retention
+    from pipeline.retention.engine import set_retention
     from pipeline.storage import open_store
     from schemas.retention import Tier, Trigger
 
@@ -303,7 +303,7 @@ def _render_changes(changes: Sequence[Any], s: Settings, out: TextIO) -> int:
 def cmd_retention_release(
     args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO
 ) -> int:
-    from pipeline.retention import release_hold
+    from pipeline.retention.engine import release_hold
     from pipeline.storage import open_store
 
     store, catalog = open_store(s.store, env=s.store_env), open_catalog(s)
@@ -316,7 +316,7 @@ def cmd_retention_release(
 
 
 def _export_rows(states: Sequence[Any]) -> list[dict[str, Any]]:
-    from pipeline.export import RECIPIENTS
+    from pipeline.export.requests import RECIPIENTS
 
     return [{"export_id": e.export_id, "status": e.status, "case": e.case_number,
              "recordings": len(e.recordings), "recipient": f"{e.recipient} "
@@ -333,7 +333,7 @@ def _show_exports(states: Sequence[Any], s: Settings, out: TextIO) -> None:
 
 
 def cmd_export_request(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
-    from pipeline.export import request_export
+    from pipeline.export.requests import request_export
     from pipeline.storage import open_store
 
     catalog = open_catalog(s)
@@ -346,7 +346,7 @@ def cmd_export_request(args: argparse.Namespace, s: Settings, out: TextIO, err: 
 
 
 def cmd_export_approve(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
-    from pipeline.export import approve_export
+    from pipeline.export.requests import approve_export
     from pipeline.storage import open_store
 
     catalog = open_catalog(s)
@@ -357,7 +357,7 @@ def cmd_export_approve(args: argparse.Namespace, s: Settings, out: TextIO, err: 
 
 
 def cmd_export_list(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
-    from pipeline.export import list_exports
+    from pipeline.export.requests import list_exports
     from pipeline.storage import open_store
     from schemas.people import VIEW
 
@@ -369,7 +369,7 @@ def cmd_export_list(args: argparse.Namespace, s: Settings, out: TextIO, err: Tex
 
 
 def cmd_retention_show(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
-    from pipeline.retention import current_states
+    from pipeline.retention.engine import current_states
     from pipeline.storage import open_store
     from schemas.people import VIEW
     from schemas.retention import TIERS, Tier
@@ -397,7 +397,7 @@ def cmd_retention_show(args: argparse.Namespace, s: Settings, out: TextIO, err: 
 
 
 def cmd_ingest(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
-    from pipeline.ingest import IngestSettings, ingest
+    from pipeline.ingest.run import IngestSettings, ingest
     from pipeline.storage import open_store
 
     store = open_store(s.store, env=s.store_env)
@@ -474,7 +474,7 @@ def cmd_query(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -
 
 
 def cmd_verify(args: argparse.Namespace, s: Settings, out: TextIO, err: TextIO) -> int:
-    from pipeline.fixity import verify
+    from pipeline.integrity.fixity import verify
     from pipeline.storage import open_store
     from schemas.people import VERIFY
 
@@ -527,7 +527,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def acting(s: Settings, catalog: Any, store: Any) -> Iterator[tuple[Any, str]]:
     """(Authority, acting person) for one command. Without `--as`, only a fresh
     installation (empty personnel registry) may act, as the operating-system user."""
-    from pipeline.permissions import open_authority
+    from pipeline.people.permissions import open_authority
 
     with open_authority(catalog, store, s.now) as auth:
         actor = s.actor
@@ -700,7 +700,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_export_list)
 
-    from pipeline import cli_people  # staff, device, audit; imported here: it imports cli
+    from pipeline.cli import (
+        people as cli_people,  # staff, device, audit; imported here: it imports main
+    )
 
     cli_people.register(sub)
     return parser

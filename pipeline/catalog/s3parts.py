@@ -34,7 +34,7 @@ every selected table into memory before the first filter. The same views also wo
 analyst's `catalog.duckdb`. The extension is the signed `httpfs.duckdb_extension` of the
 PyPI package `duckdb-extension-httpfs` (same version as duckdb), LOADed by path with
 extension auto-install and auto-load off: nothing is fetched from the network. Writes and
-listings go through `pipeline.storage.s3.S3Objects` (boto3, explicit SHA-256 on every PUT,
+listings go through `pipeline.storage.s3.store.S3Objects` (boto3, explicit SHA-256 on every PUT,
 which AWS requires on buckets with a default retention).
 
 The local cache directory (`Catalog.open(..., cache_dir=...)`) holds:
@@ -66,10 +66,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.catalog import write_parquet
+from pipeline.catalog.parts import write_parquet
 from pipeline.errors import CatalogError
 from pipeline.storage.base import StoreError
-from pipeline.storage.s3 import S3Config, S3Objects
+from pipeline.storage.s3.store import S3Config, S3Objects
 from schemas.records import TABLES, arrow_schema, table_name
 
 MANIFEST_FORMAT = 1

@@ -27,8 +27,8 @@ import av
 import av.logging
 import numpy as np
 
-from pipeline import exif, isobmff
 from pipeline.errors import InputError
+from pipeline.media import exif, isobmff
 from schemas.media import NOPTS, EditListEntry, ProbeResult, StreamTimeline
 
 __all__ = ["probe"]

@@ -2,7 +2,7 @@
 
 A catalog lives in a local directory (`Catalog(path)`, the embedded default) or under an
 S3 prefix (`Catalog.open("s3://bucket/prefix", env=..., cache_dir=...)`, production; see
-`pipeline/catalog_s3.py` for its layout, its commit by manifest and why it is read through
+`pipeline/catalog/s3parts.py` for its layout, its commit by manifest and why it is read through
 DuckDB's httpfs). Both keep the same promise: a batch becomes visible whole or not at all,
 nothing committed is ever rewritten, and facts that change are appended as new rows
 (events). The `Catalog` class is the same for both; only where the parts go differs.
@@ -22,138 +22,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import io
 import os
-import shutil
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
-from pipeline.durable import fsync_dir
+from pipeline.catalog.parts import LocalParts, Parts
 from pipeline.errors import CatalogError
 from schemas.records import TABLES, arrow_schema, table_name, to_table
 from schemas.views import DERIVED_VIEWS
-
-
-class Parts(Protocol):
-    """Where a catalog's committed parts live: a directory or an S3 prefix."""
-
-    root: Path  # local state: catalog.duckdb and the ingest lock live here
-    location: str  # what a person is shown: a directory or an s3:// URI
-    reuse_connection: bool  # keep one DuckDB connection for `query` (remote metadata caches)
-
-    def write(self, batch_id: str, day: dt.date, tables: Mapping[str, pa.Table]) -> str:
-        """Store every table of one batch and make the batch visible atomically."""
-        ...
-
-    def base_views(self) -> dict[str, str]:
-        """The SELECT behind each table's view, over the parts committed right now."""
-        ...
-
-    def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Make `con` able to read the parts (extensions, credentials)."""
-        ...
-
-    def clear_staging(self) -> None: ...
-
-    def read_table(self, cls: type[Any], columns: Sequence[str] | None) -> pa.Table:
-        """Every committed row of one table, read without SQL (as its view reads them)."""
-        ...
-
-
-
-def write_parquet(table: pa.Table, where: str | os.PathLike[str] | io.BytesIO) -> None:
-    """One catalog part as Parquet: zstd; integer columns delta-encoded (timestamps, sizes
-    and offsets of packets and chunks grow steadily: 10x smaller and 3x faster to write
-    than dictionary encoding), dictionaries only for the other columns."""
-    ints = [f.name for f in table.schema if pa.types.is_integer(f.type)]
-    others = [f.name for f in table.schema if not pa.types.is_integer(f.type)]
-    pq.write_table(
-        table, where, compression="zstd", use_dictionary=others,
-        column_encoding=dict.fromkeys(ints, "DELTA_BINARY_PACKED"),
-    )
-
-
-class LocalParts:
-    """Parts in a directory, committed by renaming the batch's staging directory."""
-
-    reuse_connection = False
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.location = str(root)
-        try:
-            (root / "staging").mkdir(parents=True, exist_ok=True)
-            (root / "batches").mkdir(exist_ok=True)
-        except OSError as exc:
-            raise CatalogError(f"{root}: cannot use as a catalog: {exc.strerror}") from exc
-
-    def write(self, batch_id: str, day: dt.date, tables: Mapping[str, pa.Table]) -> str:
-        stage = self.root / "staging" / batch_id
-        stage.mkdir(parents=True)
-        for name, table in tables.items():
-            if table.num_rows == 0:
-                continue  # views read an empty typed part for a table without rows
-            path = stage / f"{name}.parquet"
-            write_parquet(table, path)
-            with open(path, "rb") as fh:
-                os.fsync(fh.fileno())
-        fsync_dir(stage)
-        final_parent = self.root / "batches" / f"date={day.isoformat()}"
-        final_parent.mkdir(parents=True, exist_ok=True)
-        final = final_parent / f"batch={batch_id}"
-        os.rename(stage, final)
-        fsync_dir(final_parent)
-        fsync_dir(self.root / "staging")
-        return str(final)
-
-    def base_views(self) -> dict[str, str]:
-        out = {}
-        for cls in TABLES:
-            name = table_name(cls)
-            glob = (self.root / "batches" / "*" / "*" / f"{name}.parquet").as_posix()
-            if any((self.root / "batches").glob(f"*/*/{name}.parquet")):
-                out[name] = f"SELECT * FROM read_parquet({sql_str(glob)}, union_by_name = true)"
-            else:
-                # A table added by a later release, in a catalog made before it: an empty
-                # part of its schema (outside `batches/`) keeps the view typed and valid.
-                out[name] = f"SELECT * FROM read_parquet({sql_str(self._empty(cls))})"
-        return out
-
-    def _empty(self, cls: type[Any]) -> str:
-        schema = arrow_schema(cls)
-        path = self.root / "schema" / f"{table_name(cls)}.parquet"
-        if not path.exists() or not pq.read_schema(path).equals(schema):
-            path.parent.mkdir(exist_ok=True)
-            tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
-            pq.write_table(schema.empty_table(), tmp)
-            os.replace(tmp, path)
-        return path.as_posix()
-
-    def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
-        pass
-
-    def clear_staging(self) -> None:
-        for stale in (self.root / "staging").iterdir():
-            shutil.rmtree(stale, ignore_errors=True)
-
-    def read_table(self, cls: type[Any], columns: Sequence[str] | None) -> pa.Table:
-        """The parts read by Arrow, as the view reads them (a column a part lacks is null):
-        no DuckDB connection and views to set up (25-40 ms) for a few columns."""
-        schema = arrow_schema(cls)
-        parts = sorted((self.root / "batches").glob(f"*/*/{table_name(cls)}.parquet"))
-        if not parts:
-            table = schema.empty_table()
-            return table.select(list(columns)) if columns is not None else table
-        data = ds.dataset([p.as_posix() for p in parts], schema=schema, format="parquet")
-        return data.to_table(columns=list(columns) if columns is not None else None)
 
 
 def recording_filter(
@@ -170,11 +52,6 @@ def recording_filter(
         conds.append("case_number = ?")
         params.append(case_number)
     return " OR ".join(conds), params
-
-
-def sql_str(text: str) -> str:
-    """`text` as a SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 class Batch:
@@ -249,7 +126,7 @@ class Catalog:
         loc = os.fspath(location)
         if not loc.startswith("s3://"):
             return cls(loc)
-        from pipeline.catalog_s3 import S3Parts  # boto3 and httpfs only when needed
+        from pipeline.catalog.s3parts import S3Parts  # boto3 and httpfs only when needed
 
         if cache_dir is None:
             raise CatalogError(f"{loc}: an S3 catalog needs a local cache directory")

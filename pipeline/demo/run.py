@@ -19,8 +19,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from pipeline import synth
-from pipeline.cli import main as cli_main
+from pipeline.cli.main import main as cli_main
+from pipeline.demo import synth
 
 SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 
@@ -155,7 +155,7 @@ def run(out: Path, *, with_shared: bool = True) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pipeline.demo", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m pipeline.demo.run", description=__doc__)
     p.add_argument("--out", default="demo-data", help="output folder (recreated)")
     p.add_argument("--no-shared", action="store_true", help="skip the shared media corpus")
     args = p.parse_args(argv)

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.catalog import Catalog, recording_filter
+from pipeline.catalog.core import Catalog, recording_filter
 from pipeline.errors import InputError
-from pipeline.permissions import Authority
+from pipeline.people.permissions import Authority
 from pipeline.storage.base import RetentionRefused, WormStore
 from schemas.people import HOLD_PLACE, RETENTION_RAISE
 from schemas.records import RetentionEventRecord

@@ -1,7 +1,7 @@
 """`custody staff|device|audit ...`: thin commands over the registry, permissions and audit.
 
 Every command acts as a named person (`--as STAFF_ID`, or `as = "..."` in custody.toml),
-and every command's permission is decided by `pipeline.permissions.Authority`, which also
+and every command's permission is decided by `pipeline.people.permissions.Authority`, which also
 writes the audit record: the CLI only parses, calls one library function and renders.
 `cli.build_parser()` calls `register(sub)`.
 """
@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipeline.audit import AuditLog
-from pipeline.catalog import Catalog
-from pipeline.cli import Settings, _common, _dump_json, open_catalog, render_table
+from pipeline.audit.log import AuditLog
+from pipeline.catalog.core import Catalog
+from pipeline.cli.main import Settings, _common, _dump_json, open_catalog, render_table
 from pipeline.errors import InputError
-from pipeline.permissions import Authority
-from pipeline.registry import NewStaff, Registry
-from pipeline.roster import roster_csv, roster_html, roster_rows
+from pipeline.people.permissions import Authority
+from pipeline.people.registry import NewStaff, Registry
+from pipeline.people.roster import roster_csv, roster_html, roster_rows
 from pipeline.storage import open_store
 from schemas.audit import RESULTS
 from schemas.people import (

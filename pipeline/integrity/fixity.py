@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import blake3
 
-from pipeline.catalog import Catalog, recording_filter
+from pipeline.catalog.core import Catalog, recording_filter
 from pipeline.storage.base import ObjectNotFound, StoreError, WormStore
 from schemas.media import Finding
 

@@ -43,18 +43,18 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline import __version__
-from pipeline.catalog import Batch, Catalog
+from pipeline.analysis.sessions import Interval, SessionTolerances, gaps_around
+from pipeline.analysis.timing import Tolerances, analyse, resume_points, speech_like
+from pipeline.catalog.core import Batch, Catalog
 from pipeline.errors import CatalogError, CustodyError
-from pipeline.hashing import DEFAULT_CHUNK_SIZE, FileDigest, digest_file
-from pipeline.labels import LabelBook, Labels
-from pipeline.permissions import Authority
-from pipeline.probe import AudioLevels, audio_levels, probe
-from pipeline.registry import DEVICE_REGISTERED, DeviceIndex, Registry
-from pipeline.sessions import Interval, SessionTolerances, gaps_around
-from pipeline.sniff import sniff
+from pipeline.ingest.labels import LabelBook, Labels
+from pipeline.integrity.hashing import DEFAULT_CHUNK_SIZE, FileDigest, digest_file
+from pipeline.media.probe import AudioLevels, audio_levels, probe
+from pipeline.media.sniff import sniff
+from pipeline.people.permissions import Authority
+from pipeline.people.registry import DEVICE_REGISTERED, DeviceIndex, Registry
 from pipeline.storage.base import PutResult, StagedObject, WormStore
-from pipeline.timing import Tolerances, analyse, resume_points, speech_like
-from schemas.media import NOPTS, Finding, ProbeResult, StreamTimeline
+from schemas.media import NOPTS, Finding, ProbeResult, StreamTimeline, Subject
 from schemas.people import INGEST
 from schemas.records import (
     ChunkRecord,
@@ -228,9 +228,9 @@ class _Prober:
         # worker instead of 0.15 s of imports).
         # Each worker also re-runs the main module before its first task (Python 3.11's
         # forkserver never preloads `__main__`: it looks for a key its caller does not
-        # set). The `custody` script's main imports `pipeline.cli`, and with it pyarrow:
+        # set). The `custody` script's main imports `pipeline.cli.main`, and with it pyarrow:
         # 0.07 s of CPU per worker unless the server has imported it (then 0.01 s).
-        ctx.set_forkserver_preload(["pipeline.probe", "pipeline.cli"])
+        ctx.set_forkserver_preload(["pipeline.media.probe", "pipeline.cli.main"])
         return cf.ProcessPoolExecutor(self.workers, mp_context=ctx)
 
     def submit(self, path: str) -> None:
@@ -680,8 +680,9 @@ class _Run:
                 rule=f.rule, category=f.category, severity=f.severity,
                 stream_index=f.stream_index, pts=f.pts, at_seconds=f.at_seconds,
                 title_en=f.title_en, title_zh=f.title_zh, detail=f.detail, found_at_utc=now,
+                subject_kind=f.subject.kind, subject_id=f.subject.id,
             )
-            for f in findings
+            for f in (f.about(Subject("recording", b3)) for f in findings)
         ])))
         return out
 

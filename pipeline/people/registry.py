@@ -7,7 +7,7 @@ its history is all its rows in order.
 
 The rules are pure functions (`registration_problem`, `status_problem`,
 `device_problem`) that return a one-line reason or None, so they are tested without a
-catalog. Every write goes through an `Authority` (pipeline.permissions): it checks the
+catalog. Every write goes through an `Authority` (pipeline.people.permissions): it checks the
 actor's permission, and writes exactly one audit record per attempt, allowed or refused
 (by permission or by one of these rules). Times are passed in; nothing here reads a clock.
 
@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipeline.catalog import Catalog
+from pipeline.catalog.core import Catalog
 from schemas.people import (
     ADMINISTRATOR,
     AUXILIARY,
@@ -58,7 +58,7 @@ from schemas.people import (
 )
 
 if TYPE_CHECKING:
-    from pipeline.permissions import Authority
+    from pipeline.people.permissions import Authority
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,2 @@
+"""The `custody` command line: settings, rendering, and one module of commands per group.
+"""

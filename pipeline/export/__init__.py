@@ -1,0 +1,2 @@
+"""Court export: requests and approvals (AV-14, AV-15).
+"""

@@ -1,0 +1,3 @@
+"""Hashing (BLAKE3 whole-file and chunk tables), the hash-chain helper, fixity verification of
+stored objects.
+"""

@@ -1,0 +1,3 @@
+"""The personnel and device registry, the permission table's enforcement (Authority), the
+public roster.
+"""

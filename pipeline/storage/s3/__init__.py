@@ -1,0 +1,2 @@
+"""The S3 Object Lock store: configuration, the client adapter, the WORM store.
+"""
