@@ -275,3 +275,38 @@ def _selftest_s3(store: S3Store, now: dt.datetime, keep: dt.timedelta) -> Selfte
     )
     passed = all(c.passed for c in checks)
     return SelftestReport(store.uri, passed, tuple(checks), note)
+
+
+class StoreSelftestFailed(StoreError):
+    """The store did not refuse to lose evidence, and nobody knowingly overrode that."""
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    """What the gate decided before ingest: `state` is recorded with the run."""
+
+    state: str  # passed | not_tamper_proof | failed_overridden
+    warning: str | None = None  # for the operator, when the gate was overridden
+
+
+def gate_store(store: WormStore, *, allow_unverified: bool = False) -> GateResult:
+    """The one gate in front of writing evidence: an S3 store must pass its self-test.
+
+    The local store is tamper-evident by design (`not_tamper_proof`, nothing to gate). An
+    S3 store that fails raises `StoreSelftestFailed`, unless `allow_unverified` (a test
+    bucket, knowingly): then the run goes on and records `failed_overridden`."""
+    if store.streams_puts:
+        return GateResult("not_tamper_proof")
+    report = selftest(store)
+    if report.passed:
+        return GateResult("passed")
+    if not allow_unverified:
+        raise StoreSelftestFailed(
+            f"{store.uri}: the store self-test failed, so this store may not protect "
+            f"evidence: {report.summary()}. Fix the bucket (Object Lock, COMPLIANCE) or, "
+            "knowingly, pass --allow-unverified-store (the override is recorded)"
+        )
+    return GateResult(
+        "failed_overridden",
+        f"store self-test FAILED and was overridden: {report.summary()}",
+    )
