@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipeline.catalog.core import Catalog
+from pipeline.rules.devices import DeviceIndex
 from schemas.people import (
     ADMINISTRATOR,
     AUXILIARY,
     DEVICE_IN_SERVICE,
     DEVICE_MANAGE,
-    DEVICE_RETIRED,
     DEVICE_TYPES,
     EVENT_CUSTODIAN,
     EVENT_REGISTERED,
@@ -210,41 +210,6 @@ def device_type_code(text: str) -> str:
         if t in (code, zh):
             return code
     return t
-
-
-# --- devices, for ingest -------------------------------------------------------------------
-DEVICE_REGISTERED = "registered"
-DEVICE_UNKNOWN = "unknown"
-DEVICE_NO_SERIAL = "no_serial"
-
-
-class DeviceIndex:
-    """A snapshot of the device registry for linking files to devices. Pure lookups."""
-
-    def __init__(self, devices: Iterable[DeviceEventRecord]) -> None:
-        self._by_serial = {d.serial: d for d in devices}
-
-    def lookup(self, serial: str | None) -> DeviceEventRecord | None:
-        """The registered device with this serial (any case/spacing), or None."""
-        if not serial or not serial.strip():
-            return None
-        return self._by_serial.get(normalize_serial(serial))
-
-    def classify(self, serial: str | None) -> str:
-        """registered | retired | unknown (a serial not in the registry) | no_serial."""
-        if not serial or not serial.strip():
-            return DEVICE_NO_SERIAL
-        d = self.lookup(serial)
-        if d is None:
-            return DEVICE_UNKNOWN
-        return DEVICE_RETIRED if d.status == DEVICE_RETIRED else DEVICE_REGISTERED
-
-    def is_unknown(self, serial: str | None) -> bool:
-        """True when a recording's serial names no registered device (or it has none)."""
-        return self.classify(serial) in (DEVICE_UNKNOWN, DEVICE_NO_SERIAL)
-
-    def __len__(self) -> int:
-        return len(self._by_serial)
 
 
 # --- the registry ------------------------------------------------------------------------

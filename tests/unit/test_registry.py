@@ -12,14 +12,12 @@ from pipeline.audit.log import AuditLog
 from pipeline.catalog.core import Catalog
 from pipeline.people.permissions import Authority, PermissionDenied, RuleRefused
 from pipeline.people.registry import (
-    DEVICE_NO_SERIAL,
-    DEVICE_REGISTERED,
-    DEVICE_UNKNOWN,
     NewStaff,
     Registry,
     age_on,
     registration_problem,
 )
+from pipeline.rules.devices import DEVICE_NO_SERIAL, DEVICE_REGISTERED, DEVICE_UNKNOWN
 from pipeline.storage.local import LocalStore
 
 AT = dt.datetime(2025, 6, 1, 9, 0, tzinfo=dt.UTC)
