@@ -20,6 +20,7 @@ class Category(StrEnum):
     PROVENANCE = "provenance"
     LABELLING = "labelling"
     DEADLINE = "deadline"
+    SAFEGUARD = "safeguard"  # the archive's own protections: audit chain, ledger, WORM store
 
 
 class Severity(StrEnum):
@@ -212,6 +213,29 @@ CODES: dict[str, FindingCode] = {
             "OBJECT_MISSING", "AV-16", _C.DAMAGE, _S.ERROR,
             "Stored copy is missing", "存档副本缺失",
             "The catalog names an object that the store cannot find.",
+        ),
+        # --- AV-15 / AV-16: the archive's own safeguards ------------------------------------
+        FindingCode(
+            "AUDIT_CHAIN_BROKEN", "AV-16", _C.SAFEGUARD, _S.ERROR,
+            "Audit log was altered or is incomplete", "操作日志被改动或不完整",
+            "A record of the hash-chained audit log no longer links to the one before it: a "
+            "record was changed, deleted or moved, a sealed segment is missing from the "
+            "store, or a crash cut the last record short. Names the first break only; "
+            "records after the last seal can be cut off without a trace.",
+        ),
+        FindingCode(
+            "LEDGER_CHAIN_BROKEN", "AV-15", _C.SAFEGUARD, _S.ERROR,
+            "Store's retention ledger was altered", "存储保留期台账被改动",
+            "A line of the local store's hash-chained ledger (retention dates and legal "
+            "holds) no longer links to the line before it: that line or its predecessor "
+            "was changed, removed or moved. Evidence of a change, not of who made it.",
+        ),
+        FindingCode(
+            "STORE_SELFTEST_FAILED", "AV-15", _C.SAFEGUARD, _S.ERROR,
+            "Store failed its write-once self-test", "存储库未通过防删改自检",
+            "Against a fresh test object, the store accepted a delete, an overwrite or a "
+            "shorter retention, or could not be checked: it may not protect originals "
+            "from deletion or change. Proves what the store did to the test object only.",
         ),
     )
 }
