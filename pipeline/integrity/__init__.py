@@ -1,3 +1,3 @@
-"""Hashing (BLAKE3 whole-file and chunk tables), the hash-chain helper, fixity verification of
-stored objects.
+"""Integrity: BLAKE3 hashing (whole file and chunk tables), the one hash chain (`chain`:
+audit log, store ledger, later export manifests), fixity of stored objects (`fixity`).
 """

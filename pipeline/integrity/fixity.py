@@ -3,6 +3,10 @@
 Each object is read once from the store, chunk by chunk at the chunk size it was ingested
 with; every chunk whose BLAKE3 differs is named with its offset and length, so a court
 or an auditor can see exactly which bytes changed. A missing object is its own finding.
+
+`verify` gives one `FixityResult` per object (what `custody verify` prints line by line);
+`summarize` turns them into the one `Verification` every kind of check returns, each
+finding about its stored object (`Subject("object", key)`); `verify_fixity` does both.
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ import blake3
 
 from pipeline.catalog.core import Catalog, recording_filter
 from pipeline.storage.base import ObjectNotFound, StoreError, WormStore
-from schemas.media import Finding
+from schemas.media import Finding, Subject
+from schemas.verification import Verification
+
+NOTE = (
+    "each object re-read from the store and compared, chunk by chunk, with the BLAKE3 "
+    "recorded at ingest; proves the bytes are unchanged now, not who could change them"
+)
 
 
 @dataclass(slots=True)
@@ -60,12 +70,31 @@ def verify(
     return results
 
 
+def summarize(store_uri: str, results: Sequence[FixityResult]) -> Verification:
+    """The fixity check of `results` as the one verification shape."""
+    return Verification(
+        "fixity", Subject("store", store_uri), len(results),
+        tuple(f for r in results for f in r.findings), NOTE,
+    )
+
+
+def verify_fixity(
+    store: WormStore,
+    catalog: Catalog,
+    selectors: Sequence[str] = (),
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Verification:
+    """`verify`, summarized: every finding about its object, one result."""
+    return summarize(store.uri, verify(store, catalog, selectors, progress))
+
+
 def _verify_one(store: WormStore, catalog: Catalog, row: dict[str, object]) -> FixityResult:
     b3 = str(row["blake3"])
     key = str(row["store_key"])
     size = int(str(row["size_bytes"]))
     chunk_size = int(str(row["chunk_size_bytes"]))
     res = FixityResult(b3, str(row["file_name"]), key, size, ok=True)
+    about = Subject("object", key)
     expected = catalog.query(
         "SELECT DISTINCT chunk_index, offset_bytes, length_bytes, blake3 FROM chunks "
         "WHERE recording_blake3 = ? ORDER BY chunk_index",
@@ -89,26 +118,28 @@ def _verify_one(store: WormStore, catalog: Catalog, row: dict[str, object]) -> F
                 got_size += len(extra)
     except ObjectNotFound as exc:
         res.ok = False
-        res.findings.append(Finding("OBJECT_MISSING", f"{res.file_name}: {exc}"))
+        res.findings.append(Finding("OBJECT_MISSING", f"{res.file_name}: {exc}", subject=about))
         return res
     except StoreError as exc:
         res.ok = False
-        res.findings.append(Finding("FIXITY_MISMATCH", f"{res.file_name}: {exc}"))
+        res.findings.append(Finding("FIXITY_MISMATCH", f"{res.file_name}: {exc}", subject=about))
         return res
     for index, offset, length in res.bad_chunks:
         res.findings.append(Finding(
             "FIXITY_MISMATCH",
             f"{res.file_name} ({key}): chunk {index} at byte offset {offset}, "
-            f"length {length}, does not match its recorded BLAKE3",
+            f"length {length}, does not match its recorded BLAKE3", subject=about,
         ))
     if got_size != size:
         res.findings.append(Finding(
             "FIXITY_MISMATCH",
             f"{res.file_name} ({key}): stored size {got_size} bytes, catalog says {size}",
+            subject=about,
         ))
     elif not res.bad_chunks and whole.hexdigest() != b3:
         res.findings.append(Finding(
-            "FIXITY_MISMATCH", f"{res.file_name} ({key}): whole-object BLAKE3 differs"
+            "FIXITY_MISMATCH", f"{res.file_name} ({key}): whole-object BLAKE3 differs",
+            subject=about,
         ))
     res.ok = not res.findings
     return res
