@@ -10,6 +10,9 @@ number is right, the hash is not).
 
 The encoding is one JSON object per line, keys sorted, no spaces, UTF-8: the hash is taken
 over exactly those bytes, so the encoding must never change for existing logs.
+
+A `Seal` is one line of `seals.jsonl`: a segment of records put into the WORM store, with
+the record range and last record hash it must contain; seal lines are chained the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+# The first record's link; the same value as `pipeline.integrity.chain.GENESIS` (a test
+# keeps them equal: `schemas` imports nothing from `pipeline`).
 GENESIS = "0" * 64
 ALLOWED = "allowed"
 REFUSED = "refused"
@@ -78,3 +83,43 @@ def decode(line: bytes) -> AuditRecord:
         )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"malformed audit record ({exc})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Seal:
+    """One sealed segment: the WORM object holding its bytes and what it must contain."""
+
+    segment: int
+    key: str
+    first_seq: int
+    last_seq: int
+    records: int
+    last_blake3: str
+    sealed_at_utc: dt.datetime
+    prev_blake3: str  # BLAKE3 of the previous line of seals.jsonl
+
+    def to_line(self) -> bytes:
+        """The seal's line, without the newline (the seal chain hashes these bytes)."""
+        doc = {
+            "segment": self.segment, "key": self.key, "first_seq": self.first_seq,
+            "last_seq": self.last_seq, "records": self.records,
+            "last_blake3": self.last_blake3,
+            "sealed_at_utc": self.sealed_at_utc.astimezone(dt.UTC).isoformat(),
+            "prev_blake3": self.prev_blake3,
+        }
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_line(cls, line: bytes) -> Seal:
+        """A seal from its line; ValueError if the line is not one."""
+        try:
+            d: Any = json.loads(line)
+            return cls(
+                segment=int(d["segment"]), key=str(d["key"]), first_seq=int(d["first_seq"]),
+                last_seq=int(d["last_seq"]), records=int(d["records"]),
+                last_blake3=str(d["last_blake3"]),
+                sealed_at_utc=dt.datetime.fromisoformat(str(d["sealed_at_utc"])),
+                prev_blake3=str(d["prev_blake3"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"not a seal line ({exc})") from None

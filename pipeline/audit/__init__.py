@@ -1,2 +1,3 @@
-"""The append-only, hash-chained audit log and its sealing into the WORM store.
+"""The audit log: `log` (append, group commit, fsync), `seal` (segments into the WORM
+store), `verify` (pure chain verification over the records' bytes).
 """

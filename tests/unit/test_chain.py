@@ -9,12 +9,16 @@ archive keeps its audit log and ledger longer than any version of this code.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import blake3
+import pytest
 
 from pipeline.audit.log import AuditLog
+from pipeline.integrity import chain
 from pipeline.storage.local import LocalStore
+from schemas import audit
 
 T0 = dt.datetime(2025, 3, 1, 8, 0, tzinfo=dt.UTC)
 
@@ -111,3 +115,103 @@ def test_a_ledger_written_before_the_chain_helper_still_verifies(tmp_path: Path)
     lines = (tmp_path / "store" / "ledger.jsonl").read_bytes().splitlines()
     assert len(lines) == 5
     assert blake3.blake3(lines[3]).hexdigest() in lines[4].decode()
+
+
+# --- the helper -------------------------------------------------------------------------------
+def _lines(n: int) -> list[bytes]:
+    out: list[bytes] = []
+    for i in range(n):
+        out.append(json.dumps({"n": i, "prev": chain.link(out[-1] if out else None)}).encode())
+    return out
+
+
+def _prev(line: bytes) -> str | None:
+    value = json.loads(line).get("prev")
+    return value if isinstance(value, str) else None
+
+
+def test_the_first_line_links_to_genesis_and_each_next_to_the_digest_of_the_last() -> None:
+    assert chain.link(None) == chain.link(b"") == chain.GENESIS == "0" * 64
+    assert chain.link(b"a line") == blake3.blake3(b"a line").hexdigest() == chain.digest(b"a line")
+
+
+def test_the_audit_schema_and_the_chain_start_from_the_same_genesis() -> None:
+    assert audit.GENESIS == chain.GENESIS
+
+
+def test_a_whole_chain_has_no_broken_link() -> None:
+    lines = _lines(5)
+    assert chain.verify_chain(lines, _prev) is None
+    assert chain.head(lines) == chain.digest(lines[-1])
+    assert chain.verify_chain([], _prev) is None and chain.head([]) == chain.GENESIS
+
+
+@pytest.mark.parametrize("change", ["edit", "delete", "swap"])
+def test_an_edit_a_deletion_or_a_move_breaks_the_link_after_it(change: str) -> None:
+    lines = _lines(6)
+    if change == "edit":
+        lines[2] = lines[2].replace(b'"n": 2', b'"n": 7')
+        want = 3
+    elif change == "delete":
+        del lines[2]
+        want = 2
+    else:
+        lines[2], lines[3] = lines[3], lines[2]
+        want = 2
+    brk = chain.verify_chain(lines, _prev)
+    assert brk is not None and brk.index == want
+
+
+def test_a_line_without_a_readable_link_is_a_break_with_nothing_found() -> None:
+    lines = _lines(3)
+    lines[1] = b"not json"
+    brk = chain.verify_chain(lines, lambda raw: _prev(raw) if raw.startswith(b"{") else None)
+    assert brk == chain.BrokenLink(1, chain.digest(lines[0]), None)
+
+
+def test_a_chain_may_continue_from_an_earlier_part() -> None:
+    lines = _lines(4)
+    assert chain.verify_chain(lines[2:], _prev, start=chain.digest(lines[1])) is None
+    assert chain.verify_chain(lines[2:], _prev) is not None
+
+
+# --- the shared result shape ------------------------------------------------------------------
+def test_a_whole_audit_chain_is_an_ok_verification(tmp_path: Path) -> None:
+    store, audit_dir = _old_audit_log(tmp_path)
+    with AuditLog(audit_dir, store=store, clock=lambda: T0) as log:
+        v = log.verify().verification
+    assert (v.kind, v.target.kind, v.checked, v.ok, v.findings) == (
+        "audit_chain", "audit_log", 5, True, ())
+    assert "tamper-EVIDENT" in v.note
+
+
+def test_a_broken_audit_chain_is_one_audit_chain_broken_finding(tmp_path: Path) -> None:
+    store, audit_dir = _old_audit_log(tmp_path)
+    seg = audit_dir / "segment-000002.jsonl"
+    seg.write_bytes(seg.read_bytes().replace(b"S-3", b"S-9"))
+    with AuditLog(audit_dir, store=store, clock=lambda: T0) as log:
+        report = log.verify()
+    (f,) = report.verification.findings
+    assert not report.ok and not report.verification.ok
+    assert (f.code, f.rule, f.subject.kind) == ("AUDIT_CHAIN_BROKEN", "AV-16", "audit_log")
+    assert str(report.first_break) in f.detail and "segment 2, record 1 (seq 4)" in f.detail
+
+
+def test_a_broken_ledger_is_one_ledger_chain_broken_finding(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    (tmp_path / "store" / "ledger.jsonl").write_bytes(OLD_LEDGER.replace(b"true", b"false"))
+    # The limit of any such chain: nothing links to the last line, so its change is unseen.
+    assert store.check_ledger().ok
+    (tmp_path / "store" / "ledger.jsonl").write_bytes(OLD_LEDGER.replace(b"2027", b"2026"))
+    v = store.check_ledger()
+    (f,) = v.findings
+    assert (v.kind, v.checked, f.code, f.rule) == ("ledger", 4, "LEDGER_CHAIN_BROKEN", "AV-15")
+    assert f.subject.kind == "store" and f.subject.id == store.uri
+    assert f.detail == store.verify_ledger() == (
+        "ledger.jsonl line 4: chain broken (entry or its predecessor changed)")
+
+
+def test_a_ledger_line_that_is_not_json_is_a_break_not_a_crash(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    (tmp_path / "store" / "ledger.jsonl").write_bytes(OLD_LEDGER + b"garbage\n")
+    assert store.verify_ledger() == "ledger.jsonl line 5: chain broken (not a ledger entry)"
