@@ -21,6 +21,9 @@ set retention, so that the refused shortening is the lock's doing.
 The local store cannot refuse anything to its owner or root: its self-test checks what it
 can (the object file is read-only, the ledger refuses shortening, the ledger chain is
 whole) and reports `tamper_proof=False`: tamper-evident, not tamper-proof.
+
+`SelftestReport.verification` is the result shape every kind of check shares: each failed
+check is one STORE_SELFTEST_FAILED finding about the store.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 import blake3
 
 from pipeline.storage.base import RetentionRefused, StoreError, WormStore
+from schemas.media import Finding, Subject
+from schemas.verification import Verification
 
 if TYPE_CHECKING:
     from pipeline.storage.local import LocalStore
@@ -61,6 +66,17 @@ class SelftestReport:
     @property
     def passed(self) -> bool:
         return bool(self.checks) and all(c.passed for c in self.checks)
+
+    @property
+    def verification(self) -> Verification:
+        """The self-test as the shared result: one finding per failed check."""
+        about = Subject("store", self.store_uri)
+        findings = tuple(
+            Finding("STORE_SELFTEST_FAILED", f"{c.name}: {c.detail}", subject=about)
+            for c in self.checks if not c.passed
+        ) or (() if self.checks else (
+            Finding("STORE_SELFTEST_FAILED", "no check ran: nothing was proven", subject=about),))
+        return Verification("store_selftest", about, len(self.checks), findings, self.note)
 
     def summary(self) -> str:
         lines = [f"store self-test {'PASSED' if self.passed else 'FAILED'}: {self.store_uri}"]

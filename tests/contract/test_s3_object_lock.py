@@ -417,6 +417,10 @@ def test_selftest_fails_on_a_bucket_without_object_lock(s3_server: Any, s3_admin
     report = selftest(S3Store("custody-plain", config=s3_config(s3_server)))
     assert not report.passed
     assert report.checks[0].name == "bucket-object-lock" and not report.checks[0].passed
+    findings = report.verification.findings
+    assert findings and {f.code for f in findings} == {"STORE_SELFTEST_FAILED"}
+    assert findings[0].detail.startswith("bucket-object-lock: Object Lock NOT enabled")
+    assert findings[0].subject.id == "s3://custody-plain" and findings[0].rule == "AV-15"
 
 
 def test_store_locks_a_multipart_version_the_server_left_unlocked(

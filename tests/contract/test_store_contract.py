@@ -160,6 +160,14 @@ def test_selftest_passes(store: WormStore) -> None:
     assert report.passed, report.summary()
 
 
+def test_selftest_is_an_ok_store_selftest_verification(store: WormStore) -> None:
+    report = selftest(store, canary_retention=dt.timedelta(seconds=20))
+    v = report.verification
+    assert (v.kind, v.target.kind, v.target.id, v.ok) == (
+        "store_selftest", "store", store.uri, True)
+    assert v.checked == len(report.checks) and v.note == report.note
+
+
 def test_selftest_says_whether_the_store_is_tamper_proof(store: WormStore) -> None:
     report = selftest(store, canary_retention=dt.timedelta(seconds=20))
     if store.uri.startswith("s3://"):
