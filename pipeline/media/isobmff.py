@@ -9,9 +9,10 @@ the file ends before its boxes do. Pure Python, no media library.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -63,6 +64,19 @@ class MovieInfo:
     # for reading timestamps from the sample tables instead of demuxing.
     sample_tables: tuple[SampleTables, ...] = ()
     fragmented: bool = False  # an `mvex` box: samples live in `moof` fragments
+
+    def edit_lists_by_stream(
+        self, stream_of_track: Mapping[int, int]
+    ) -> tuple[EditListEntry, ...]:
+        """Edit-list rows renumbered from `trak` order to the demuxer's stream index, found
+        by track ID in `stream_of_track` (track ID -> stream index); unknown IDs keep
+        their `trak` position."""
+        out = []
+        for e in self.edit_lists:
+            tid = self.track_ids[e.track_index] if e.track_index < len(self.track_ids) else -1
+            index = stream_of_track.get(tid, e.track_index)
+            out.append(dataclasses.replace(e, track_index=index))
+        return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,9 @@
 The probe demuxes every packet of every stream and decodes nothing: timing analysis needs
 pts, dts, duration, key/discard flags, size and byte position, and a demux costs about a
 hundredth of a decode. Per-packet Python work is kept to a handful of attribute reads into
-`array.array` buffers; only keyframes of H.264/HEVC streams have a few bytes inspected (for
-parameter sets and encoder SEI). PyAV objects never leave this module; the result is plain
-data that pickles back from a worker process.
+`array.array` buffers; only keyframes of video streams have their first bytes handed to
+`nal` (parameter sets, encoder SEI). Tags are read by `metadata`, the boxes by `isobmff`.
+PyAV objects never leave this module; the result is plain data that pickles back.
 
 Bad media never raises: an unopenable file sets `error`, read errors mid-demux go to
 `demux_errors`, a file that ends before its index says sets `truncated`. Only a file that
@@ -15,7 +15,6 @@ cannot be read from disk at all raises `InputError`.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import os
 import stat
 from array import array
@@ -29,14 +28,12 @@ import numpy as np
 
 from pipeline.errors import InputError
 from pipeline.media import exif, isobmff
+from pipeline.media.metadata import device_fields, exif_fields, merged_tags
+from pipeline.media.nal import HEAD_BYTES, ParamInspector
 from schemas.media import NOPTS, EditListEntry, ProbeResult, StreamTimeline
 
 __all__ = ["probe"]
 
-# Bytes of a keyframe inspected for parameter sets and SEI. x264's SEI text (about 700
-# bytes with its option list) and the SPS/PPS sit at the very start of an IDR packet.
-_HEAD_BYTES = 4096
-_PARAM_CODECS = frozenset({"h264", "hevc"})
 # Demuxers that accept any bytes: `tty` renders any text file as a video of ANSI art.
 _NOT_MEDIA_FORMATS = frozenset({"tty"})
 
@@ -149,7 +146,7 @@ def _probe_container(
             edit_lists=edit_lists,
             error=error,
             truncated=truncated,
-            **_exif_fields(exif_info),
+            **exif_fields(exif_info),
         )
     with container:
         return _demux(spath, file_size, container, boxes, exif_info, logs, truncated,
@@ -186,10 +183,10 @@ def _demux(
     col = _Collector()
     demux_errors: list[str] = []
 
-    inspectors: dict[int, _ParamInspector] = {}
+    inspectors: dict[int, ParamInspector] = {}
     for s in streams:
         if s.type == "video" and s.codec_context is not None:
-            inspectors[s.index] = _ParamInspector(s.codec_context.name, s.codec_context.extradata)
+            inspectors[s.index] = ParamInspector(s.codec_context.name, s.codec_context.extradata)
     counts = [0] * max(nstreams, 1)
 
     a_sidx = col.sidx.append
@@ -226,7 +223,7 @@ def _demux(
                 v = pkt.pos
                 a_pos(nopts if v is None else v)
                 if key and si in inspectors:
-                    inspectors[si].inspect(pkt, counts[si])
+                    _inspect(inspectors[si], pkt, counts[si])
                 counts[si] += 1
             ended = True
         except Exception as exc:  # a read error ends the demux; keep what was read
@@ -246,11 +243,8 @@ def _demux(
     if truncated is None:
         truncated = _index_past_eof(streams, file_size)
 
-    tags = {str(k): str(v) for k, v in container.metadata.items()}
-    if exif_info is not None:
-        for k, v in exif_info.tags.items():
-            tags.setdefault(f"exif:{k}", v)
-    meta = _device_fields(tags, boxes, exif_info)
+    tags = merged_tags({str(k): str(v) for k, v in container.metadata.items()}, exif_info)
+    meta = device_fields(tags, boxes, exif_info)
     duration = container.duration
     start = container.start_time
     return ProbeResult(
@@ -268,18 +262,17 @@ def _demux(
     )
 
 
+def _inspect(insp: ParamInspector, pkt: Any, index: int) -> None:
+    """Hand a keyframe's first bytes and any new extradata to `nal` as plain bytes."""
+    ed = bytes(pkt.get_sidedata("new_extradata")) if pkt.has_sidedata("new_extradata") else None
+    head = memoryview(pkt)[:HEAD_BYTES].tobytes() if insp.parses_nals else b""
+    insp.inspect(head, index, ed)
+
+
 # --- timestamps from the sample tables (the fast path) -------------------------------------
 
 _CHECK_PACKETS = 12  # per stream, demuxed to prove the sample tables give the same packets
 _CHECK_BUDGET = 4000  # packets demuxed at most for that proof
-
-
-class _RawPacket(bytes):
-    """The first bytes of a keyframe read from the file, shaped like a packet for
-    `_ParamInspector` (no side data: files with several sample descriptions are demuxed)."""
-
-    def has_sidedata(self, name: str) -> bool:
-        return False
 
 
 def _expand(rows: list[tuple[int, int]]) -> np.ndarray:
@@ -299,7 +292,7 @@ def _from_sample_tables(
     container: Any,
     streams: list[Any],
     boxes: isobmff.MovieInfo | None,
-    inspectors: dict[int, _ParamInspector],
+    inspectors: dict[int, ParamInspector],
 ) -> _Collector | None:
     """Every packet's timing from FFmpeg's index and the MP4 sample tables, without reading
     the media data; None where that is not exactly what a demux gives (then we demux).
@@ -362,9 +355,10 @@ def _from_sample_tables(
             insp = inspectors.get(si)
             if insp is None:
                 continue
+            # No side data here: files with several sample descriptions are demuxed.
             for i in np.flatnonzero(fl & 1).tolist():
                 fh.seek(int(pos[i]))
-                insp.inspect(_RawPacket(fh.read(min(int(size[i]), _HEAD_BYTES))), i)
+                insp.inspect(fh.read(min(int(size[i]), HEAD_BYTES)), i)
     return col
 
 
@@ -414,16 +408,9 @@ def _agrees_with_demux(container: Any, per: dict[int, tuple[np.ndarray, ...]]) -
 def _edit_lists_by_stream(
     boxes: isobmff.MovieInfo | None, streams: list[Any]
 ) -> tuple[EditListEntry, ...]:
-    """Edit-list rows renumbered from `trak` order to PyAV stream index (by track ID)."""
     if boxes is None or not boxes.edit_lists:
         return ()
-    by_id = {int(s.id): int(s.index) for s in streams}
-    out = []
-    for e in boxes.edit_lists:
-        tid = boxes.track_ids[e.track_index] if e.track_index < len(boxes.track_ids) else -1
-        index = by_id.get(tid, e.track_index)
-        out.append(dataclasses.replace(e, track_index=index))
-    return tuple(out)
+    return boxes.edit_lists_by_stream({int(s.id): int(s.index) for s in streams})
 
 
 def _drop_flush_packets(col: _Collector, n: int) -> None:
@@ -445,7 +432,7 @@ def _drop_flush_packets(col: _Collector, n: int) -> None:
 
 
 def _timelines(
-    streams: list[Any], col: _Collector, inspectors: dict[int, _ParamInspector]
+    streams: list[Any], col: _Collector, inspectors: dict[int, ParamInspector]
 ) -> tuple[StreamTimeline, ...]:
     sidx = np.frombuffer(col.sidx, dtype=np.int64)
     pts = np.frombuffer(col.pts, dtype=np.int64)
@@ -545,273 +532,6 @@ def _media_kind(timelines: tuple[StreamTimeline, ...]) -> str | None:
     if video:
         return "image"
     return None
-
-
-# --- device metadata -------------------------------------------------------------------
-
-
-def _parse_time(value: str) -> dt.datetime | None:
-    v = value.strip()
-    if not v:
-        return None
-    if v.endswith("Z"):
-        v = v[:-1] + "+00:00"
-    try:
-        t = dt.datetime.fromisoformat(v)
-    except ValueError:
-        try:
-            t = dt.datetime.strptime(v, "%Y-%m-%dT%H:%M:%S%z")
-        except ValueError:
-            return None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return t.astimezone(dt.UTC)
-
-
-def _first(tags: dict[str, str], *keys: str) -> str | None:
-    for k in keys:
-        v = tags.get(k)
-        if v and v.strip():
-            return v.strip()
-    return None
-
-
-def _device_fields(
-    tags: dict[str, str],
-    boxes: isobmff.MovieInfo | None,
-    exif_info: exif.ExifInfo | None,
-) -> dict[str, Any]:
-    created = None
-    for key in ("com.apple.quicktime.creationdate", "creation_time", "date"):
-        v = tags.get(key)
-        if v:
-            created = _parse_time(v)
-            if created is not None:
-                break
-    make = _first(tags, "com.apple.quicktime.make", "com.android.manufacturer", "make")
-    model = _first(tags, "com.apple.quicktime.model", "com.android.model", "model")
-    serial = _first(tags, "com.apple.quicktime.serial", "serial", "serial_number")
-    gps = _first(tags, "com.apple.quicktime.location.ISO6709", "location", "location-eng")
-    if boxes is not None:
-        make = make or boxes.make
-        model = model or boxes.model
-        serial = serial or boxes.serial
-    fields: dict[str, Any] = {
-        "creation_time_utc": created,
-        "make": make,
-        "model": model,
-        "serial": serial,
-        "gps_iso6709": gps,
-    }
-    ex = _exif_fields(exif_info)
-    for k, v in ex.items():
-        if fields.get(k) is None:
-            fields[k] = v
-    return fields
-
-
-def _exif_fields(info: exif.ExifInfo | None) -> dict[str, Any]:
-    if info is None:
-        return {}
-    return {
-        "creation_time_utc": info.datetime_original_utc,
-        "make": info.make,
-        "model": info.model,
-        "serial": info.serial,
-        "gps_iso6709": info.gps_iso6709,
-    }
-
-
-# --- coding parameters -----------------------------------------------------------------
-
-
-class _ParamInspector:
-    """Parameter sets and encoder SEI of one video stream, seen at keyframes only."""
-
-    __slots__ = ("codec", "length_size", "param_sets", "signatures", "state")
-
-    def __init__(self, codec: str, extradata: bytes | None) -> None:
-        self.codec = codec
-        self.param_sets: list[tuple[int, bytes]] = []
-        self.signatures: list[tuple[int, str]] = []
-        self.state: dict[int, bytes] = {}
-        self.length_size = 0  # 0: Annex B start codes; 1-4: length-prefixed (avcC/hvcC)
-        ed = bytes(extradata or b"")
-        if codec in _PARAM_CODECS:
-            nals, self.length_size = _extradata_nals(codec, ed)
-            if nals:
-                self._update(nals, 0)
-        elif ed:
-            self.param_sets.append((0, ed))
-
-    def inspect(self, pkt: Any, index: int) -> None:
-        if pkt.has_sidedata("new_extradata"):
-            ed = bytes(pkt.get_sidedata("new_extradata"))
-            if self.codec in _PARAM_CODECS:
-                nals, length_size = _extradata_nals(self.codec, ed)
-                if length_size:
-                    self.length_size = length_size
-                self._update(nals, index)
-            elif ed and (not self.param_sets or self.param_sets[-1][1] != ed):
-                self.param_sets.append((index, ed))
-        if self.codec not in _PARAM_CODECS:
-            return
-        head = memoryview(pkt)[:_HEAD_BYTES].tobytes()
-        nals = _split_nals(head, self.length_size)
-        self._update(nals, index)
-        for nal in nals:
-            for text in _sei_texts(self.codec, nal):
-                # Every occurrence: the same encoder's banner again at a later keyframe
-                # is what a stream-copy join of two recordings leaves.
-                self.signatures.append((index, text))
-
-    def _update(self, nals: list[bytes], index: int) -> None:
-        fresh: dict[int, list[bytes]] = {}
-        for nal in nals:
-            t = _nal_type(self.codec, nal)
-            if t in _PS_TYPES[self.codec]:
-                fresh.setdefault(t, []).append(nal)
-        if not fresh:
-            return
-        changed = False
-        for t, group in fresh.items():
-            blob = b"".join(b"\x00\x00\x00\x01" + n for n in group)
-            if self.state.get(t) != blob:
-                self.state[t] = blob
-                changed = True
-        if changed:
-            self.param_sets.append((index, b"".join(self.state[t] for t in sorted(self.state))))
-
-
-_PS_TYPES = {"h264": frozenset({7, 8}), "hevc": frozenset({32, 33, 34})}
-
-
-def _nal_type(codec: str, nal: bytes) -> int:
-    if not nal:
-        return -1
-    if codec == "h264":
-        return nal[0] & 0x1F
-    return (nal[0] >> 1) & 0x3F
-
-
-def _extradata_nals(codec: str, ed: bytes) -> tuple[list[bytes], int]:
-    """NAL units of avcC/hvcC (or Annex B) extradata, and the packets' NAL length size."""
-    if not ed:
-        return [], 0
-    if ed[:3] == b"\x00\x00\x01" or ed[:4] == b"\x00\x00\x00\x01":
-        return _split_nals(ed, 0), 0
-    try:
-        if codec == "h264":
-            return _avcc_nals(ed)
-        return _hvcc_nals(ed)
-    except IndexError:
-        return [], 4
-
-
-def _avcc_nals(ed: bytes) -> tuple[list[bytes], int]:
-    length_size = (ed[4] & 3) + 1
-    nals: list[bytes] = []
-    p = 5
-    for count_mask in (0x1F, 0xFF):
-        count = ed[p] & count_mask
-        p += 1
-        for _ in range(count):
-            n = int.from_bytes(ed[p : p + 2], "big")
-            p += 2
-            nals.append(ed[p : p + n])
-            p += n
-        if p >= len(ed):
-            break
-    return nals, length_size
-
-
-def _hvcc_nals(ed: bytes) -> tuple[list[bytes], int]:
-    length_size = (ed[21] & 3) + 1
-    nals: list[bytes] = []
-    arrays = ed[22]
-    p = 23
-    for _ in range(arrays):
-        p += 1  # array_completeness, reserved, NAL_unit_type
-        count = int.from_bytes(ed[p : p + 2], "big")
-        p += 2
-        for _ in range(count):
-            n = int.from_bytes(ed[p : p + 2], "big")
-            p += 2
-            nals.append(ed[p : p + n])
-            p += n
-    return nals, length_size
-
-
-def _split_nals(data: bytes, length_size: int) -> list[bytes]:
-    """NAL units in `data` (maybe cut short): length-prefixed, or Annex B if size is 0."""
-    nals: list[bytes] = []
-    if length_size:
-        p = 0
-        n = len(data)
-        while p + length_size <= n:
-            size = int.from_bytes(data[p : p + length_size], "big")
-            p += length_size
-            if size <= 0:
-                break
-            nals.append(data[p : p + size])
-            p += size
-        return nals
-    starts: list[int] = []
-    i = data.find(b"\x00\x00\x01")
-    while i >= 0:
-        starts.append(i + 3)
-        i = data.find(b"\x00\x00\x01", i + 3)
-    for k, s in enumerate(starts):
-        end = starts[k + 1] - 3 if k + 1 < len(starts) else len(data)
-        nal = data[s:end]
-        # A 4-byte start code leaves a trailing zero on the previous unit.
-        if k + 1 < len(starts):
-            nal = nal.rstrip(b"\x00")
-        nals.append(nal)
-    return nals
-
-
-def _unescape(rbsp: bytes) -> bytes:
-    return rbsp.replace(b"\x00\x00\x03", b"\x00\x00")
-
-
-def _sei_number(body: bytes, p: int) -> tuple[int, int]:
-    """An SEI payload type or size at `p` (0xFF bytes add 255 each, then a last byte) and
-    the position after it; a position past the end when the body ends first."""
-    value = 0
-    while p < len(body) and body[p] == 0xFF:
-        value += 255
-        p += 1
-    if p >= len(body):
-        return value, len(body) + 1
-    return value + body[p], p + 1
-
-
-def _sei_texts(codec: str, nal: bytes) -> list[str]:
-    """Printable text of user_data_unregistered SEI messages (x264/x265 write options)."""
-    if codec == "h264":
-        if _nal_type(codec, nal) != 6:
-            return []
-        body = _unescape(nal[1:])
-    else:
-        if _nal_type(codec, nal) not in (39, 40):
-            return []
-        body = _unescape(nal[2:])
-    texts: list[str] = []
-    p = 0
-    while p < len(body) and body[p] != 0x80:
-        ptype, p = _sei_number(body, p)
-        psize, p = _sei_number(body, p)
-        if p > len(body):
-            break
-        payload = body[p : p + psize]
-        p += psize
-        if ptype == 5 and len(payload) > 16:
-            text = payload[16:].split(b"\x00", 1)[0]
-            decoded = text.decode("utf-8", "replace").strip()
-            if decoded and decoded.isprintable():
-                texts.append(decoded)
-    return texts
 
 
 # --- audio levels after a resume (AV-9 voice check) ---------------------------------------

@@ -6,12 +6,14 @@ import struct
 from pathlib import Path
 
 from pipeline.media.isobmff import (
+    MovieInfo,
     iter_boxes,
     looks_like_isobmff,
     parse_elst,
     parse_moov,
     read_movie_info,
 )
+from schemas.media import EditListEntry
 
 
 def box(kind: bytes, body: bytes) -> bytes:
@@ -124,3 +126,11 @@ def test_read_movie_info_complete_file_is_not_truncated(tmp_path: Path) -> None:
 def test_read_movie_info_without_moov(tmp_path: Path) -> None:
     info = read_movie_info(write_file(tmp_path, box(b"ftyp", b"isom") + box(b"mdat", b"x")))
     assert info.edit_lists == () and info.truncated is None
+
+
+def test_edit_lists_are_renumbered_to_stream_indexes_by_track_id() -> None:
+    """`trak` order is not stream order: rows follow their track ID; unknown IDs stay put."""
+    rows = tuple(EditListEntry(i, 1000, 0, 600, 90000) for i in range(3))
+    info = MovieInfo(edit_lists=rows, track_ids=(7, 3))
+    assert [e.track_index for e in info.edit_lists_by_stream({3: 0, 7: 1})] == [1, 0, 2]
+    assert info.edit_lists_by_stream({}) == rows
