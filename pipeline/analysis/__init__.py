@@ -1,3 +1,8 @@
-"""Pure analysis of probe results: timestamp timing, container evidence, sessions across files.
-No I/O.
+"""Pure analysis of probe results: ProbeResult -> findings, and sessions across files. No I/O.
+
+`timing.analyse` runs every per-file check: `timing` (gaps, splices, decode order,
+keyframe cadence, audio/video drift), `container` (edit lists, declared duration),
+`provenance` (editing-tool tags, encoder signatures, parameter sets), `damage`; `voice`
+is the AV-9 check after a resume and `sessions` the gaps between files. `timeline` and
+`tolerances` are what they share.
 """
