@@ -164,7 +164,8 @@ def _selftest_local(store: LocalStore, now: dt.datetime, keep: dt.timedelta) -> 
 
 # --- S3 -------------------------------------------------------------------------------------
 def _error_code(exc: Exception) -> str | None:
-    """The S3 error code of a botocore ClientError (duck-typed: boto3 stays in s3.py)."""
+    """The S3 error code of a botocore ClientError (duck-typed: a local self-test must not
+    import boto3)."""
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         return str(response.get("Error", {}).get("Code", "")) or "unknown"

@@ -1,4 +1,4 @@
-"""The production store: S3 Object Lock in COMPLIANCE mode. The only module importing boto3.
+"""The production store: S3 Object Lock in COMPLIANCE mode.
 
 Every object version is written with `ObjectLockMode=COMPLIANCE` and a retain-until date,
 and an explicit SHA-256 checksum (AWS refuses locked uploads without one; SeaweedFS 4.x,
@@ -24,33 +24,29 @@ A later version under the same key (someone's overwrite) or a delete marker (a d
 without version id) therefore changes nothing for readers. Whole-object reads re-check
 BLAKE3 as they stream.
 
-Configuration comes from an explicit `S3Config`; `S3Store.from_uri` builds one from the
-AWS environment variables when the CLI passes them (`env`), or from `os.environ` when it
-passes nothing. If no keys are given, boto3's own credential chain applies (instance
-role, `~/.aws`).
+Configuration comes from an explicit `S3Config` (`config.py`); `S3Store.from_uri` builds
+one from the AWS environment variables when the CLI passes them (`env`), or from
+`os.environ` when it passes nothing. Every request goes through `client.boundary`, which
+maps botocore's errors to the project's. `S3Config`, `TransferSettings` and `S3Objects`
+are re-exported here: this was one module, and callers import them from it.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime as dt
-import hashlib
 import io
-import math
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
 import blake3
-import boto3
-import botocore.config
-from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.storage.base import (
     ObjectInfo,
@@ -63,126 +59,13 @@ from pipeline.storage.base import (
     WormStore,
     key_for,
 )
+from pipeline.storage.s3.client import CheckedBody, b64_sha256, boundary, translate
+from pipeline.storage.s3.config import S3_MAX_PARTS, MiB, S3Config, TransferSettings
+from pipeline.storage.s3.objects import S3Objects
 
-_MiB = 1 << 20
-_S3_MIN_PART = 5 * _MiB  # every part but the last must be at least this (AWS)
-_S3_MAX_PARTS = 10_000
+__all__ = ["S3Config", "S3Objects", "S3Store", "TransferSettings"]
+
 _LOCK_MODE = "COMPLIANCE"
-
-_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
-_UNAVAILABLE = frozenset(
-    {
-        "NoSuchBucket",
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "InvalidToken",
-        "TokenRefreshRequired",
-        "ServiceUnavailable",
-        "SlowDown",
-        "InternalError",
-        "500",
-        "503",
-    }
-)
-_CHECKSUM = frozenset(
-    {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "XAmzContentSHA256Mismatch"}
-)
-_REFUSED = frozenset({"AccessDenied", "InvalidRequest", "InvalidArgument", "403", "400"})
-
-
-@dataclass(frozen=True, slots=True)
-class TransferSettings:
-    """Multipart tunables, named as boto3's managed-transfer `TransferConfig` names them."""
-
-    multipart_threshold_bytes: int = 64 * _MiB
-    multipart_chunk_bytes: int = 16 * _MiB
-    max_concurrency: int = 8
-
-    def __post_init__(self) -> None:
-        if self.multipart_chunk_bytes < _S3_MIN_PART:
-            raise ValueError(f"multipart_chunk_bytes must be at least {_S3_MIN_PART} (S3 minimum)")
-        if self.multipart_threshold_bytes < 1 or self.max_concurrency < 1:
-            raise ValueError("multipart_threshold_bytes and max_concurrency must be positive")
-
-    def part_bytes(self, size_bytes: int) -> int:
-        """The part size for an object of `size_bytes`: grown, in whole MiB, to fit 10,000 parts."""
-        need = math.ceil(size_bytes / _S3_MAX_PARTS)
-        return max(self.multipart_chunk_bytes, math.ceil(need / _MiB) * _MiB)
-
-    def transfer_config(self) -> Any:
-        """The same settings as a boto3 `TransferConfig` (for benchmarks against `upload_file`)."""
-        from boto3.s3.transfer import TransferConfig
-
-        return TransferConfig(
-            multipart_threshold=self.multipart_threshold_bytes,
-            multipart_chunksize=self.multipart_chunk_bytes,
-            max_concurrency=self.max_concurrency,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class S3Config:
-    """Where the S3 service is and who we are there. Secrets are kept out of `repr`."""
-
-    endpoint_url: str | None = None
-    region: str | None = None
-    access_key_id: str | None = None
-    secret_access_key: str | None = field(default=None, repr=False)
-    session_token: str | None = field(default=None, repr=False)
-    profile: str | None = None
-    addressing_style: str | None = None  # None: "path" with a custom endpoint, else "auto"
-    transfer: TransferSettings = field(default_factory=TransferSettings)
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 120.0
-    max_attempts: int = 5
-
-    @classmethod
-    def from_env(
-        cls, env: Mapping[str, str], *, transfer: TransferSettings | None = None
-    ) -> S3Config:
-        """The usual AWS variables: AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL), AWS_REGION
-        (or AWS_DEFAULT_REGION), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
-        AWS_PROFILE."""
-
-        def get(*names: str) -> str | None:
-            for name in names:
-                if env.get(name):
-                    return env[name]
-            return None
-
-        return cls(
-            endpoint_url=get("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
-            region=get("AWS_REGION", "AWS_DEFAULT_REGION"),
-            access_key_id=get("AWS_ACCESS_KEY_ID"),
-            secret_access_key=get("AWS_SECRET_ACCESS_KEY"),
-            session_token=get("AWS_SESSION_TOKEN"),
-            profile=get("AWS_PROFILE"),
-            transfer=transfer or TransferSettings(),
-        )
-
-    def client(self) -> Any:
-        """A boto3 S3 client for this configuration (infra tooling uses it too)."""
-        style = self.addressing_style or ("path" if self.endpoint_url else "auto")
-        conf = botocore.config.Config(
-            region_name=self.region or "us-east-1",
-            connect_timeout=self.connect_timeout_s,
-            read_timeout=self.read_timeout_s,
-            retries={"mode": "standard", "max_attempts": self.max_attempts},
-            max_pool_connections=max(10, self.transfer.max_concurrency + 2),
-            s3={"addressing_style": style},
-        )
-        try:
-            session = boto3.session.Session(
-                aws_access_key_id=self.access_key_id,
-                aws_secret_access_key=self.secret_access_key,
-                aws_session_token=self.session_token,
-                region_name=self.region or "us-east-1",
-                profile_name=self.profile,
-            )
-            return session.client("s3", endpoint_url=self.endpoint_url, config=conf)
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"S3 configuration unusable: {exc}") from exc
 
 
 def _utc(when: dt.datetime) -> dt.datetime:
@@ -199,74 +82,11 @@ def _ceil_second(when: dt.datetime) -> dt.datetime:
     return when
 
 
-def _b64_sha256(data: bytes | memoryview) -> str:
-    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
-
-
 @dataclass(frozen=True, slots=True)
 class _Version:
     version_id: str
     size_bytes: int
 
-
-class _S3Reader(io.RawIOBase):
-    """The body of one GET; checks length always and BLAKE3 when it is the whole object."""
-
-    def __init__(
-        self, body: Any, *, where: str, expected_bytes: int, blake3_hex: str | None
-    ) -> None:
-        super().__init__()
-        self._body = body
-        self._where = where
-        self._left = expected_bytes
-        self._expected = expected_bytes
-        self._hasher = blake3.blake3() if blake3_hex else None
-        self._blake3_hex = blake3_hex
-        self._done = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        if self._done:
-            return 0
-        view = memoryview(b).cast("B")
-        try:
-            data = self._body.read(len(view)) if len(view) else b""
-        except FlexibleChecksumError as exc:  # botocore's own SHA-256 check of a whole object
-            raise StoreError(f"{self._where}: stored bytes fail their checksum: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"{self._where}: read failed: {exc}") from exc
-        n = len(data)
-        if n == 0:
-            self._done = True
-            self._finish()
-            return 0
-        if n > self._left:
-            raise StoreError(f"{self._where}: server sent more than {self._expected} bytes")
-        view[:n] = data
-        self._left -= n
-        if self._hasher is not None:
-            self._hasher.update(data)
-        return n
-
-    def _finish(self) -> None:
-        if self._left:
-            raise StoreError(
-                f"{self._where}: read ended {self._left} bytes short of {self._expected}"
-            )
-        if self._hasher is not None:
-            got = self._hasher.hexdigest()
-            if got != self._blake3_hex:
-                raise StoreError(
-                    f"{self._where}: stored bytes do not match their key (BLAKE3 {got}); "
-                    "the object is damaged"
-                )
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._body.close()
-        super().close()
 
 
 class _S3Staged(StagedObject):
@@ -362,30 +182,14 @@ class S3Store(WormStore):
     def _translate(
         self, exc: ClientError, where: str, what: str, refused: type[StoreError] | None = None
     ) -> StoreError:
-        err = exc.response.get("Error", {})
-        code = str(err.get("Code", ""))
-        msg = err.get("Message") or code
-        line = f"{where}: {what} refused by the server: {code} ({msg})"
-        if code in _NOT_FOUND:
-            return ObjectNotFound(f"{where}: not in store {self.uri}")
-        if code in _UNAVAILABLE:
-            return StoreUnavailable(line)
-        if code in _CHECKSUM:
-            return StoreError(f"{where}: {what}: server got other bytes than sent ({code})")
-        if refused is not None and code in _REFUSED:
-            return refused(line)
-        return StoreError(line)
+        return translate(exc, where, what, missing=f"{where}: not in store {self.uri}",
+                         refused=refused)
 
-    @contextlib.contextmanager
     def _boundary(
         self, where: str, what: str, refused: type[StoreError] | None = None
-    ) -> Iterator[None]:
-        try:
-            yield
-        except ClientError as exc:
-            raise self._translate(exc, where, what, refused) from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"{where}: {what} failed: {exc}") from exc
+    ) -> contextlib.AbstractContextManager[None]:
+        return boundary(where, what, missing=f"{where}: not in store {self.uri}",
+                        refused=refused)
 
     # --- versions ---------------------------------------------------------------------------
     def _first_version(self, key: str) -> _Version | None:
@@ -485,14 +289,14 @@ class S3Store(WormStore):
                 Key=self._full(key),
                 Body=data,
                 ChecksumAlgorithm="SHA256",  # some servers want the algorithm named too
-                ChecksumSHA256=_b64_sha256(data),
+                ChecksumSHA256=b64_sha256(data),
                 ContentType="application/octet-stream",
                 **self._lock_args(until),
             )
         return str(resp["VersionId"]), len(data)
 
     def _upload_part(self, full: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
-        checksum = _b64_sha256(data)
+        checksum = b64_sha256(data)
         resp = self._client.upload_part(
             Bucket=self.bucket,
             Key=full,
@@ -551,9 +355,9 @@ class S3Store(WormStore):
                         if not data:
                             slots.release()
                             break
-                        if len(futures) == _S3_MAX_PARTS:
+                        if len(futures) == S3_MAX_PARTS:
                             slots.release()
-                            raise StoreError(f"{source}: grew past {_S3_MAX_PARTS} parts")
+                            raise StoreError(f"{source}: grew past {S3_MAX_PARTS} parts")
                         hasher.update(data)
                         stored += len(data)
                         fut = pool.submit(
@@ -633,13 +437,13 @@ class S3Store(WormStore):
         except ObjectNotFound:
             self._forget(key)
             raise
-        raw = _S3Reader(
+        raw = CheckedBody(
             resp["Body"],
             where=where,
             expected_bytes=stop - start,
             blake3_hex=key[3:] if whole and verify else None,
         )
-        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=_MiB))
+        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=MiB))
 
     def exists(self, key: str) -> bool:
         return self._first_version(key) is not None
@@ -711,80 +515,3 @@ class S3Store(WormStore):
         with self._boundary(where, "read versioning"):
             status = self._client.get_bucket_versioning(Bucket=self.bucket).get("Status")
         return lock, status
-
-
-class S3Objects:
-    """Small named objects under one prefix: the S3 catalog's Parquet parts and manifests.
-
-    Not content-addressed and outside the WORM interface; it is here so that boto3 stays in
-    this one module. Each put carries an explicit SHA-256 checksum (AWS refuses uploads to
-    a bucket with a default Object Lock retention without one) and no lock headers of its
-    own: the bucket's default retention locks what the catalog writes, which suits an
-    append-only catalog. Names are relative to the prefix.
-    """
-
-    def __init__(self, bucket: str, prefix: str = "", *, config: S3Config | None = None) -> None:
-        if not bucket:
-            raise ValueError("S3 objects need a bucket")
-        self.bucket = bucket
-        self.prefix = prefix.strip("/")
-        self.config = config or S3Config()
-        self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
-        self._client = self.config.client()
-
-    def key(self, name: str) -> str:
-        """The bucket key of `name`."""
-        return f"{self.prefix}/{name}" if self.prefix else name
-
-    @contextlib.contextmanager
-    def _boundary(self, name: str, what: str) -> Iterator[None]:
-        where = f"s3://{self.bucket}/{self.key(name)}"
-        try:
-            yield
-        except ClientError as exc:
-            err = exc.response.get("Error", {})
-            code = str(err.get("Code", ""))
-            line = f"{where}: {what} refused by the server: {code} ({err.get('Message') or code})"
-            if code in _NOT_FOUND:
-                raise ObjectNotFound(f"{where}: not found") from exc
-            if code in _UNAVAILABLE:
-                raise StoreUnavailable(line) from exc
-            raise StoreError(line) from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"{where}: {what} failed: {exc}") from exc
-
-    def put(self, name: str, data: bytes) -> tuple[str | None, str]:
-        """Write `name`; returns (VersionId or None, SHA-256 hex of `data`)."""
-        digest = hashlib.sha256(data).digest()
-        with self._boundary(name, "upload"):
-            resp = self._client.put_object(
-                Bucket=self.bucket,
-                Key=self.key(name),
-                Body=data,
-                ChecksumAlgorithm="SHA256",
-                ChecksumSHA256=base64.b64encode(digest).decode("ascii"),
-                ContentType="application/octet-stream",
-            )
-        version = resp.get("VersionId")
-        return (str(version) if version else None), digest.hex()
-
-    def get(self, name: str) -> bytes:
-        with self._boundary(name, "read"):
-            body = self._client.get_object(Bucket=self.bucket, Key=self.key(name))["Body"]
-            try:
-                return cast(bytes, body.read())
-            finally:
-                body.close()
-
-    def list(self, under: str) -> list[tuple[str, int]]:
-        """(name, size) of every current object whose name starts with `under`, in key order."""
-        found: list[tuple[str, int]] = []
-        strip = len(self.prefix) + 1 if self.prefix else 0
-        with self._boundary(under, "list"):
-            pages = self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self.key(under)
-            )
-            for page in pages:
-                for obj in page.get("Contents", []):
-                    found.append((str(obj["Key"])[strip:], int(obj["Size"])))
-        return found

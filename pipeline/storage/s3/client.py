@@ -1,0 +1,192 @@
+"""The boundary between Custody and boto3: the client, and the one translation of its errors.
+
+Every request of the S3 modules runs inside `boundary(where, what)`, which turns a
+botocore error into this project's exceptions, naming the object and the request:
+`ObjectNotFound` (404 and its spellings), `StoreUnavailable` (credentials, a missing
+bucket, the server down or throttling: nothing can be done here), `StoreError` for a
+checksum the server refused, the `refused` class the caller names (`RetentionRefused`
+for retention and holds) for a refusal, and `StoreError` for the rest. `CheckedBody`
+reads a GET's body, checking its length always and its BLAKE3 when it is a whole object.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import blake3
+import boto3
+import botocore.config
+from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
+
+from pipeline.storage.base import ObjectNotFound, StoreError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from pipeline.storage.s3.config import S3Config
+
+NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
+UNAVAILABLE = frozenset(
+    {
+        "NoSuchBucket",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "ServiceUnavailable",
+        "SlowDown",
+        "InternalError",
+        "500",
+        "503",
+    }
+)
+CHECKSUM = frozenset(
+    {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "XAmzContentSHA256Mismatch"}
+)
+REFUSED = frozenset({"AccessDenied", "InvalidRequest", "InvalidArgument", "403", "400"})
+
+
+
+def make_client(config: S3Config) -> Any:
+    """A boto3 S3 client for `config`; StoreUnavailable if boto3 cannot build one."""
+    style = config.addressing_style or ("path" if config.endpoint_url else "auto")
+    conf = botocore.config.Config(
+        region_name=config.region or "us-east-1",
+        connect_timeout=config.connect_timeout_s,
+        read_timeout=config.read_timeout_s,
+        retries={"mode": "standard", "max_attempts": config.max_attempts},
+        max_pool_connections=max(10, config.transfer.max_concurrency + 2),
+        s3={"addressing_style": style},
+    )
+    try:
+        session = boto3.session.Session(
+            aws_access_key_id=config.access_key_id,
+            aws_secret_access_key=config.secret_access_key,
+            aws_session_token=config.session_token,
+            region_name=config.region or "us-east-1",
+            profile_name=config.profile,
+        )
+        return session.client("s3", endpoint_url=config.endpoint_url, config=conf)
+    except BotoCoreError as exc:
+        raise StoreUnavailable(f"S3 configuration unusable: {exc}") from exc
+
+
+def error_code(exc: ClientError) -> str:
+    """The S3 error code the server answered with ("NoSuchKey", "AccessDenied", ...)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def translate(
+    exc: ClientError,
+    where: str,
+    what: str,
+    *,
+    missing: str,
+    refused: type[StoreError] | None = None,
+    checksum: bool = True,
+) -> StoreError:
+    """The project's exception for a refused request. `missing` is the ObjectNotFound
+    message; `checksum` False reports a checksum refusal like any other."""
+    err = exc.response.get("Error", {})
+    code = error_code(exc)
+    msg = err.get("Message") or code
+    line = f"{where}: {what} refused by the server: {code} ({msg})"
+    if code in NOT_FOUND:
+        return ObjectNotFound(missing)
+    if code in UNAVAILABLE:
+        return StoreUnavailable(line)
+    if checksum and code in CHECKSUM:
+        return StoreError(f"{where}: {what}: server got other bytes than sent ({code})")
+    if refused is not None and code in REFUSED:
+        return refused(line)
+    return StoreError(line)
+
+
+@contextlib.contextmanager
+def boundary(
+    where: str,
+    what: str,
+    *,
+    missing: str,
+    refused: type[StoreError] | None = None,
+    checksum: bool = True,
+) -> Iterator[None]:
+    """Run S3 requests; botocore errors leave as the project's (`translate`)."""
+    try:
+        yield
+    except ClientError as exc:
+        raise translate(exc, where, what, missing=missing, refused=refused,
+                        checksum=checksum) from exc
+    except BotoCoreError as exc:
+        raise StoreUnavailable(f"{where}: {what} failed: {exc}") from exc
+
+
+def b64_sha256(data: bytes | memoryview) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+
+
+
+class CheckedBody(io.RawIOBase):
+    """The body of one GET; checks length always and BLAKE3 when it is the whole object."""
+
+    def __init__(
+        self, body: Any, *, where: str, expected_bytes: int, blake3_hex: str | None
+    ) -> None:
+        super().__init__()
+        self._body = body
+        self._where = where
+        self._left = expected_bytes
+        self._expected = expected_bytes
+        self._hasher = blake3.blake3() if blake3_hex else None
+        self._blake3_hex = blake3_hex
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self._done:
+            return 0
+        view = memoryview(b).cast("B")
+        try:
+            data = self._body.read(len(view)) if len(view) else b""
+        except FlexibleChecksumError as exc:  # botocore's own SHA-256 check of a whole object
+            raise StoreError(f"{self._where}: stored bytes fail their checksum: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"{self._where}: read failed: {exc}") from exc
+        n = len(data)
+        if n == 0:
+            self._done = True
+            self._finish()
+            return 0
+        if n > self._left:
+            raise StoreError(f"{self._where}: server sent more than {self._expected} bytes")
+        view[:n] = data
+        self._left -= n
+        if self._hasher is not None:
+            self._hasher.update(data)
+        return n
+
+    def _finish(self) -> None:
+        if self._left:
+            raise StoreError(
+                f"{self._where}: read ended {self._left} bytes short of {self._expected}"
+            )
+        if self._hasher is not None:
+            got = self._hasher.hexdigest()
+            if got != self._blake3_hex:
+                raise StoreError(
+                    f"{self._where}: stored bytes do not match their key (BLAKE3 {got}); "
+                    "the object is damaged"
+                )
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._body.close()
+        super().close()
+
+

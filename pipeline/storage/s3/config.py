@@ -1,0 +1,96 @@
+"""Where the S3 service is and how objects go up: `S3Config` (explicit, or from the AWS
+environment variables) and `TransferSettings` (the multipart tunables).
+
+Configuration is explicit: `S3Config.from_env` reads the mapping it is given (the CLI
+passes its environment; `S3Store.from_uri` falls back to `os.environ` when it gets none),
+and with no keys boto3's own credential chain applies (instance role, `~/.aws`). The
+boto3 client itself is built at the boundary, `client.make_client`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MiB = 1 << 20
+S3_MIN_PART = 5 * MiB  # every part but the last must be at least this (AWS)
+S3_MAX_PARTS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class TransferSettings:
+    """Multipart tunables, named as boto3's managed-transfer `TransferConfig` names them."""
+
+    multipart_threshold_bytes: int = 64 * MiB
+    multipart_chunk_bytes: int = 16 * MiB
+    max_concurrency: int = 8
+
+    def __post_init__(self) -> None:
+        if self.multipart_chunk_bytes < S3_MIN_PART:
+            raise ValueError(f"multipart_chunk_bytes must be at least {S3_MIN_PART} (S3 minimum)")
+        if self.multipart_threshold_bytes < 1 or self.max_concurrency < 1:
+            raise ValueError("multipart_threshold_bytes and max_concurrency must be positive")
+
+    def part_bytes(self, size_bytes: int) -> int:
+        """The part size for an object of `size_bytes`: grown, in whole MiB, to fit 10,000 parts."""
+        need = math.ceil(size_bytes / S3_MAX_PARTS)
+        return max(self.multipart_chunk_bytes, math.ceil(need / MiB) * MiB)
+
+    def transfer_config(self) -> Any:
+        """The same settings as a boto3 `TransferConfig` (for benchmarks against `upload_file`)."""
+        from boto3.s3.transfer import TransferConfig
+
+        return TransferConfig(
+            multipart_threshold=self.multipart_threshold_bytes,
+            multipart_chunksize=self.multipart_chunk_bytes,
+            max_concurrency=self.max_concurrency,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class S3Config:
+    """Where the S3 service is and who we are there. Secrets are kept out of `repr`."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    profile: str | None = None
+    addressing_style: str | None = None  # None: "path" with a custom endpoint, else "auto"
+    transfer: TransferSettings = field(default_factory=TransferSettings)
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 120.0
+    max_attempts: int = 5
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str], *, transfer: TransferSettings | None = None
+    ) -> S3Config:
+        """The usual AWS variables: AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL), AWS_REGION
+        (or AWS_DEFAULT_REGION), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+        AWS_PROFILE."""
+
+        def get(*names: str) -> str | None:
+            for name in names:
+                if env.get(name):
+                    return env[name]
+            return None
+
+        return cls(
+            endpoint_url=get("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+            region=get("AWS_REGION", "AWS_DEFAULT_REGION"),
+            access_key_id=get("AWS_ACCESS_KEY_ID"),
+            secret_access_key=get("AWS_SECRET_ACCESS_KEY"),
+            session_token=get("AWS_SESSION_TOKEN"),
+            profile=get("AWS_PROFILE"),
+            transfer=transfer or TransferSettings(),
+        )
+
+    def client(self) -> Any:
+        """A boto3 S3 client for this configuration (infra tooling uses it too)."""
+        from pipeline.storage.s3.client import make_client
+
+        return make_client(self)
