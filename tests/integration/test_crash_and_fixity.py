@@ -16,6 +16,7 @@ import pytest
 from pipeline.catalog.core import Catalog
 from pipeline.cli.main import main
 from pipeline.demo import synth
+from pipeline.integrity.fixity import verify_fixity
 from pipeline.storage.local import LocalStore
 from tests.mediagen import START
 
@@ -124,3 +125,23 @@ def test_verify_reports_a_missing_object(batch_dir: Path, tmp_path: Path) -> Non
     out = io.StringIO()
     assert main(["verify", *args], env={}, out=out, err=io.StringIO()) == 1
     assert "OBJECT_MISSING" in out.getvalue()
+
+
+def test_fixity_is_one_verification_whose_findings_name_the_damaged_object(
+    batch_dir: Path, tmp_path: Path
+) -> None:
+    args = ["--store", str(tmp_path / "store"), "--catalog", str(tmp_path / "catalog")]
+    for name in ("REC0003.mp4", "REC0004.mp4"):
+        main(["ingest", str(batch_dir / name), *args], env={}, out=io.StringIO(),
+             err=io.StringIO())
+    store, catalog = LocalStore(tmp_path / "store"), Catalog(tmp_path / "catalog")
+    whole = verify_fixity(store, catalog)
+    assert (whole.kind, whole.target.id, whole.checked, whole.ok) == (
+        "fixity", store.uri, 2, True)
+    key = catalog.query("SELECT store_key FROM recordings WHERE file_name = 'REC0004.mp4'"
+                        ).to_pylist()[0]["store_key"]
+    store.object_path(key).unlink()
+    broken = verify_fixity(store, catalog)
+    (f,) = broken.findings
+    assert (broken.checked, broken.ok, f.code, f.rule) == (2, False, "OBJECT_MISSING", "AV-16")
+    assert (f.subject.kind, f.subject.id) == ("object", key)
