@@ -1,9 +1,10 @@
 """What auditing adds to an ingest of 1,000 small files (issue 4 acceptance: under 5%).
 
 Two measurements, same machine, same session:
-1. end to end: `ingest()` of the 1,000 files without an Authority, and with one (the
-   acting person authorised once, every file's outcome appended to the hash-chained log,
-   one fsync per catalog batch), alternating rounds so drift cancels out;
+1. end to end: `ingest()` of the 1,000 files by a registered person (authorised once,
+   every file's outcome appended to the hash-chained log, one fsync per catalog batch).
+   Since issue 8 `ingest()` requires an Authority, so there is no unaudited ingest to
+   compare with in the same call; the audit's share is measured by 2;
 2. the audit side alone, precisely:
 - the ingest of 1,000 generated JPEG stills (the smallest files ingest handles, so the
   per-file ingest time is lowest and the audit's share highest: the worst case);
@@ -34,6 +35,7 @@ from pipeline.people.permissions import Authority
 from pipeline.people.registry import NewStaff, Registry
 from pipeline.storage.local import LocalStore
 from schemas.people import INGEST
+from tests.ingesting import run_ingest
 
 N_FILES = 1000
 BATCH_FILES = 16  # ingest's default catalog batch
@@ -56,12 +58,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def ingest_seconds(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> float:
-    """Wall time of one ingest of the corpus without auditing."""
+    """Wall time of one ingest of the corpus (a fresh installation: its audit records
+    included, so the share below is computed against this time minus the audit's)."""
     root = tmp_path_factory.mktemp("ingest")
     settings = IngestSettings(now=lambda: START, probe_workers=1, batch_files=BATCH_FILES)
     t = time.perf_counter()
-    result = ingest([corpus], store=LocalStore(root / "store"), catalog=Catalog(root / "cat"),
-                    settings=settings)
+    result = run_ingest([corpus], store=LocalStore(root / "store"),
+                        catalog=Catalog(root / "cat"), settings=settings)
     seconds = time.perf_counter() - t
     assert result.count("archived") == N_FILES
     RESULTS["ingest_s"] = seconds
@@ -120,7 +123,7 @@ def test_auditing_1000_ingested_files_adds_under_5_percent(
         log.close()
     assert report.ok and report.records == N_FILES and report.sealed_segments == 1
     audit_s = statistics.median(times)
-    share = audit_s / ingest_seconds
+    share = audit_s / (ingest_seconds - audit_s)  # of the ingest without its audit
     benchmark.extra_info.update(ingest_s=ingest_seconds, audit_s=audit_s, share=share,
                                 per_record_us=audit_s / N_FILES * 1e6)
     print(f"\n{mode}: ingest of {N_FILES} files {ingest_seconds:.2f} s; audit "
@@ -132,37 +135,28 @@ def test_auditing_1000_ingested_files_adds_under_5_percent(
         assert share < 0.25
 
 
-END_TO_END: dict[str, list[float]] = {"plain": [], "audited": []}
+END_TO_END: list[float] = []
 
 
-def test_end_to_end_ingest_with_and_without_audit(
+def test_end_to_end_ingest_by_a_registered_person(
     benchmark: Any, corpus: Path, registry: Registry, tmp_path: Path
 ) -> None:
-    """Alternate plain and audited ingests of the same 1,000 files into fresh stores."""
+    """Audited ingests of the same 1,000 files into fresh stores, as registered X-1."""
     rounds = iter(range(100))
 
-    def one_pair() -> None:
-        n = next(rounds)
-        for mode in ("plain", "audited") if n % 2 == 0 else ("audited", "plain"):
-            root = tmp_path / f"{mode}{n}"
-            store = LocalStore(root / "store")
-            settings = IngestSettings(now=lambda: START, probe_workers=1,
-                                      batch_files=BATCH_FILES)
-            log = AuditLog(root / "audit", store=store, clock=clock) if mode == "audited" else None
+    def one_round() -> None:
+        root = tmp_path / f"audited{next(rounds)}"
+        store = LocalStore(root / "store")
+        settings = IngestSettings(now=lambda: START, probe_workers=1, batch_files=BATCH_FILES)
+        with AuditLog(root / "audit", store=store, clock=clock) as log:
             t = time.perf_counter()
             result = ingest([corpus], store=store, catalog=Catalog(root / "cat"),
-                            settings=settings,
-                            auth=Authority(registry, log) if log else None, actor="X-1")
-            END_TO_END[mode].append(time.perf_counter() - t)
+                            settings=settings, auth=Authority(registry, log), actor="X-1")
+            END_TO_END.append(time.perf_counter() - t)
             assert result.count("archived") == N_FILES
-            if log is not None:
-                assert log.verify().records == N_FILES + 1  # the run + one per file
-                log.close()
+            assert log.verify().records == N_FILES + 1  # the run + one per file
 
-    benchmark.pedantic(one_pair, rounds=2, iterations=1)
-    plain = statistics.median(END_TO_END["plain"])
-    audited = statistics.median(END_TO_END["audited"])
-    share = audited / plain - 1
-    benchmark.extra_info.update(plain_s=plain, audited_s=audited, share=share)
-    print(f"\nend to end: ingest of {N_FILES} files {plain:.2f} s plain, {audited:.2f} s "
-          f"audited: +{share:.2%} (target < 5%; noise between rounds is of that order)")
+    benchmark.pedantic(one_round, rounds=2, iterations=1)
+    audited = statistics.median(END_TO_END)
+    benchmark.extra_info.update(audited_s=audited)
+    print(f"\nend to end: audited ingest of {N_FILES} files {audited:.2f} s")

@@ -32,9 +32,10 @@ from typing import Any
 from conftest import BenchInput, RunDirs, record_paired_ratio, run_paired, run_peer
 
 from pipeline.catalog.core import Catalog
-from pipeline.ingest.run import ARCHIVED, IngestSettings, RunResult, ingest
+from pipeline.ingest.run import ARCHIVED, IngestSettings, RunResult
 from pipeline.integrity.hashing import DEFAULT_CHUNK_SIZE
 from pipeline.storage.local import LocalStore
+from tests.ingesting import run_ingest
 
 ROUNDS = 9  # the machine is noisy: medians of 9 rounds move less than of 5
 WARMUP = 1
@@ -65,7 +66,7 @@ def test_ingest(
 
     def target(store: LocalStore, catalog: Catalog) -> tuple[RunResult, LocalStore, Catalog]:
         return (
-            ingest([bench_input.path], store=store, catalog=catalog, settings=settings),
+            run_ingest([bench_input.path], store=store, catalog=catalog, settings=settings),
             store,
             catalog,
         )
@@ -174,7 +175,7 @@ def test_paired_ingest_and_durable_copy(
         store, catalog = LocalStore(root / "store"), Catalog(root / "catalog")
 
         def act() -> None:
-            result = ingest([bench_input.path], store=store, catalog=catalog, settings=settings)
+            result = run_ingest([bench_input.path], store=store, catalog=catalog, settings=settings)
             outcomes.extend(f.status for f in result.files)
 
         return act

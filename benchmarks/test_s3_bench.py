@@ -41,10 +41,11 @@ import pytest  # noqa: E402
 from conftest import BenchInput, RunDirs, run_paired  # noqa: E402
 
 from pipeline.catalog.core import Catalog  # noqa: E402
-from pipeline.ingest.run import ARCHIVED, IngestSettings, RunResult, ingest  # noqa: E402
+from pipeline.ingest.run import ARCHIVED, IngestSettings, RunResult  # noqa: E402
 from pipeline.storage.s3.store import S3Config, S3Store, TransferSettings  # noqa: E402
 from tests import s3server  # noqa: E402
 from tests.contract._support import fresh_bucket  # noqa: E402
+from tests.ingesting import run_ingest  # noqa: E402
 from tests.s3server import S3Server  # noqa: E402
 
 s3_server = s3server.s3_server  # the session fixture, registered by being in this module
@@ -122,7 +123,7 @@ def test_s3_ingest(
         return (), {"store": store, "catalog": catalog}
 
     def target(store: S3Store, catalog: Catalog) -> tuple[RunResult, S3Store, Catalog]:
-        result = ingest([bench_input.path], store=store, catalog=catalog, settings=settings)
+        result = run_ingest([bench_input.path], store=store, catalog=catalog, settings=settings)
         return result, store, catalog
 
     result, store, catalog = benchmark.pedantic(
@@ -184,7 +185,7 @@ def test_s3_paired_ingest_and_upload_file(
                                cache_dir=run_dirs.fresh() / "catalog-cache")
 
         def act() -> None:
-            result = ingest([bench_input.path], store=store, catalog=catalog, settings=settings)
+            result = run_ingest([bench_input.path], store=store, catalog=catalog, settings=settings)
             outcomes.extend(f.status for f in result.files)
 
         return act

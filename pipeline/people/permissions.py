@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pipeline.audit.log import AuditLog
 from pipeline.catalog.core import Catalog
 from pipeline.errors import CustodyError
+from pipeline.people.bootstrap import BOOTSTRAP, UNENFORCED, acting_person, unenforced
 from pipeline.people.registry import Registry
 from pipeline.storage.base import WormStore
 from schemas.audit import ALLOWED, REFUSED, AuditRecord
@@ -40,10 +41,6 @@ from schemas.people import (
     STATUS_ACTIVE,
     STATUSES,
     StaffEventRecord,
-)
-
-UNENFORCED = (
-    "personnel registry is empty: permissions are not enforced until staff are registered"
 )
 
 
@@ -117,6 +114,11 @@ class Authority:
         for deciding: call `authorize` before acting)."""
         return decide(self.registry.staff(actor_id), actor_id, action)[0]
 
+    def acting(self, requested: str | None, *, os_user: str) -> str:
+        """Who acts: `requested`, or on a fresh installation `unregistered:<os_user>`
+        (`pipeline.people.bootstrap.acting_person`); InputError otherwise."""
+        return acting_person(self.registry.is_empty(), requested, os_user=os_user)
+
     def record(self, actor_id: str, action: str, object_id: str, result: str,
                reason: str) -> AuditRecord:
         """Append a record the caller decided itself (e.g. the outcome of an export)."""
@@ -132,10 +134,7 @@ class Authority:
         the permission holds but the caller's rule refuses (`refusal` is its one-line why).
         """
         person = self.registry.staff(actor_id)
-        if self.registry.is_empty() and any(action in a for a in PERMISSIONS.values()):
-            # A fresh installation: nobody is registered yet, so nobody can be checked.
-            # Everything a role could do is allowed and audited as unenforced; deleting and
-            # lowering retention stay refused. The first registration ends this mode.
+        if unenforced(self.registry.is_empty(), action):  # a fresh installation (bootstrap)
             allowed, reason = True, UNENFORCED
         else:
             allowed, reason = decide(person, actor_id, action)
@@ -151,7 +150,7 @@ class Authority:
         if not self.registry.is_empty():
             raise PermissionDenied("bootstrap is only for an empty personnel registry")
         allowed = refusal is None
-        reason = refusal or "bootstrap: first administrator registers themselves"
+        reason = refusal or BOOTSTRAP
         return self._finish(None, actor_id, action, object_id, allowed, reason, RuleRefused)
 
     def _finish(

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipeline.catalog.core import Catalog
+from pipeline.people.bootstrap import bootstrap_refusal, is_bootstrap
 from pipeline.rules.devices import DeviceIndex
 from schemas.people import (
-    ADMINISTRATOR,
     AUXILIARY,
     DEVICE_IN_SERVICE,
     DEVICE_MANAGE,
@@ -303,10 +303,8 @@ class Registry:
         """Register a person (AUX-6, AUX-7, AUX-8 enforced). The very first registration of
         an empty registry is the bootstrap: an administrator registering themselves."""
         problem = registration_problem(new, self.staff(new.staff_id))
-        if self.is_empty() and actor_id == new.staff_id and problem is None:
-            if ADMINISTRATOR not in new.effective_roles():
-                problem = (f"{_who(new.staff_id, new.name)}: the first person registered must "
-                           "be an administrator registering themselves")
+        if is_bootstrap(self.is_empty(), actor_id, new.staff_id) and problem is None:
+            problem = bootstrap_refusal(_who(new.staff_id, new.name), new.effective_roles())
             auth.authorize_bootstrap(actor_id, STAFF_MANAGE, new.staff_id, refusal=problem)
         else:
             auth.authorize(actor_id, STAFF_MANAGE, new.staff_id, refusal=problem)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -70,7 +71,7 @@ class Context:
     devices: DeviceIndex = field(default_factory=DeviceIndex)
     labels_given: bool = False  # whether the run had a labels file at all
     # ARCHIVE scope: file name -> BLAKE3s already archived under that name.
-    archived_names: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    archived_names: Mapping[str, AbstractSet[str]] = field(default_factory=dict)
 
 
 Check = Callable[[RecordingFacts, Context], list[Finding]]

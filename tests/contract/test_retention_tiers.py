@@ -17,11 +17,12 @@ import pytest
 
 from pipeline.catalog.core import Catalog
 from pipeline.cli.main import main
-from pipeline.ingest.run import IngestSettings, ingest
+from pipeline.ingest.run import IngestSettings
 from pipeline.people.permissions import Authority, open_authority
 from pipeline.retention.engine import current_states, set_retention
 from pipeline.storage.base import RetentionRefused, WormStore
 from schemas.retention import Tier, Trigger
+from tests.ingesting import run_ingest
 from tests.mediagen import Generated
 
 # S3 refuses a retain-until in the past: this module runs on the real clock.
@@ -37,7 +38,7 @@ def archived(store: WormStore, tmp_path: Path, clean_recording: Generated) -> Ca
     labels = tmp_path / "labels.csv"
     labels.write_text(f"file,case_number\nBC0007_0001.mp4,{CASE}\n", encoding="utf-8")
     catalog = Catalog(tmp_path / "catalog")
-    ingest(
+    run_ingest(
         [src],
         store=store,
         catalog=catalog,

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from pipeline.demo import synth
+from tests.ingesting import run_ingest
 from tests.mediagen import START, Generated
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,7 +123,7 @@ def test_a_probe_worker_killed_mid_run_loses_no_file(
     import time
 
     from pipeline.catalog.core import Catalog
-    from pipeline.ingest.run import IngestSettings, ingest
+    from pipeline.ingest.run import IngestSettings
     from pipeline.storage.local import LocalStore
 
     src = tmp_path / "in"
@@ -148,7 +149,7 @@ def test_a_probe_worker_killed_mid_run_loses_no_file(
     thread = threading.Thread(target=killer)
     thread.start()
     try:
-        result = ingest([src], store=LocalStore(tmp_path / "store"),
+        result = run_ingest([src], store=LocalStore(tmp_path / "store"),
                         catalog=Catalog(tmp_path / "catalog"),
                         settings=IngestSettings(now=lambda: START + dt.timedelta(hours=1),
                                                 probe_workers=1))
@@ -168,7 +169,7 @@ def test_a_store_that_cannot_stage_fails_each_file_and_the_batch_goes_on(
     import datetime as dt
 
     from pipeline.catalog.core import Catalog
-    from pipeline.ingest.run import FAILED, IngestSettings, ingest
+    from pipeline.ingest.run import FAILED, IngestSettings
     from pipeline.storage.local import LocalStore
 
     src = tmp_path / "in"
@@ -179,7 +180,7 @@ def test_a_store_that_cannot_stage_fails_each_file_and_the_batch_goes_on(
     (tmp_path / "store" / "tmp").rmdir()
     (tmp_path / "store" / "tmp").write_bytes(b"")
     catalog = Catalog(tmp_path / "catalog")
-    result = ingest([src], store=store, catalog=catalog,
+    result = run_ingest([src], store=store, catalog=catalog,
                     settings=IngestSettings(now=lambda: START + dt.timedelta(hours=1)))
     assert [(Path(f.path).name, f.status) for f in result.files] == [
         ("A.mp4", FAILED), ("B.mp4", FAILED)
@@ -203,7 +204,7 @@ def test_a_recording_still_being_written_fails_and_nothing_of_it_is_stored(
     import time
 
     from pipeline.catalog.core import Catalog
-    from pipeline.ingest.run import ARCHIVED, FAILED, IngestSettings, ingest
+    from pipeline.ingest.run import ARCHIVED, FAILED, IngestSettings
     from pipeline.storage.local import LocalStore
 
     src = tmp_path / "in"
@@ -239,7 +240,7 @@ def test_a_recording_still_being_written_fails_and_nothing_of_it_is_stored(
     dock = threading.Thread(target=dock_writes_once_the_copy_runs)
     dock.start()
     try:
-        result = ingest([src], store=store, catalog=catalog,
+        result = run_ingest([src], store=store, catalog=catalog,
                         settings=IngestSettings(now=lambda: START + dt.timedelta(hours=1)))
     finally:
         stop.set()

@@ -15,8 +15,9 @@ import pytest
 from pipeline.catalog.core import Catalog
 from pipeline.cli.main import main
 from pipeline.demo import synth
-from pipeline.ingest.run import IngestSettings, ingest
+from pipeline.ingest.run import IngestSettings
 from pipeline.storage.local import LocalStore
+from tests.ingesting import run_ingest
 from tests.mediagen import START, Generated
 
 NOW = START + dt.timedelta(hours=2)
@@ -28,8 +29,8 @@ def _settings(**kw: Any) -> IngestSettings:
 
 def _run(src: Path | list[Path], tmp: Path, **kw: Any) -> Any:
     sources = src if isinstance(src, list) else [src]
-    return ingest(sources, store=LocalStore(tmp / "store"), catalog=Catalog(tmp / "catalog"),
-                  settings=_settings(**kw))
+    return run_ingest(sources, store=LocalStore(tmp / "store"), catalog=Catalog(tmp / "catalog"),
+                      settings=_settings(**kw))
 
 
 def _cli(*argv: str) -> tuple[int, str, str]:
@@ -158,7 +159,7 @@ def test_av12_late_ingest_is_flagged_and_prompt_ingest_is_not(
 ) -> None:
     on_time = _run(clean_recording.path, tmp_path / "x")
     assert "INGEST_LATE" not in {f.code for f in on_time.files[0].findings}
-    late = ingest([clean_recording.path], store=LocalStore(tmp_path / "s"),
+    late = run_ingest([clean_recording.path], store=LocalStore(tmp_path / "s"),
                   catalog=Catalog(tmp_path / "c"),
                   settings=IngestSettings(now=lambda: START + dt.timedelta(hours=30)))
     (f,) = [f for f in late.files[0].findings if f.code == "INGEST_LATE"]
@@ -243,6 +244,7 @@ def test_cli_query_prints_csv(inbox: Path, tmp_path: Path) -> None:
 
 
 def test_cli_bad_sql_is_one_line_error(tmp_path: Path) -> None:
+    Catalog(tmp_path / "c")  # a catalog that exists (a missing one is another error)
     code, _, err = _cli("query", "--catalog", str(tmp_path / "c"), "SELEC nonsense")
     assert code == 2
     assert err.startswith("custody query: error: query failed") and err.count("\n") == 1
@@ -350,9 +352,9 @@ def test_ingest_of_the_shared_corpus_exits_1_and_accounts_for_every_file(
 def test_full_demux_option_gives_the_same_catalog_packets(
     tmp_path: Path, interrupted_recording: Generated
 ) -> None:
-    a = ingest([interrupted_recording.path], store=LocalStore(tmp_path / "s1"),
+    a = run_ingest([interrupted_recording.path], store=LocalStore(tmp_path / "s1"),
                catalog=Catalog(tmp_path / "c1"), settings=_settings())
-    b = ingest([interrupted_recording.path], store=LocalStore(tmp_path / "s2"),
+    b = run_ingest([interrupted_recording.path], store=LocalStore(tmp_path / "s2"),
                catalog=Catalog(tmp_path / "c2"), settings=_settings(full_demux=True))
     assert [f.code for f in a.files[0].findings] == [f.code for f in b.files[0].findings]
     q = "SELECT * EXCLUDE (batch, date) FROM packets ORDER BY stream_index, packet_index"
