@@ -17,9 +17,10 @@ What a file from here looks like:
   has no switch for it. A real body camera's hardware encoder writes no such SEI, so a
   file from here carries one encoder signature a camera file would not.
 
-Edits (`drop_packets`, `drop_and_retime`, `splice`) are stream copies that behave like a
-careful forger: they keep the source's tags and write no tool tag either, so tests show
-what the timestamps alone reveal. Only this module and `probe.py` import `av`.
+Edits (`drop_packets`, `drop_and_retime`, `splice`, in `edits`, re-exported here) are
+stream copies that behave like a careful forger: they keep the source's tags and write no
+tool tag either, so tests show what the timestamps alone reveal. Only `pipeline.demo`
+and the probe import `av`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -38,6 +38,17 @@ from typing import Any
 import av
 import numpy as np
 import numpy.typing as npt
+
+# The edits are re-exported: tests, the demo and the benchmarks call them as `synth.*`.
+from pipeline.demo.edits import (
+    as_seconds,
+    copy_tags,
+    drop_and_retime,
+    drop_packets,
+    open_output,
+    packets,
+    splice,
+)
 
 __all__ = [
     "Camera",
@@ -57,7 +68,6 @@ U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
 
 _AAC_FRAME = 1024  # samples per AAC-LC packet
-_MUXER_OPTIONS = {"movflags": "use_metadata_tags", "fflags": "+bitexact"}
 _DEFAULT_START = dt.datetime(2024, 5, 1, 8, 0, 0, tzinfo=dt.UTC)
 
 
@@ -176,13 +186,6 @@ def _iso(t: dt.datetime) -> str:
     return u.strftime("%Y-%m-%dT%H:%M:%S.") + f"{u.microsecond:06d}Z"
 
 
-def _open_output(path: PathLike, tags: dict[str, str], fmt: str | None = None) -> Any:
-    out = av.open(os.fspath(path), "w", format=fmt, container_options=dict(_MUXER_OPTIONS))
-    for k, v in tags.items():
-        out.metadata[k] = v
-    return out
-
-
 def _device_tags(camera: Camera, start: dt.datetime) -> dict[str, str]:
     return {
         "make": camera.make,
@@ -255,7 +258,7 @@ def _encode(
     picture, so it jumps by the gap too."""
     n_frames = int(seconds * enc.fps)
     n_samples = int(seconds * enc.sample_rate)
-    out = _open_output(path, _device_tags(camera, start), fmt="ipod" if not video else None)
+    out = open_output(path, _device_tags(camera, start), fmt="ipod" if not video else None)
     try:
         vs = _video_stream(out, enc) if video else None
         aus = _audio_stream(out, enc)
@@ -314,13 +317,6 @@ def _encode(
         out.close()
 
 
-def _seconds(value: float | Fraction | int) -> Fraction:
-    f = Fraction(value).limit_denominator(1_000_000)
-    if f < 0:
-        raise ValueError(f"negative duration {value}")
-    return f
-
-
 def write_clean(
     path: PathLike,
     seconds: float = 5.0,
@@ -330,7 +326,7 @@ def write_clean(
     encoding: Encoding = Encoding(),
 ) -> Path:
     """A continuous recording of `seconds` that began at `start` (timezone-aware)."""
-    _encode(path, _seconds(seconds), start, camera, encoding)
+    _encode(path, as_seconds(seconds), start, camera, encoding)
     return Path(path)
 
 
@@ -353,14 +349,14 @@ def write_with_interruption(
     since a camera's audio encoder stops between packets). With `silent_after_resume` the
     audio after the resume holds only the tone, no speech (for the AV-9 voice check)."""
     enc = encoding
-    at = _seconds(gap_at_s)
-    gap = _seconds(gap_s)
+    at = as_seconds(gap_at_s)
+    gap = as_seconds(gap_s)
     at_frame = round(at * enc.fps)
     gap_frames = round(gap * enc.fps)
     at_sample = round(at * enc.sample_rate / _AAC_FRAME) * _AAC_FRAME
     gap_samples = round(gap * enc.sample_rate)
     cut = _Cut(at_frame, gap_frames, at_sample, gap_samples, silent_after_resume)
-    _encode(path, _seconds(seconds), start, camera, enc, cut)
+    _encode(path, as_seconds(seconds), start, camera, enc, cut)
     return Path(path)
 
 
@@ -373,7 +369,7 @@ def write_audio_only(
     encoding: Encoding = Encoding(),
 ) -> Path:
     """An AAC voice recording in an .m4a (MP4 audio) container."""
-    _encode(path, _seconds(seconds), start, camera, encoding, video=False)
+    _encode(path, as_seconds(seconds), start, camera, encoding, video=False)
     return Path(path)
 
 
@@ -401,143 +397,6 @@ def write_still(
     finally:
         out.close()
     return Path(path)
-
-
-# --- stream-copy edits ----------------------------------------------------------------
-
-
-def _packets(inp: Any) -> Iterator[Any]:
-    for p in inp.demux():
-        if p.dts is None and p.pts is None:
-            continue  # PyAV's empty flush packet at the end of each stream
-        yield p
-
-
-def _copy_tags(inp: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in inp.metadata.items() if k != "encoder"}
-
-
-def _time(p: Any) -> Fraction:
-    return Fraction(p.pts if p.pts is not None else p.dts) * Fraction(p.time_base)
-
-
-def drop_packets(src: PathLike, dst: PathLike, from_s: float, to_s: float) -> Path:
-    """Stream-copy `src` to `dst` without the packets presented in [from_s, to_s) of
-    every stream, and without retiming: the timestamps keep a hole where they were.
-    (Video after the hole up to the next keyframe no longer decodes cleanly.)"""
-    lo, hi = _seconds(from_s), _seconds(to_s)
-    with av.open(os.fspath(src)) as inp:
-        out = _open_output(dst, _copy_tags(inp))
-        try:
-            omap = {s.index: out.add_stream_from_template(s) for s in inp.streams}
-            for p in _packets(inp):
-                if lo <= _time(p) < hi:
-                    continue
-                p.stream = omap[p.stream_index]
-                out.mux(p)
-        finally:
-            out.close()
-    return Path(dst)
-
-
-def drop_and_retime(src: PathLike, dst: PathLike, from_s: float, to_s: float) -> Path:
-    """Remove whole GOPs and close the hole, as a careful stream-copy editor does.
-
-    The video packets from the first keyframe at or after `from_s` up to (not including)
-    the first keyframe at or after `to_s` go; audio packets presented in the same span
-    go; everything later moves back by exactly that span. Video then stays perfectly
-    regular (whole frames removed, keyframe cadence kept when the span is whole GOPs);
-    audio packets sit on their own 1024-sample grid, which the span rarely matches, so
-    one audio spacing at the cut is odd. A re-encode would leave neither trace."""
-    lo, hi = _seconds(from_s), _seconds(to_s)
-    with av.open(os.fspath(src)) as inp:
-        vstreams = [s for s in inp.streams if s.type == "video"]
-        if not vstreams:
-            raise ValueError(f"{src}: no video stream to cut GOPs from")
-        vi = vstreams[0].index
-        keys = sorted(_time(p) for p in _packets(inp) if p.stream_index == vi and p.is_keyframe)
-    k1 = next((k for k in keys if k >= lo), None)
-    k2 = next((k for k in keys if k >= hi), None)
-    if k1 is None or k2 is None or k2 <= k1:
-        raise ValueError(f"{src}: no whole GOP between {from_s} s and {to_s} s")
-    span = k2 - k1
-    with av.open(os.fspath(src)) as inp:
-        out = _open_output(dst, _copy_tags(inp))
-        try:
-            omap = {s.index: out.add_stream_from_template(s) for s in inp.streams}
-            for p in _packets(inp):
-                t = _time(p)
-                if k1 <= t < k2:
-                    continue
-                if t >= k2:
-                    ticks = span / Fraction(p.time_base)
-                    d = math.floor(ticks + Fraction(1, 2))
-                    if p.pts is not None:
-                        p.pts -= d
-                    if p.dts is not None:
-                        p.dts -= d
-                p.stream = omap[p.stream_index]
-                out.mux(p)
-        finally:
-            out.close()
-    return Path(dst)
-
-
-def splice(srcs: Sequence[PathLike], dst: PathLike) -> Path:
-    """Join recordings by stream copy the way `ffmpeg -f concat -i list -c copy` does.
-
-    Each file's timestamps are moved by the sum of the declared durations of the files
-    before it (as the concat demuxer does), and a decode timestamp that would not
-    increase is set to the previous one plus one tick, presentation time raised to
-    match (as the ffmpeg command line does). That fix-up is what leaves packets one
-    tick apart at the join; the short last GOP of each file stays where it was. Every
-    source must have the same streams in the same order; the first one's tags are kept."""
-    if len(srcs) < 2:
-        raise ValueError("splice needs at least two recordings")
-    with av.open(os.fspath(srcs[0])) as first:
-        out = _open_output(dst, _copy_tags(first))
-        templates = list(first.streams)
-        try:
-            omap = {s.index: out.add_stream_from_template(s) for s in templates}
-            last_dts: dict[int, int] = {}
-            offset = Fraction(0)
-            for k, src in enumerate(srcs):
-                with av.open(os.fspath(src)) if k else _Borrowed(first) as inp:
-                    if [s.type for s in inp.streams] != [s.type for s in templates]:
-                        raise ValueError(f"{src}: streams differ from {srcs[0]}")
-                    start = Fraction(inp.start_time or 0, av.time_base)
-                    for p in _packets(inp):
-                        tb = Fraction(p.time_base)
-                        d = math.floor((offset - start) / tb + Fraction(1, 2))
-                        if p.pts is not None:
-                            p.pts += d
-                        if p.dts is not None:
-                            p.dts += d
-                            prev = last_dts.get(p.stream_index)
-                            if prev is not None and p.dts <= prev:
-                                p.dts = prev + 1
-                                if p.pts is not None and p.pts < p.dts:
-                                    p.pts = p.dts
-                            last_dts[p.stream_index] = p.dts
-                        p.stream = omap[p.stream_index]
-                        out.mux(p)
-                    offset += Fraction(inp.duration or 0, av.time_base)
-        finally:
-            out.close()
-    return Path(dst)
-
-
-class _Borrowed:
-    """Lets the first, already open input be used in the same `with` as the others."""
-
-    def __init__(self, c: Any) -> None:
-        self.c = c
-
-    def __enter__(self) -> Any:
-        return self.c
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def write_long(
@@ -584,12 +443,12 @@ def write_long(
 
 def _repeat(src: PathLike, dst: PathLike, times: int, period: Fraction) -> None:
     with av.open(os.fspath(src)) as inp:
-        out = _open_output(dst, _copy_tags(inp))
+        out = open_output(dst, copy_tags(inp))
         try:
             omap = {s.index: out.add_stream_from_template(s) for s in inp.streams}
             for k in range(times):
                 inp.seek(0)
-                for p in _packets(inp):
+                for p in packets(inp):
                     tb = Fraction(p.time_base)
                     period_ticks = period / tb
                     pts = p.pts if p.pts is not None else p.dts
