@@ -176,3 +176,37 @@ def test_s3_endpoint_and_credentials_can_come_from_the_config_file(
                           "--json")
     assert code in (0, 1), err
     assert [f["status"] for f in json.loads(out)["files"]] == ["archived"]
+
+
+def test_the_library_ingest_gates_the_store_itself_and_audits_the_refusal(
+    s3_server: Any, tmp_path: Path, clean_recording: Generated
+) -> None:
+    """A script calling `ingest()` meets the same self-test gate as the CLI: refused (and
+    audited) on a bucket without Object Lock, recorded when knowingly overridden."""
+    import datetime as dt
+
+    from pipeline.ingest.run import IngestSettings
+    from pipeline.people.permissions import open_authority
+    from pipeline.storage import open_store
+    from pipeline.storage.selftest import StoreSelftestFailed
+    from tests.ingesting import run_ingest
+
+    client = s3_config(s3_server).client()
+    bucket = f"custody-plain-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    store = open_store(f"s3://{bucket}/evidence", env=s3_server.env())
+    catalog = Catalog(tmp_path / "catalog")
+    now = dt.datetime.now(dt.UTC)
+    with pytest.raises(StoreSelftestFailed, match="self-test failed"):
+        run_ingest([clean_recording.path], store=store, catalog=catalog,
+                   settings=IngestSettings(now=lambda: now))
+    assert not list(client.list_objects_v2(Bucket=bucket, Prefix="evidence/b3/")
+                    .get("Contents", []))
+    result = run_ingest([clean_recording.path], store=store, catalog=catalog,
+                        settings=IngestSettings(now=lambda: now, allow_unverified_store=True))
+    assert result.store_selftest == "failed_overridden"
+    assert result.store_warning and "overridden" in result.store_warning
+    assert result.as_json()["run"]["store_selftest"] == "failed_overridden"
+    with open_authority(catalog, store, lambda: now) as auth:
+        results = [r.result for r in auth.audit.show(action="ingest")]
+    assert results[:2] == ["allowed", "refused"]  # authorised, then refused by the gate
