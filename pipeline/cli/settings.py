@@ -1,0 +1,319 @@
+"""One frozen `Settings` per command: flags, then the environment, then a config file.
+
+This module is the only reader of the environment and the clock in `pipeline/` (the rest
+gets them as arguments). The config file is the first found of `--config FILE`,
+`CUSTODY_CONFIG`, `./custody.toml`, `$XDG_CONFIG_HOME/custody/custody.toml` (default
+`~/.config`) and `/etc/custody/custody.toml`. Every key is checked against `KEYS`: an
+unknown key or a value of the wrong type is an `InputError` naming the key and the file,
+because a mistyped `stor = ...` silently ignored would archive evidence in the wrong place.
+Each value remembers where it came from, so `custody config show` and the "no catalog"
+error can say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pipeline.errors import InputError
+
+DEFAULT_HOME = "custody-data"
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+SYSTEM_CONFIG = Path("/etc/custody/custody.toml")
+ENVIRONMENT = {
+    "CUSTODY_STORE": "the WORM store (DIR or s3://BUCKET/PREFIX), below --store",
+    "CUSTODY_CATALOG": "the catalog (DIR or s3://BUCKET/PREFIX), below --catalog",
+    "CUSTODY_CONFIG": "the config file, below --config",
+    "CUSTODY_CATALOG_CACHE": "local state of an s3:// catalog",
+    "XDG_CONFIG_HOME": "where the user's custody/custody.toml is (default ~/.config)",
+    "AWS_*": "S3 endpoint, region and credentials (over [custody.s3])",
+    "NO_COLOR, TERM=dumb": "plain progress: no colour, no cursor movement",
+}
+# What the terminal renderer (rich) may see of the environment, and nothing else.
+_TERMINAL_VARS = ("TERM", "COLUMNS", "LINES", "NO_COLOR", "COLORTERM")
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One config-file key: its type, and what it means (for `config show` and errors)."""
+
+    kind: type
+    help: str
+
+
+KEYS: dict[str, Key] = {
+    "store": Key(str, "WORM store: DIR or s3://BUCKET/PREFIX"),
+    "catalog": Key(str, "catalog: DIR or s3://BUCKET/PREFIX"),
+    "catalog_cache": Key(str, "local state of an s3:// catalog"),
+    "labels": Key(str, "labels file for ingest"),
+    "utc_offset": Key(str, "offset of label times without one, e.g. +08:00"),
+    "timezone": Key(str, "zone of times shown to people (IANA name)"),
+    "min_lock_days": Key(int, "shortest retention after ingest, days"),
+    "chunk_size": Key(int, "fixity chunk size, bytes"),
+    "workers": Key(int, "demux worker processes"),
+    "batch_files": Key(int, "files per atomic catalog commit"),
+    "as": Key(str, "who acts when --as is not given (STAFF_ID)"),
+    "s3": Key(dict, "S3 endpoint and credentials (a table)"),
+}
+S3_KEYS = {
+    "endpoint_url": "AWS_ENDPOINT_URL_S3",
+    "region": "AWS_REGION",
+    "access_key_id": "AWS_ACCESS_KEY_ID",
+    "secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "profile": "AWS_PROFILE",
+}
+_TYPE_NAMES = {str: "a string", int: "an integer", dict: "a table"}
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigFile:
+    """The config file in use (or none), the places searched in order, and its keys."""
+
+    path: Path | None
+    found_by: str  # "--config", "CUSTODY_CONFIG", "./custody.toml", ..., or "none"
+    searched: tuple[str, ...]
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    store: str
+    catalog: str
+    labels: str | None
+    json: bool
+    quiet: bool
+    debug: bool
+    utc_offset: dt.timezone  # for parsing label and audit times given without an offset
+    timezone: ZoneInfo  # for showing times to people; stored values stay UTC
+    min_lock_days: int
+    chunk_size: int
+    probe_workers: int
+    batch_files: int
+    actor: str | None = None  # --as STAFF_ID or `as` in the config: who acts (issue 4)
+    # AWS_* variables (endpoint, region, credentials) for an s3:// store, read here once.
+    store_env: Mapping[str, str] = field(default_factory=dict)
+    os_user: str = "unknown"  # who runs the process, for a registry that is still empty
+    # Local state of an s3:// catalog (catalog.duckdb, ingest lock, manifest cache).
+    catalog_cache: str = f"{DEFAULT_HOME}/catalog-cache"
+    config: ConfigFile = field(
+        default_factory=lambda: ConfigFile(None, "none", ()))
+    # Where each setting came from: "--store", "CUSTODY_STORE", "<file>: store", "default".
+    origins: Mapping[str, str] = field(default_factory=dict)
+    terminal_env: Mapping[str, str] = field(default_factory=dict)
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+
+    def now(self) -> dt.datetime:
+        return self.clock()
+
+    @property
+    def plain(self) -> bool:
+        """No colour and no cursor movement: NO_COLOR (no-color.org) or TERM=dumb."""
+        env = self.terminal_env
+        return bool(env.get("NO_COLOR")) or env.get("TERM", "").lower() in ("dumb", "unknown")
+
+    def shown(self) -> dict[str, Any]:
+        """The effective settings as `custody config show` prints them (secrets hidden)."""
+        s3 = {k: ("***" if "SECRET" in k else v) for k, v in self.store_env.items()}
+        return {
+            "store": self.store, "catalog": self.catalog, "catalog_cache": self.catalog_cache,
+            "labels": self.labels, "utc_offset": _format_offset(self.utc_offset),
+            "timezone": self.timezone.key, "min_lock_days": self.min_lock_days,
+            "chunk_size": self.chunk_size, "workers": self.probe_workers,
+            "batch_files": self.batch_files, "as": self.actor, "s3": s3,
+        }
+
+
+def _format_offset(tz: dt.timezone) -> str:
+    delta = tz.utcoffset(None)
+    sign = "-" if delta < dt.timedelta(0) else "+"
+    minutes = abs(int(delta.total_seconds())) // 60
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def parse_offset(text: str, what: str = "--utc-offset") -> dt.timezone:
+    sign = -1 if text.startswith("-") else 1
+    hh, _, mm = text.lstrip("+-").partition(":")
+    try:
+        return dt.timezone(sign * dt.timedelta(hours=int(hh), minutes=int(mm or 0)))
+    except ValueError:
+        raise InputError(f"{what} {text!r}: expected e.g. +08:00") from None
+
+
+def _zone(text: str, what: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"{what} {text!r}: not a time zone name like Asia/Shanghai") from None
+
+
+def config_candidates(
+    explicit: str | None, env: Mapping[str, str], cwd: Path, system: Path = SYSTEM_CONFIG
+) -> list[tuple[str, Path, bool]]:
+    """(how found, path, must exist) in the order they are tried."""
+    out: list[tuple[str, Path, bool]] = []
+    if explicit:
+        out.append(("--config", Path(explicit), True))
+    if env.get("CUSTODY_CONFIG"):
+        out.append(("CUSTODY_CONFIG", Path(env["CUSTODY_CONFIG"]), True))
+    out.append(("./custody.toml", cwd / "custody.toml", False))
+    xdg = env.get("XDG_CONFIG_HOME") or (
+        str(Path(env["HOME"]) / ".config") if env.get("HOME") else "")
+    if xdg:
+        out.append(("$XDG_CONFIG_HOME/custody/custody.toml",
+                    Path(xdg) / "custody" / "custody.toml", False))
+    out.append((str(system), system, False))
+    return out
+
+
+def find_config(
+    explicit: str | None, env: Mapping[str, str], cwd: Path, system: Path = SYSTEM_CONFIG
+) -> ConfigFile:
+    """The first config file found, read and checked. A named file (--config,
+    CUSTODY_CONFIG) that does not exist is an error, not a fall-through."""
+    searched: list[str] = []
+    for how, path, required in config_candidates(explicit, env, cwd, system):
+        searched.append(str(path))
+        if path.is_file():
+            return ConfigFile(path, how, tuple(searched), read_config(path))
+        if required:
+            raise InputError(f"{path}: config file not found (named by {how})")
+    return ConfigFile(None, "none", tuple(searched))
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The `[custody]` table of a TOML file (or its top level), every key checked."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: invalid TOML: {exc}") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the config file: {exc.strerror}") from exc
+    if "custody" in data:
+        extra = sorted(set(data) - {"custody"})
+        if extra:
+            raise InputError(f"{path}: unknown key {extra[0]!r} beside [custody]")
+        section = data["custody"]
+        prefix = "custody."
+        if not isinstance(section, dict):
+            raise InputError(f"{path}: custody must be a table ([custody])")
+    else:
+        section, prefix = data, ""
+    for key, value in section.items():
+        spec = KEYS.get(key)
+        if spec is None:
+            raise InputError(f"{path}: unknown key {prefix}{key!r}; expected one of "
+                             f"{', '.join(sorted(KEYS))}")
+        # TOML booleans are Python ints: `workers = true` is still the wrong type.
+        if not isinstance(value, spec.kind) or isinstance(value, bool):
+            raise InputError(f"{path}: {prefix}{key} = {value!r}: expected "
+                             f"{_TYPE_NAMES[spec.kind]} ({spec.help})")
+    s3 = section.get("s3", {})
+    for key, value in s3.items():
+        if key not in S3_KEYS:
+            raise InputError(f"{path}: unknown key {prefix}s3.{key!r}; expected one of "
+                             f"{', '.join(sorted(S3_KEYS))}")
+        if not isinstance(value, str):
+            raise InputError(f"{path}: {prefix}s3.{key} = {value!r}: expected a string")
+    return dict(section)
+
+
+def _s3_env(cfg: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """S3 endpoint and credentials: `[custody.s3]`, overridden by the AWS_* variables."""
+    out = {S3_KEYS[k]: str(v) for k, v in cfg.get("s3", {}).items()}
+    out.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+    return out
+
+
+def _positive(name: str, value: int, origin: str) -> int:
+    if value < 1:
+        raise InputError(f"{origin}: {name} = {value}: expected a positive integer")
+    return value
+
+
+def build_settings(
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    *,
+    cwd: Path | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
+    cpu_count: int | None = None,
+    system_config: Path = SYSTEM_CONFIG,
+) -> Settings:
+    """Flags win over the environment, which wins over the config file, then defaults."""
+    here = cwd or Path.cwd()
+    conf = find_config(getattr(args, "config", None), env, here, system_config)
+    cfg = conf.values
+    origins: dict[str, str] = {}
+
+    def pick(name: str, flag: str, env_name: str, key: str, default: Any) -> Any:
+        value = getattr(args, flag, None) if flag else None
+        if value is not None:
+            origins[name] = "--" + flag.replace("_", "-")
+            return value
+        if env_name and env.get(env_name):
+            origins[name] = env_name
+            return env[env_name]
+        if key in cfg:
+            origins[name] = f"{conf.path}: {key}"
+            return cfg[key]
+        origins[name] = "default"
+        return default
+
+    cores = cpu_count if cpu_count is not None else (os.cpu_count() or 2)
+    xdg_cache = env.get("XDG_CACHE_HOME") or (
+        str(Path(env["HOME"]) / ".cache") if env.get("HOME") else "")
+    default_cache = (str(Path(xdg_cache) / "custody" / "catalog-cache") if xdg_cache
+                     else f"{DEFAULT_HOME}/catalog-cache")
+    offset_text = str(pick("utc_offset", "utc_offset", "", "utc_offset", "+08:00"))
+    zone_text = str(pick("timezone", "", "", "timezone", DEFAULT_TIMEZONE))
+    ints = {
+        name: _positive(name, int(pick(name, flag, "", name, default)), origins.get(name, name))
+        for name, flag, default in (
+            ("min_lock_days", "min_lock_days", 90), ("chunk_size", "chunk_size", 1 << 20),
+            ("workers", "workers", max(1, cores - 1)), ("batch_files", "batch_files", 16),
+        )
+    }
+    return Settings(
+        store=str(pick("store", "store", "CUSTODY_STORE", "store", f"{DEFAULT_HOME}/store")),
+        catalog=str(pick("catalog", "catalog", "CUSTODY_CATALOG", "catalog",
+                         f"{DEFAULT_HOME}/catalog")),
+        labels=pick("labels", "labels", "", "labels", None),
+        json=bool(getattr(args, "json", False)),
+        quiet=bool(getattr(args, "quiet", False)),
+        debug=bool(getattr(args, "debug", False)),
+        utc_offset=parse_offset(offset_text, origins["utc_offset"]),
+        timezone=_zone(zone_text, origins["timezone"]),
+        min_lock_days=ints["min_lock_days"],
+        chunk_size=ints["chunk_size"],
+        probe_workers=ints["workers"],
+        batch_files=ints["batch_files"],
+        actor=pick("as", "as_staff", "", "as", None),
+        store_env=_s3_env(cfg, env),
+        os_user=env.get("USER") or env.get("LOGNAME") or "unknown",
+        catalog_cache=str(pick("catalog_cache", "", "CUSTODY_CATALOG_CACHE", "catalog_cache",
+                               default_cache)),
+        config=conf,
+        origins=origins,
+        terminal_env={k: env[k] for k in _TERMINAL_VARS if k in env},
+        clock=clock or (lambda: dt.datetime.now(dt.UTC)),
+    )
+
+
+def describe_origin(s: Settings, name: str) -> str:
+    """Where a setting came from, in words, for errors ("the default ./custody-data/...")."""
+    origin = s.origins.get(name, "default")
+    if origin == "default":
+        return f"the default; set --{name}, CUSTODY_{name.upper()} or `{name}` in custody.toml"
+    return f"from {origin}"
+
+
+def origin_list(searched: Sequence[str]) -> str:
+    return ", ".join(searched) if searched else "nowhere"
