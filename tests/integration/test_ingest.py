@@ -236,7 +236,8 @@ def test_cli_labels_file_that_cannot_be_parsed_is_an_error_before_anything_is_st
 
 def test_cli_query_prints_csv(inbox: Path, tmp_path: Path) -> None:
     _cli("ingest", str(inbox), "--store", str(tmp_path / "s"), "--catalog", str(tmp_path / "c"))
-    code, out, _ = _cli("query", "--catalog", str(tmp_path / "c"), "--csv",
+    code, out, _ = _cli("query", "--catalog", str(tmp_path / "c"), "--store", str(tmp_path / "s"),
+                        "--csv",
                         "SELECT file_name FROM recordings ORDER BY file_name")
     assert code == 0
     assert out.splitlines() == ["file_name", "clean.mp4", "interrupted.mp4", "photo.jpg",
@@ -245,7 +246,9 @@ def test_cli_query_prints_csv(inbox: Path, tmp_path: Path) -> None:
 
 def test_cli_bad_sql_is_one_line_error(tmp_path: Path) -> None:
     Catalog(tmp_path / "c")  # a catalog that exists (a missing one is another error)
-    code, _, err = _cli("query", "--catalog", str(tmp_path / "c"), "SELEC nonsense")
+    LocalStore(tmp_path / "s")  # and its store (a read creates neither)
+    code, _, err = _cli("query", "--catalog", str(tmp_path / "c"), "--store", str(tmp_path / "s"),
+                        "SELEC nonsense")
     assert code == 2
     assert err.startswith("custody query: error: query failed") and err.count("\n") == 1
 
