@@ -16,7 +16,7 @@ import argparse
 import datetime as dt
 import os
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,7 +209,7 @@ def read_config(path: Path) -> dict[str, Any]:
     for key, value in section.items():
         spec = KEYS.get(key)
         if spec is None:
-            raise InputError(f"{path}: unknown key {prefix}{key!r}; expected one of "
+            raise InputError(f"{path}: unknown key '{prefix}{key}'; expected one of "
                              f"{', '.join(sorted(KEYS))}")
         # TOML booleans are Python ints: `workers = true` is still the wrong type.
         if not isinstance(value, spec.kind) or isinstance(value, bool):
@@ -218,7 +218,7 @@ def read_config(path: Path) -> dict[str, Any]:
     s3 = section.get("s3", {})
     for key, value in s3.items():
         if key not in S3_KEYS:
-            raise InputError(f"{path}: unknown key {prefix}s3.{key!r}; expected one of "
+            raise InputError(f"{path}: unknown key '{prefix}s3.{key}'; expected one of "
                              f"{', '.join(sorted(S3_KEYS))}")
         if not isinstance(value, str):
             raise InputError(f"{path}: {prefix}s3.{key} = {value!r}: expected a string")
@@ -256,7 +256,7 @@ def build_settings(
     def pick(name: str, flag: str, env_name: str, key: str, default: Any) -> Any:
         value = getattr(args, flag, None) if flag else None
         if value is not None:
-            origins[name] = "--" + flag.replace("_", "-")
+            origins[name] = "--" + (key if flag == "as_staff" else flag).replace("_", "-")
             return value
         if env_name and env.get(env_name):
             origins[name] = env_name
@@ -315,5 +315,3 @@ def describe_origin(s: Settings, name: str) -> str:
     return f"from {origin}"
 
 
-def origin_list(searched: Sequence[str]) -> str:
-    return ", ".join(searched) if searched else "nowhere"

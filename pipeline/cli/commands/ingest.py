@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -17,33 +16,21 @@ def cmd_ingest(args: argparse.Namespace, s: Settings, ui: Output) -> int:
     from pipeline.ingest.run import IngestSettings, ingest
 
     with open_context(s, writes=True) as ctx:
-        options: dict[str, Any] = {}
-        names = {f.name for f in dataclasses.fields(IngestSettings)}
-        if "allow_unverified_store" in names:
-            # ingest runs the store self-test gate itself (pipeline.storage.selftest).
-            options["allow_unverified_store"] = args.allow_unverified_store
-        else:
-            # Until ingest calls the gate itself: the same gate, run here.
-            from pipeline.storage.selftest import gate_store
-
-            gate = gate_store(ctx.store, allow_unverified=args.allow_unverified_store)
-            options["store_selftest"] = gate.state
-            if gate.warning:
-                ui.warn(gate.warning)
         settings = IngestSettings(
             now=s.now, labels_path=s.labels, chunk_size=s.chunk_size,
             min_lock=dt.timedelta(days=s.min_lock_days), default_offset=s.utc_offset,
             probe_workers=s.probe_workers, batch_files=s.batch_files,
-            full_demux=args.full_demux, **options,
+            full_demux=args.full_demux,
+            # ingest runs the store self-test gate itself (pipeline.storage.selftest).
+            allow_unverified_store=args.allow_unverified_store,
         )
         with ui.progress("ingest") as bar:
             result = ingest(
                 args.sources, store=ctx.store, catalog=ctx.catalog, settings=settings,
                 progress=bar.accept if bar else None, auth=ctx.auth, actor=ctx.actor,
             )
-        warning = getattr(result, "store_warning", None)
-        if warning:
-            ui.warn(warning)
+        if result.store_warning:
+            ui.warn(result.store_warning)
         ctx.catalog.refresh_views()
         db_path = ctx.catalog.db_path
     if s.json:
