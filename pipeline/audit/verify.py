@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.errors import CustodyError
 from pipeline.integrity import chain
 from schemas.audit import AuditRecord, Seal, decode
 from schemas.media import Finding, Subject
@@ -30,7 +31,7 @@ NOTE = (
 )
 
 
-class SegmentMissing(Exception):
+class SegmentMissing(CustodyError):
     """`read_sealed` raises this when a sealed segment's object is gone from the store."""
 
 
