@@ -45,4 +45,4 @@ def register(sub: Any, shared: argparse.ArgumentParser) -> None:
                      help="print CSV")
     fmt.add_argument("--table", dest="format", action="store_const", const="table",
                      help="print a table (default)")
-    p.set_defaults(func=cmd_query, format=None, formats=("format",))
+    p.set_defaults(func=cmd_query, format=None)
