@@ -3,7 +3,8 @@
 The input is `pipeline.demo.synth.write_long` output (1080p30 ~6 Mbit/s H.264 + AAC, one
 minute encoded once and remuxed end to end). It is cached under `<repo>/.cache/bench/`
 (ignored by git), named by a key over everything that decides its bytes: the
-`write_long` parameters, the PyAV version and the source of `pipeline/demo/synth.py`. Both the
+`write_long` parameters, the PyAV version and the source of `pipeline/demo/synth.py` and
+`edits.py`. Both the
 one-minute encode and the long file are written to a temporary name in the same directory
 and renamed into place, so an interrupted generation never leaves a file under a cache
 name. Set `CUSTODY_BENCH_MINUTES` for a shorter input while working on the benchmarks.
@@ -92,7 +93,9 @@ def _cache_key(minutes: int) -> tuple[str, str, dict[str, Any]]:
         "camera": asdict(synth.Camera()),
         "start": start.isoformat(),
         "av": av.__version__,
+        # The writer and the muxer helpers it shares with the edits.
         "synth_py_sha256": _file_sha256(Path(synth.__file__)),
+        "edits_py_sha256": _file_sha256(Path(synth.__file__).with_name("edits.py")),
     }
     minute_key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
     long_key = hashlib.sha256(

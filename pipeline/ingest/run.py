@@ -22,7 +22,7 @@ import fcntl
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pipeline.catalog.core import Catalog
@@ -43,6 +43,7 @@ from pipeline.ingest.outcome import (
 from pipeline.ingest.prober import Prober
 from pipeline.media.sniff import sniff
 from pipeline.people.permissions import Authority
+from pipeline.progress import Progress, Tick
 from pipeline.storage.base import WormStore
 from pipeline.storage.selftest import StoreSelftestFailed, gate_store
 from schemas.audit import REFUSED
@@ -53,7 +54,6 @@ __all__ = [
     "RunResult", "finding_json", "ingest", "iter_files",
 ]
 
-Progress = Callable[[int, int, str], None]
 
 
 def iter_files(sources: Sequence[str | os.PathLike[str]]) -> Iterator[tuple[Path, Path | None]]:
@@ -162,17 +162,22 @@ class _Run:
         closer = threading.Thread(target=prober.close, name="probe-close")
         try:
             sniffs: list[tuple[str | None, str]] = []
+            sizes: list[int] = []
             for path, _ in files:
                 try:
                     sn = sniff(path)
                     sniffs.append((sn.kind, sn.reason))
+                    sizes.append(os.stat(path).st_size)
                 except OSError as exc:
                     sniffs.append((None, f"cannot read: {exc.strerror or exc}"))
+                    sizes.append(0)
+            total, done = sum(sizes), 0
             queue = [i for i, (kind, _) in enumerate(sniffs) if kind is not None]
             ahead = s.probe_workers + 1
             for i, (path, root) in enumerate(files):
                 if progress:
-                    progress(i, len(files), str(path))
+                    progress(Tick(i, len(files), done, total, str(path)))
+                done += sizes[i]
                 kind, reason = sniffs[i]
                 # The read starts first: submitting a probe may wait for a worker to start.
                 started = start_reading(path, tools, s.chunk_size) if kind is not None else None
@@ -188,7 +193,7 @@ class _Run:
                 elif started is not None:
                     committer.add(ingest_file(self.job(path, root), tools, started))
             if progress:
-                progress(len(files), len(files), "")
+                progress(Tick(len(files), len(files), done, total))
         finally:
             closer.start()
             tools.reader.shutdown(wait=True)

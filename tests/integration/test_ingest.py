@@ -16,6 +16,7 @@ from pipeline.catalog.core import Catalog
 from pipeline.cli.main import main
 from pipeline.demo import synth
 from pipeline.ingest.run import IngestSettings
+from pipeline.progress import Tick
 from pipeline.storage.local import LocalStore
 from tests.ingesting import run_ingest
 from tests.mediagen import START, Generated
@@ -27,10 +28,10 @@ def _settings(**kw: Any) -> IngestSettings:
     return IngestSettings(now=lambda: NOW, **kw)
 
 
-def _run(src: Path | list[Path], tmp: Path, **kw: Any) -> Any:
+def _run(src: Path | list[Path], tmp: Path, progress: Any = None, **kw: Any) -> Any:
     sources = src if isinstance(src, list) else [src]
     return run_ingest(sources, store=LocalStore(tmp / "store"), catalog=Catalog(tmp / "catalog"),
-                      settings=_settings(**kw))
+                      settings=_settings(**kw), progress=progress)
 
 
 def _cli(*argv: str) -> tuple[int, str, str]:
@@ -363,3 +364,15 @@ def test_full_demux_option_gives_the_same_catalog_packets(
     q = "SELECT * EXCLUDE (batch, date) FROM packets ORDER BY stream_index, packet_index"
     first, second = Catalog(tmp_path / "c1").query(q), Catalog(tmp_path / "c2").query(q)
     assert first.num_rows > 100 and first.to_pylist() == second.to_pylist()
+
+
+def test_progress_is_weighted_by_bytes(inbox: Path, tmp_path: Path) -> None:
+    """One Tick before each file and one at the end; bytes are the files' sizes, in order."""
+    ticks: list[Tick] = []
+    res = _run(inbox, tmp_path, progress=ticks.append)
+    sizes = [os.stat(o.path).st_size for o in res.files]
+    assert len(ticks) == len(res.files) + 1 == 7
+    assert [t.done_bytes for t in ticks] == [sum(sizes[:i]) for i in range(7)]
+    assert {t.total_bytes for t in ticks} == {sum(sizes)}
+    assert [t.done_items for t in ticks] == list(range(7))
+    assert [t.current for t in ticks[:-1]] == [o.path for o in res.files]

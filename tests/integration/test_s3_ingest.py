@@ -151,8 +151,11 @@ def test_ingest_into_a_non_enforcing_store_needs_an_override_which_is_recorded(
     assert runs == [{"store_selftest": "failed_overridden"}]
 
 
-def test_store_selftest_command_passes_on_a_locked_bucket(s3_server: Any, s3_uri: str) -> None:
-    code, out, _ = _cli(s3_server.env(), "store", "selftest", "--store", s3_uri, "--json")
+def test_store_selftest_command_passes_on_a_locked_bucket(
+    s3_server: Any, s3_uri: str, tmp_path: Path
+) -> None:
+    code, out, _ = _cli(s3_server.env(), "store", "selftest", "--store", s3_uri,
+                        "--catalog", str(tmp_path / "c"), "--json")
     assert code == 0
     assert json.loads(out)["passed"] is True
 
