@@ -27,7 +27,6 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
-    MofNCompleteColumn,
     Progress,
     TaskProgressColumn,
     TextColumn,
@@ -160,22 +159,12 @@ def byte_columns() -> tuple[Any, ...]:
     )
 
 
-def item_columns() -> tuple[Any, ...]:
-    """For a caller that reports files but not bytes."""
-    return (
-        TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-        MofNCompleteColumn(), TextColumn("files"), TimeRemainingColumn(),
-        TextColumn("{task.fields[current]}"),
-    )
-
-
 class TickRenderer:
     """Shows each `Tick` on a rich progress bar: bytes are the weight, files the count."""
 
     def __init__(self, bar: Progress, task: Any) -> None:
         self._bar = bar
         self._task = task
-        self._items_columns = item_columns()
 
     def __call__(self, tick: Tick) -> None:
         self._bar.update(
@@ -185,20 +174,9 @@ class TickRenderer:
             current=_tail(tick.current, 30),
         )
 
-    def legacy(self, done: int, total: int, current: str) -> None:
-        """The older `progress(i, n, path)` callers (files only, no bytes): a file is the
-        unit. Kept while ingest and fixity move to Ticks."""
-        if self._bar.columns != self._items_columns:
-            self._bar.columns = self._items_columns
-        self._bar.update(self._task, completed=done, total=total or None,
-                         current=_tail(current, 30))
-
-    def accept(self, *args: Any) -> None:
-        """A callback for either form: `progress(Tick)` or `progress(i, n, path)`."""
-        if len(args) == 1 and isinstance(args[0], Tick):
-            self(args[0])
-        else:
-            self.legacy(*args)
+    def accept(self, tick: Tick) -> None:
+        """The callback handed to services (`progress=bar.accept`)."""
+        self(tick)
 
 
 def _tail(path: str, width: int) -> str:

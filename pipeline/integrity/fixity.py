@@ -11,12 +11,13 @@ finding about its stored object (`Subject("object", key)`); `verify_fixity` does
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import blake3
 
 from pipeline.catalog.core import Catalog, recording_filter
+from pipeline.progress import Progress, Tick
 from pipeline.storage.base import ObjectNotFound, StoreError, WormStore
 from schemas.media import Finding, Subject
 from schemas.verification import Verification
@@ -56,17 +57,20 @@ def verify(
     store: WormStore,
     catalog: Catalog,
     selectors: Sequence[str] = (),
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[FixityResult]:
-    """Check every selected recording (all by default) against its stored object."""
+    """Check every selected recording (all by default) against its stored object.
+    Progress is weighted by the objects' sizes."""
     rows = _select(catalog, selectors)
-    results = []
+    total = sum(int(str(r["size_bytes"])) for r in rows)
+    results, done = [], 0
     for n, row in enumerate(rows):
         if progress:
-            progress(n, len(rows), str(row["file_name"]))
+            progress(Tick(n, len(rows), done, total, str(row["file_name"])))
         results.append(_verify_one(store, catalog, row))
+        done += int(str(row["size_bytes"]))
     if progress:
-        progress(len(rows), len(rows), "")
+        progress(Tick(len(rows), len(rows), done, total))
     return results
 
 
@@ -82,7 +86,7 @@ def verify_fixity(
     store: WormStore,
     catalog: Catalog,
     selectors: Sequence[str] = (),
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Progress | None = None,
 ) -> Verification:
     """`verify`, summarized: every finding about its object, one result."""
     return summarize(store.uri, verify(store, catalog, selectors, progress))

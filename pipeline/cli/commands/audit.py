@@ -52,14 +52,15 @@ def cmd_audit_verify(args: argparse.Namespace, s: Settings, ui: Output) -> int:
     with open_context(s, writes=False, require_actor=True) as c:
         c.auth.authorize(c.actor, AUDIT_VERIFY, "audit")
         report = c.auth.audit.verify()
+    result = report.verification
     if s.json:
-        ui.dump_json(report.as_json())
+        ui.dump_json({**report.as_json(), "verification": result.as_json()})
     elif report.first_break is None:
         ui.write(f"OK audit chain whole: {report.records} records in {report.segments} "
                  f"segments ({report.sealed_segments} sealed), last {report.last_blake3}\n")
     else:
         ui.write(f"BROKEN audit chain: first break at {report.first_break}\n")
-    return 0 if report.ok else 1
+    return 0 if result.ok else 1
 
 
 def cmd_audit_seal(args: argparse.Namespace, s: Settings, ui: Output) -> int:

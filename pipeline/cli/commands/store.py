@@ -18,19 +18,21 @@ def cmd_store_selftest(args: argparse.Namespace, s: Settings, ui: Output) -> int
         what = f"selftest:{ctx.store.uri}"
         ctx.auth.authorize(ctx.actor, VERIFY, what)
         report = selftest(ctx.store)
+        result = report.verification
         ctx.auth.record(ctx.actor, VERIFY, what, "allowed", report.summary())
     if s.json:
         ui.dump_json({
-            "store": report.store_uri, "passed": report.passed,
+            "store": report.store_uri, "passed": result.ok,
             "tamper_proof": report.tamper_proof, "note": report.note,
             "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail}
                        for c in report.checks],
+            "verification": result.as_json(),
         })
     else:
         for c in report.checks:
             ui.write(f"{'PASS' if c.passed else 'FAIL'} {c.name}: {c.detail}\n")
         ui.write(f"{report.summary()}\n{report.note}\n")
-    return 0 if report.passed else 1
+    return 0 if result.ok else 1
 
 
 def register(sub: Any, shared: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ from pipeline.errors import InputError
 
 
 def cmd_verify(args: argparse.Namespace, s: Settings, ui: Output) -> int:
-    from pipeline.integrity.fixity import verify
+    from pipeline.integrity.fixity import summarize, verify
     from schemas.people import VERIFY
 
     with open_context(s, writes=False) as ctx:
@@ -20,14 +20,16 @@ def cmd_verify(args: argparse.Namespace, s: Settings, ui: Output) -> int:
         with ui.progress("verify") as bar:
             results = verify(ctx.store, ctx.catalog, args.recordings,
                              progress=bar.accept if bar else None)
+        summary = summarize(ctx.store.uri, results)
         bad_keys = [r.store_key for r in results if not r.ok]
         ctx.auth.record(ctx.actor, VERIFY, ctx.store.uri, "allowed",
-                        f"{len(results)} objects checked, {len(bad_keys)} failed"
+                        summary.summary()
                         + (f": {', '.join(bad_keys[:20])}" if bad_keys else ""))
     bad = [r for r in results if not r.ok]
     if s.json:
         ui.dump_json({
             "checked": len(results), "failed": len(bad),
+            "verification": summary.as_json(),
             "objects": [{
                 "blake3": r.blake3, "file_name": r.file_name, "key": r.store_key,
                 "ok": r.ok,
@@ -45,7 +47,7 @@ def cmd_verify(args: argparse.Namespace, s: Settings, ui: Output) -> int:
         ui.write(f"{len(results)} objects checked, {len(bad)} failed\n")
     if args.recordings and not results:
         raise InputError(f"no recording in the catalog matches {' '.join(args.recordings)}")
-    return 1 if bad else 0
+    return 0 if summary.ok else 1
 
 
 def register(sub: Any, shared: argparse.ArgumentParser) -> None:
