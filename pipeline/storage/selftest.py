@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import blake3
 
-from pipeline.storage.base import RetentionRefused, StoreError, WormStore
+from pipeline.storage.base import RetentionRefused, StoreError, WormStore, key_for
 from schemas.media import Finding, Subject
 from schemas.verification import Verification
 
@@ -172,16 +172,81 @@ def _error_code(exc: Exception) -> str | None:
     return None
 
 
+# What S3 servers answer when Object Lock refuses a request: AWS, SeaweedFS, MinIO and Ceph
+# RGW all say AccessDenied (403). Any other error (500 InternalError, 503 SlowDown, 400
+# InvalidRequest, 501 NotImplemented, NoSuchVersion...) proves nothing about the lock:
+# the server failed, or the version is not there to protect.
+_REFUSAL_CODES = frozenset({"AccessDenied"})
+
+
 def _attempt(call: Callable[[], Any]) -> tuple[bool, str]:
-    """(refused, what happened) for one attack request."""
+    """(refused, what happened) for one attack request; only a lock refusal is a refusal."""
     try:
         call()
     except Exception as exc:
         code = _error_code(exc)
         if code is None:
             raise
-        return True, f"refused ({code})"
+        if code in _REFUSAL_CODES:
+            return True, f"refused ({code})"
+        return False, f"answered {code}, which is no refusal"
     return False, "ACCEPTED"
+
+
+def _lock_of(client: Any, bucket: str, key: str, version: str) -> tuple[str | None, Any]:
+    """(mode, retain-until) of exactly this version, as the server reports it now."""
+    try:
+        head = client.head_object(Bucket=bucket, Key=key, VersionId=version)
+    except Exception as exc:
+        if _error_code(exc) is None:
+            raise
+        return None, None
+    return head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate")
+
+
+_MULTIPART_CANARY_BYTES = 5 * (1 << 20)  # one part of the S3 minimum part size
+
+
+def _multipart_canary(store: S3Store, now: dt.datetime, until: dt.datetime) -> tuple[bool, str]:
+    """Upload a one-part multipart canary with the lock headers; (locked as asked, detail).
+
+    Raw requests, not `put_file`: the store re-locks a version the server left unlocked
+    (`_ensure_locked`), which would hide exactly what this checks, that the server keeps
+    the Object Lock headers of CreateMultipartUpload."""
+    line = _canary_bytes(now)
+    data = (line * (_MULTIPART_CANARY_BYTES // len(line) + 1))[:_MULTIPART_CANARY_BYTES]
+    client, bucket = store._client, store.bucket
+    full = store._full(key_for(blake3.blake3(data).hexdigest()))
+    sha = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    until = until.replace(microsecond=0) + dt.timedelta(seconds=1)
+    try:
+        upload = client.create_multipart_upload(
+            Bucket=bucket,
+            Key=full,
+            ChecksumAlgorithm="SHA256",
+            ObjectLockMode="COMPLIANCE",
+            ObjectLockRetainUntilDate=until,
+        )["UploadId"]
+        etag = client.upload_part(
+            Bucket=bucket, Key=full, UploadId=upload, PartNumber=1, Body=data,
+            ChecksumAlgorithm="SHA256", ChecksumSHA256=sha,
+        )["ETag"]  # fmt: skip
+        version = client.complete_multipart_upload(
+            Bucket=bucket, Key=full, UploadId=upload,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag, "ChecksumSHA256": sha}]},
+        )["VersionId"]  # fmt: skip
+    except Exception as exc:
+        code = _error_code(exc)
+        if code is None:
+            raise
+        return False, f"multipart canary not written: {code}"
+    mode, have = _lock_of(client, bucket, full, str(version))
+    ok = mode == "COMPLIANCE" and have == until
+    return ok, (
+        f"{full} version {version}: asked COMPLIANCE until {until.isoformat()}, stored "
+        f"mode {mode}, retain-until {have.isoformat() if have else None}"
+        + ("" if ok else " (the server does not keep the lock headers of multipart uploads)")
+    )
 
 
 def _selftest_s3(store: S3Store, now: dt.datetime, keep: dt.timedelta) -> SelftestReport:
@@ -208,7 +273,11 @@ def _selftest_s3(store: S3Store, now: dt.datetime, keep: dt.timedelta) -> Selfte
     bucket, full, version = store.bucket, store._full(key), info.version
     raw = client.head_object(Bucket=bucket, Key=full, VersionId=version)
     mode = raw.get("ObjectLockMode")
-    locked = mode == "COMPLIANCE" and info.retain_until_utc is not None
+    locked = (
+        mode == "COMPLIANCE"
+        and info.retain_until_utc is not None
+        and info.retain_until_utc >= until
+    )
     checks.append(
         Check(
             "canary-locked",
@@ -217,6 +286,9 @@ def _selftest_s3(store: S3Store, now: dt.datetime, keep: dt.timedelta) -> Selfte
             f"{info.retain_until_utc.isoformat() if info.retain_until_utc else None}",
         )
     )
+
+    ok, what = _multipart_canary(store, now, until)
+    checks.append(Check("multipart-canary-locked", ok, what))
 
     def original_intact() -> bool:
         """The locked version still holds the canary, and the store still reads it."""
@@ -280,8 +352,10 @@ def _selftest_s3(store: S3Store, now: dt.datetime, keep: dt.timedelta) -> Selfte
             BypassGovernanceRetention=True,
         )
     )
-    after = store.head(key).retain_until_utc
-    kept = after is not None and after >= until
+    # Exactly the canary's version, unchanged: after an accepted delete, store.head would
+    # read the next version under the key and prove nothing about this one.
+    after_mode, after = _lock_of(client, bucket, full, str(version))
+    kept = after_mode == "COMPLIANCE" and after == info.retain_until_utc
     checks.append(
         Check(
             "shorten-retention-refused",

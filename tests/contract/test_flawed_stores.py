@@ -56,18 +56,13 @@ ALL_SINGLE_PART = (
 )
 
 
-def _not_yet(what: str) -> pytest.MarkDecorator:
-    reason = f"selftest does not yet catch {what}: see issue 11"
-    return pytest.mark.xfail(strict=True, reason=reason)
-
-
 @dataclass(frozen=True)
 class Flawed:
     """A flaw and the self-test checks it must make fail (all the others must pass)."""
 
     make: Callable[[], Flaw]
     failing: frozenset[str]
-    multipart_fails: bool = False  # also fails the multipart canary, once the self-test has one
+    multipart_fails: bool = False  # also fails the multipart canary
 
 
 GOVERNANCE = Flawed(
@@ -95,21 +90,18 @@ SHORTEN_ACCEPTED = Flawed(ShortenAccepted, frozenset({"shorten-retention-refused
 SHORTEN_ERROR = Flawed(RetentionAnswersError, frozenset({"shorten-retention-refused"}))
 MULTIPART_DROPPED = Flawed(MultipartLockDropped, frozenset(), multipart_fails=True)
 
-_ERROR_AS_REFUSAL = _not_yet("a delete answered with an error that is no refusal")
-_RETENTION_ERROR = _not_yet("a shortening answered with an error that is no refusal")
-_MULTIPART = _not_yet("lock headers dropped on multipart uploads (no multipart canary)")
 
 FLAWS = [
     pytest.param(GOVERNANCE, id="compliance-downgraded-to-governance"),
     pytest.param(GOVERNANCE_LYING, id="governance-reported-as-compliance"),
-    pytest.param(DELETE_500, id="delete-answers-500-InternalError", marks=_ERROR_AS_REFUSAL),
-    pytest.param(DELETE_503, id="delete-answers-503-SlowDown", marks=_ERROR_AS_REFUSAL),
-    pytest.param(DELETE_400, id="delete-answers-400-InvalidRequest", marks=_ERROR_AS_REFUSAL),
-    pytest.param(DELETE_501, id="delete-answers-501-NotImplemented", marks=_ERROR_AS_REFUSAL),
+    pytest.param(DELETE_500, id="delete-answers-500-InternalError"),
+    pytest.param(DELETE_503, id="delete-answers-503-SlowDown"),
+    pytest.param(DELETE_400, id="delete-answers-400-InvalidRequest"),
+    pytest.param(DELETE_501, id="delete-answers-501-NotImplemented"),
     pytest.param(DELETE_ACCEPTED, id="delete-accepted"),
     pytest.param(SHORTEN_ACCEPTED, id="retention-shortened"),
-    pytest.param(SHORTEN_ERROR, id="shortening-answers-501", marks=_RETENTION_ERROR),
-    pytest.param(MULTIPART_DROPPED, id="multipart-lock-headers-dropped", marks=_MULTIPART),
+    pytest.param(SHORTEN_ERROR, id="shortening-answers-501"),
+    pytest.param(MULTIPART_DROPPED, id="multipart-lock-headers-dropped"),
 ]
 # Through the CLI: one flaw of each of issue 11's five (the library tests take the variants;
 # the CLI's client makes 5 attempts, so a retried 5xx would only add backoff).
@@ -121,7 +113,8 @@ CLI_FLAWS = [p for p in FLAWS if p.id in (
 
 def expected_failures(flawed: Flawed, names: set[str]) -> set[str]:
     """The checks `flawed` must fail, of the self-test's check `names`."""
-    multipart = {MULTIPART} if flawed.multipart_fails and MULTIPART in names else set()
+    assert MULTIPART in names, "the self-test has no multipart canary"
+    multipart = {MULTIPART} if flawed.multipart_fails else set()
     return set(flawed.failing) | multipart
 
 
