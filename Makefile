@@ -9,8 +9,8 @@ STAMP := $(VENV)/.installed
 SYSSTAMP := $(VENV)/.sysdeps
 # Debian packages the tests and benchmarks use as independent peers and renderers (never
 # the product): ffprobe cross-checks timestamps, b3sum hashes, Chromium renders the AUX-13
-# roster page with the CJK fonts.
-DEBS := ffmpeg b3sum chromium fonts-noto-cjk
+# roster page with the CJK fonts; espeak-ng speaks the Mandarin of the AV-9 voice tests.
+DEBS := ffmpeg b3sum chromium fonts-noto-cjk espeak-ng
 
 .PHONY: demo test bench lint install sysdeps clean
 

@@ -1,10 +1,17 @@
-"""AV-9 voice check: where recording resumed, and whether the audio after it sounds spoken.
+"""AV-9 voice check: where recording resumed, and whether anybody spoke after it.
 
 After an interruption the officer must say why on the recording. `resume_points` finds
 the resume after every GAP_IN_STREAM (video and audio of one interruption merged); the
-probe decodes a few seconds of audio there (`pipeline.media.probe.audio_levels`, the
-only decode of an ingest) and `speech_like` judges the short-time levels. A steady tone,
-hum, wind or silence does not pass; this is a level test, not speech recognition. Pure.
+probe decodes the window after it (`pipeline.media.probe.audio_levels`, the only decode of
+an ingest), removes steady tones, normalises the level and runs a voice activity detector
+(Silero VAD) on it: one speech probability per 32 ms chunk. `judge_resume` decides from
+those probabilities alone: the interruption is explained when at least `min_speech` of
+the window is speech with probability >= `speech_p`. The finding says what was heard
+instead. A detector, not speech recognition: it hears that somebody spoke, not what. Pure.
+
+`speech_like` is the level-spread test this replaced (syllable-rate modulated noise passed
+it, speech over mains hum failed it); nothing here uses it, `analysis.timing` still
+re-exports it.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -20,7 +28,10 @@ from pipeline.analysis.timeline import Clock, presented
 from pipeline.analysis.tolerances import Tolerances
 from schemas.media import Finding, ProbeResult
 
-__all__ = ["Resume", "resume_points", "speech_like"]
+__all__ = [
+    "Heard", "Resume", "ResumeAudio", "VoiceTolerances", "hear", "judge_resume",
+    "resume_points", "speech_like",
+]
 
 _DEFAULT = Tolerances()
 
@@ -72,3 +83,111 @@ def speech_like(dbfs: npt.NDArray[np.float64], tol: Tolerances = _DEFAULT) -> tu
             f"speech needs at least {tol.voice_range_db:.0f} dB): tone, hum or noise only"
         )
     return True, f"speech-like level changes of {spread:.1f} dB"
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceTolerances:
+    """Thresholds of the voice check beyond `Tolerances.voice_window`.
+
+    Measured on espeak-ng Mandarin (one 4 s sentence: about 3 s of chunks over 0.5) and on
+    non-speech (modulated noise, hum, tones, room noise, silence: no chunk over 0.12)."""
+
+    speech_p: float = 0.5  # a chunk is speech at this probability or more
+    min_speech: Fraction = Fraction(1)  # seconds of speech chunks that explain a resume
+    silent_dbfs: float = -60.0  # loudest 20 ms below this: near silence
+
+
+_VOICE = VoiceTolerances()
+
+
+class ResumeAudio(Protocol):
+    """What the probe heard after a resume (`pipeline.media.probe.AudioLevels`)."""
+
+    @property
+    def has_audio(self) -> bool: ...
+    @property
+    def dbfs(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def frame_seconds(self) -> float: ...
+    @property
+    def speech_p(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def chunk_seconds(self) -> float: ...
+    @property
+    def tones_hz(self) -> tuple[float, ...]: ...
+    @property
+    def tone_share(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """The verdict on one window: whether speech explains the resume, and what was heard."""
+
+    explained: bool
+    speech_seconds: float
+    first_speech_seconds: float | None  # after the resume
+    detail: str
+
+
+def hear(audio: ResumeAudio, voice: VoiceTolerances = _VOICE) -> Heard:
+    """Whether the window holds enough speech, and what it holds, in words. Pure."""
+    chunk = audio.chunk_seconds
+    p = audio.speech_p
+    window = p.size * chunk
+    speaking = np.flatnonzero(p >= voice.speech_p)
+    speech_s = speaking.size * chunk
+    first = float(speaking[0] * chunk) if speaking.size else None
+    if speech_s >= float(voice.min_speech) - 1e-9 and first is not None:
+        return Heard(True, speech_s, first,
+                     f"{speech_s:.1f} s of speech from {first:.1f} s after the resume")
+    if p.size == 0:
+        return Heard(False, 0.0, None, "less than 0.1 s of audio follows it")
+    heard = f"{round(window, 1):g} s of {_sound(audio, voice)}"
+    if speaking.size:
+        return Heard(False, speech_s, first, (
+            f"only {speech_s:.1f} s of speech from {first:.1f} s after it "
+            f"({float(voice.min_speech):g} s needed) in {heard}"
+        ))
+    return Heard(False, 0.0, None, f"no speech: {heard}")
+
+
+def _sound(audio: ResumeAudio, voice: VoiceTolerances) -> str:
+    """What a non-speech window sounds like, from its levels and the tones removed."""
+    d = audio.dbfs
+    if d.size == 0 or float(d.max()) < voice.silent_dbfs:
+        return "near silence" + (f" (at most {float(d.max()):.0f} dBFS)" if d.size else "")
+    p10, p50, p90 = (float(x) for x in np.percentile(d, [10, 50, 90]))
+    tones = ", ".join(f"{t:g}" for t in audio.tones_hz)
+    if audio.tone_share >= 0.5 and tones:
+        kind = "mains hum" if all(_mains(t) for t in audio.tones_hz) else "tone"
+        return f"a steady {kind} ({tones} Hz) at {p50:.0f} dBFS"
+    if p90 - p10 < 8.0:
+        return f"steady noise at {p50:.0f} dBFS"
+    return f"sound at {p50:.0f} dBFS varying by {p90 - p10:.0f} dB, not speech"
+
+
+def _mains(hz: float) -> bool:
+    return any(abs(hz - k * base) <= 2 for base in (50, 60) for k in range(1, 11))
+
+
+def judge_resume(
+    resume: Resume, audio: ResumeAudio | None, tol: Tolerances = _DEFAULT,
+    voice: VoiceTolerances = _VOICE,
+) -> Finding | None:
+    """UNEXPLAINED_INTERRUPTION for a resume whose audio holds no speech; None if spoken
+    to. `audio` None: the window could not be decoded. Pure."""
+    window = float(tol.voice_window)
+    if audio is None:
+        why = "the audio after it could not be decoded"
+    elif not audio.has_audio:
+        why = "the file has no audio track, so nothing can have been said"
+    else:
+        heard = hear(audio, voice)
+        if heard.explained:
+            return None
+        why = f"in the next {window:g} s {heard.detail}"
+    return Finding(
+        "UNEXPLAINED_INTERRUPTION",
+        f"Recording resumed at {resume.at_seconds:.3f} s after an interruption, but {why}.",
+        at_seconds=resume.at_seconds,
+    )

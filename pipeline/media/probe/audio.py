@@ -1,7 +1,9 @@
-"""PyAV adapter, audio: decode a few seconds of audio after a resume (the AV-9 voice check).
+"""PyAV adapter, audio: decode the audio after a resume and hear it (the AV-9 voice check).
 
 A targeted second pass, only where an interruption was found: decoding costs about a
-hundred times a demux. The result is plain data (numpy), never a PyAV object.
+hundred times a demux. The window is decoded to 16 kHz mono, its short-time levels are
+measured, and `speech` cleans it and runs the voice activity detector on it. The result
+is plain data (numpy), never a PyAV object; `pipeline.analysis.voice` judges it.
 """
 
 from __future__ import annotations
@@ -14,17 +16,29 @@ import av
 import av.logging
 import numpy as np
 
-_LEVEL_RATE = 16000
+from pipeline.media.probe.speech import CHUNK, RATE, clean, speech_probabilities
+
+_RATE = RATE
+
+
+def _empty() -> np.ndarray:
+    return np.zeros(0, dtype=np.float64)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AudioLevels:
-    """Short-time RMS levels (dBFS, mono, 16 kHz) of `seconds` of audio from `start`."""
+    """What `seconds` of audio from `start` hold (mono, 16 kHz): short-time RMS levels
+    (dBFS, one per `frame_seconds`), the detector's speech probability per `chunk_seconds`
+    (after steady tones were removed and the level normalised), and the tones removed."""
 
     start_seconds: float
     frame_seconds: float
     dbfs: np.ndarray  # one value per frame; empty when there is no audio there
     has_audio: bool
+    chunk_seconds: float = CHUNK / _RATE
+    speech_p: np.ndarray = dataclasses.field(default_factory=_empty)  # one per chunk
+    tones_hz: tuple[float, ...] = ()  # loudest first
+    tone_share: float = 0.0  # of the window's energy
 
 
 def audio_levels(
@@ -32,23 +46,24 @@ def audio_levels(
     frame_ms: int = 20,
 ) -> AudioLevels:
     """Decode the first audio stream from `start_seconds` (absolute presentation time) for
-    `seconds` and return per-frame levels. A targeted second pass: only called where an
-    interruption was found, since decoding costs ~100x demuxing."""
+    `seconds`; its levels and speech probabilities. A targeted second pass: only called
+    where an interruption was found, since decoding costs ~100x demuxing."""
     spath = os.fspath(path)
-    frame = _LEVEL_RATE * frame_ms // 1000
-    empty = np.zeros(0, dtype=np.float64)
+    frame = _RATE * frame_ms // 1000
+    empty = _empty()
+    start = float(start_seconds)
     prev_level = av.logging.get_level()
     av.logging.set_level(av.logging.PANIC)
     try:
         with av.open(spath) as container:
             streams = [s for s in container.streams if s.type == "audio"]
             if not streams:
-                return AudioLevels(float(start_seconds), frame_ms / 1000, empty, False)
+                return AudioLevels(start, frame_ms / 1000, empty, False)
             stream = streams[0]
-            tb = Fraction(stream.time_base) if stream.time_base else Fraction(1, _LEVEL_RATE)
+            tb = Fraction(stream.time_base) if stream.time_base else Fraction(1, _RATE)
             container.seek(max(0, int(start_seconds / tb)), stream=stream, backward=True)
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=_LEVEL_RATE)
-            want = int(seconds * _LEVEL_RATE)
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=_RATE)
+            want = int(seconds * _RATE)
             chunks: list[np.ndarray] = []
             got = 0
             for decoded in container.decode(stream):
@@ -65,13 +80,18 @@ def audio_levels(
                 if got >= want:
                     break
     except (av.error.FFmpegError, OSError, ValueError):
-        return AudioLevels(float(start_seconds), frame_ms / 1000, empty, True)
+        return AudioLevels(start, frame_ms / 1000, empty, True)
     finally:
         av.logging.set_level(prev_level)
     samples = np.concatenate(chunks)[:want] if chunks else empty
     n = samples.size // frame
     if n == 0:
-        return AudioLevels(float(start_seconds), frame_ms / 1000, empty, True)
+        return AudioLevels(start, frame_ms / 1000, empty, True)
     rms = np.sqrt(np.mean(samples[: n * frame].reshape(n, frame) ** 2, axis=1))
     dbfs = 20 * np.log10(np.maximum(rms, 1e-6))
-    return AudioLevels(float(start_seconds), frame_ms / 1000, dbfs, True)
+    heard = clean(samples, _RATE)
+    return AudioLevels(
+        start, frame_ms / 1000, dbfs, True,
+        speech_p=speech_probabilities(heard.samples),
+        tones_hz=heard.tones_hz, tone_share=heard.tone_share,
+    )
