@@ -143,7 +143,7 @@ def ensure_input(minutes: int = MINUTES) -> BenchInput:
             )
         )
         os.replace(meta_tmp, meta)
-        _prune(keep={minute, final, meta})
+        _prune(keep={minute, final, meta})  # remuxes of the old input go too
         print(f"\n[bench] generated {final.name} in {elapsed:.0f} s", file=sys.stderr)
     mbit = final.stat().st_size * 8 / (minutes * 60) / 1e6
     if not 5.0 <= mbit <= 7.0:
@@ -162,8 +162,54 @@ def _prune(keep: set[Path]) -> None:
     """Drop inputs of earlier parameters or synth versions (~450 MB each) once a new one
     is in place. A run still reading one keeps its open file until it closes it."""
     for p in CACHE.glob("*"):
-        if p.is_file() and p not in keep and p.name.startswith(("long-", "minute-")):
+        if p.is_file() and p not in keep and p.name.startswith(("long-", "minute-", "remux-")):
             p.unlink(missing_ok=True)
+
+
+# Stream copies of the long input into the other container families the probe times
+# without a packet-by-packet demux (issue 9): muxer name, its options, the file suffix.
+REMUXES: dict[str, tuple[str, dict[str, str], str]] = {
+    "mpegts": ("mpegts", {}, ".ts"),
+    "fmp4": ("mp4", {"movflags": "frag_keyframe+empty_moov"}, ".mp4"),
+}
+
+
+def ensure_remux(inp: BenchInput, kind: str) -> BenchInput:
+    """The long input stream-copied by PyAV into `kind` (a key of `REMUXES`), cached beside
+    it under a name keyed on the input's name, the muxer options and the PyAV version;
+    written to a temporary name and renamed, like the input."""
+    import av
+
+    fmt, options, suffix = REMUXES[kind]
+    key = hashlib.sha256(
+        json.dumps({"src": inp.name, "fmt": fmt, "options": options, "av": av.__version__},
+                   sort_keys=True).encode()
+    ).hexdigest()[:16]
+    final = CACHE / f"remux-{kind}-{inp.minutes}min-{key}{suffix}"
+    if not final.exists():
+        tmp = CACHE / f".tmp-{uuid.uuid4().hex[:8]}-remux{suffix}"
+        try:
+            with av.open(str(inp.path)) as src, av.open(
+                str(tmp), "w", format=fmt, options=options
+            ) as out:
+                to = {s.index: out.add_stream_from_template(s) for s in src.streams}
+                for pkt in src.demux():
+                    if pkt.size == 0 and pkt.dts is None:
+                        continue  # PyAV's flush packet at the end of each stream
+                    pkt.stream = to[pkt.stream_index]
+                    out.mux(pkt)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        for old in CACHE.glob(f"remux-{kind}-{inp.minutes}min-*"):
+            if old != final:
+                old.unlink(missing_ok=True)
+    return BenchInput(
+        path=final, size_bytes=final.stat().st_size, minutes=inp.minutes,
+        video_packets=inp.video_packets, audio_packets_min=inp.audio_packets_min,
+    )
 
 
 def warm(path: Path) -> None:
@@ -316,12 +362,14 @@ def record_median(request: pytest.FixtureRequest) -> Callable[[Any], None]:
     return record
 
 
-_PAIRED: list[tuple[float, float, float]] = []
+_PAIRED: list[tuple[float, float, float, str | None]] = []
 
 
-def record_paired_ratio(median_ratio: float, ingest_s: float, copy_s: float) -> None:
+def record_paired_ratio(
+    median_ratio: float, ingest_s: float, copy_s: float, label: str | None = None
+) -> None:
     """The median of per-round ingest / durable-copy ratios, for the summary."""
-    _PAIRED.append((median_ratio, ingest_s, copy_s))
+    _PAIRED.append((median_ratio, ingest_s, copy_s, label))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -331,8 +379,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     tr.write_sep("-", "custody benchmark ratios (from medians)")
     for line in ratios.report(_MEDIANS):
         tr.write_line(line)
-    for paired, ingest_s, copy_s in _PAIRED:
-        tr.write_line(ratios.paired_line(paired, ingest_s, copy_s))
+    for paired, ingest_s, copy_s, label in _PAIRED:
+        if label is None:
+            tr.write_line(ratios.paired_line(paired, ingest_s, copy_s))
+        else:
+            tr.write_line(ratios.paired_line(paired, ingest_s, copy_s, label))
     if _LOAD:
         tr.write_line(
             f"1-minute load average after each benchmark: {min(_LOAD):.1f}..{max(_LOAD):.1f} "

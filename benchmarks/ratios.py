@@ -54,6 +54,8 @@ def report(medians: Mapping[str, float]) -> list[str]:
 PAIRED = {
     "test_paired_ingest_and_durable_copy": "ingest / durable copy, paired",
     "test_s3_paired_ingest_and_upload_file": "s3 ingest / boto3 upload_file, paired",
+    "test_paired_ingest_mpegts_and_durable_copy": "MPEG-TS ingest / copy, paired",
+    "test_paired_ingest_fmp4_and_durable_copy": "fragmented MP4 ingest / copy, paired",
 }
 
 
