@@ -9,7 +9,8 @@ interruption must be found at.
 What a file from here looks like:
 - H.264 (libx264, closed GOP, a keyframe every `gop_s` seconds and never on a scene cut,
   as body cameras do) of a moving test picture with a burned-in wall clock and frame
-  counter; AAC audio of a quiet tone plus speech-like modulated noise in "syllables".
+  counter; AAC audio of a quiet tone plus real Mandarin speech (`speech`: one sentence by
+  espeak-ng, checked in), which starts again after a resume unless the resume is silent.
 - Container tags like a device writes: make, model, serial and creation_time (MP4 `mdta`
   keys, which the probe reads).
 - No "Lavf"/"Lavc" tags: the muxer and the AAC encoder run bit-exact. What cannot be
@@ -49,6 +50,7 @@ from pipeline.demo.edits import (
     packets,
     splice,
 )
+from pipeline.demo.speech import clip as speech_clip
 
 __all__ = [
     "Camera",
@@ -153,26 +155,24 @@ class _Picture:
         return img
 
 
-def _sound(enc: Encoding, first: int, n: int, speech: bool) -> F32:
-    """`n` mono samples from sample `first`: a quiet 1 kHz tone plus, when `speech`,
-    band-limited noise opened and closed like syllables (4 Hz) in phrases (2 s of 3 s).
-    Deterministic: the noise of each 1024-sample block comes from its own seed."""
+_SPEECH_LEAD = 0.5  # s: the officer starts speaking this long after recording starts
+_SPEECH_PAUSE = 1.5  # s between repetitions of the sentence
+
+
+def _sound(enc: Encoding, first: int, n: int, speech_from: int | None) -> F32:
+    """`n` mono samples from sample `first`: a quiet 1 kHz tone plus, unless `speech_from`
+    is None, real speech (the checked-in espeak-ng sentence, `speech.clip`) repeated with
+    pauses from sample `speech_from` on. Deterministic: a pure function of the indices."""
     sr = enc.sample_rate
-    idx = np.arange(first, first + n, dtype=np.float64)
-    t = idx / sr
-    out = 0.05 * np.sin(2 * np.pi * 1000.0 * t)
-    if speech:
-        b0, b1 = first // _AAC_FRAME, (first + n - 1) // _AAC_FRAME
-        blocks = [
-            np.random.default_rng((enc.seed, b)).standard_normal(_AAC_FRAME)
-            for b in range(b0, b1 + 1)
-        ]
-        noise = np.concatenate(blocks)[first - b0 * _AAC_FRAME :][:n]
-        # a crude low-pass so it sounds voiced rather than hissing
-        noise = np.convolve(noise, np.ones(8) / 8, mode="same")
-        syllable = 0.5 * (1 - np.cos(2 * np.pi * 4.0 * t))
-        phrase = ((t % 3.0) < 2.0).astype(np.float64)
-        out = out + 0.6 * noise * syllable * phrase
+    idx = np.arange(first, first + n, dtype=np.int64)
+    out = 0.05 * np.sin(2 * np.pi * 1000.0 * (idx / sr))
+    if speech_from is not None:
+        voice = speech_clip(sr)
+        period = voice.size + round(_SPEECH_PAUSE * sr)
+        k = idx - speech_from
+        at = np.where(k >= 0, k % period, period)
+        said = at < voice.size
+        out[said] += 0.5 * voice[at[said]]
     return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
@@ -241,6 +241,16 @@ class _Cut:
     silent_after: bool
 
 
+def _speech_from(enc: Encoding, cut: _Cut | None, sample: int) -> int | None:
+    """Where the speech heard at `sample` began: `_SPEECH_LEAD` after the recording
+    started, and again `_SPEECH_LEAD` after a resume (the officer explains it); None
+    after a resume made `silent_after`."""
+    lead = round(_SPEECH_LEAD * enc.sample_rate)
+    if cut is None or sample < cut.at_sample:
+        return lead
+    return None if cut.silent_after else cut.at_sample + lead
+
+
 def _encode(
     path: PathLike,
     seconds: Fraction,
@@ -284,8 +294,7 @@ def _encode(
             nonlocal sample
             while sample + (1 if final else _AAC_FRAME) <= limit:
                 n = min(_AAC_FRAME, limit - sample)
-                speech = not (cut is not None and cut.silent_after and sample >= cut.at_sample)
-                data = _sound(enc, sample, n, speech)
+                data = _sound(enc, sample, n, _speech_from(enc, cut, sample))
                 fr = av.AudioFrame.from_ndarray(data[None, :], format="fltp", layout="mono")
                 fr.sample_rate = enc.sample_rate
                 fr.pts = sample

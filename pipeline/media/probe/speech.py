@@ -87,7 +87,9 @@ def _strongest(freqs: F64, power: F64, line: npt.NDArray[np.bool_], k: int = 3) 
     runs = [(float(power[a:b].sum()), a, b) for a, b in zip(edges[::2], edges[1::2], strict=True)]
     runs.sort(reverse=True)
     out = []
-    for _, a, b in runs[:k]:
+    for e, a, b in runs[:k]:
+        if e < 0.1 * runs[0][0]:  # a codec's smear beside a tone, not a tone of its own
+            break
         centre = float(freqs[a + int(np.argmax(power[a:b]))])
         out.append(round(centre))
     return tuple(float(x) for x in out)
