@@ -3,7 +3,8 @@
 Registered from `tests/conftest.py` (`pytest_plugins`). Every fixture writes into one
 session directory from `tmp_path_factory`, so the files are made once and shared by all
 tests that ask for them. Small (320x240, 30 fps, 1 s GOP, 48 kHz AAC) so the whole set
-takes a few seconds; the known truth of each file is returned with it.
+takes a few seconds; the known truth of each file is returned with it. Their audio is a
+quiet tone and real speech (`pipeline.demo.speech`), as the voice check needs.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def short_recording(media_dir: Path) -> Generated:
 
 @pytest.fixture(scope="session")
 def interrupted_recording(media_dir: Path) -> Generated:
-    """8 s of media; the camera stopped 3.5 s in and resumed 5 s later."""
+    """8 s of media; the camera stopped 3.5 s in and resumed 5 s later; the officer
+    speaks (Mandarin, espeak-ng) from 0.5 s after the resume: explained by voice."""
     path = synth.write_with_interruption(
         media_dir / "interrupted.mp4", 8.0, START, gap_at_s=3.5, gap_s=5.0
     )

@@ -239,6 +239,15 @@ class _Cut:
     at_sample: int
     gap_samples: int
     silent_after: bool
+    after: F32 | None = None  # the sound after the resume, replacing tone and speech
+
+
+def _given(sound: F32, first: int, n: int) -> F32:
+    """Samples `first`..`first + n` of `sound`, silence past its end."""
+    out = np.zeros(n, dtype=np.float32)
+    part = sound[first : first + n]
+    out[: part.size] = np.clip(part, -1.0, 1.0)
+    return out
 
 
 def _speech_from(enc: Encoding, cut: _Cut | None, sample: int) -> int | None:
@@ -294,7 +303,10 @@ def _encode(
             nonlocal sample
             while sample + (1 if final else _AAC_FRAME) <= limit:
                 n = min(_AAC_FRAME, limit - sample)
-                data = _sound(enc, sample, n, _speech_from(enc, cut, sample))
+                if cut is not None and cut.after is not None and sample >= cut.at_sample:
+                    data = _given(cut.after, sample - cut.at_sample, n)
+                else:
+                    data = _sound(enc, sample, n, _speech_from(enc, cut, sample))
                 fr = av.AudioFrame.from_ndarray(data[None, :], format="fltp", layout="mono")
                 fr.sample_rate = enc.sample_rate
                 fr.pts = sample
@@ -347,6 +359,7 @@ def write_with_interruption(
     gap_at_s: float = 4.0,
     gap_s: float = 5.0,
     silent_after_resume: bool = False,
+    after_resume: F32 | None = None,
     camera: Camera = Camera(),
     encoding: Encoding = Encoding(),
 ) -> Path:
@@ -356,7 +369,9 @@ def write_with_interruption(
     The last picture before the stop is shown at `gap_at_s - 1/fps`; the first after the
     resume at `gap_at_s + gap_s` (both rounded to whole frames; audio to whole AAC frames,
     since a camera's audio encoder stops between packets). With `silent_after_resume` the
-    audio after the resume holds only the tone, no speech (for the AV-9 voice check)."""
+    audio after the resume holds only the tone, no speech (for the AV-9 voice check);
+    `after_resume` (mono samples at the encoding's rate) is the sound after the resume
+    instead, silence once it ends."""
     enc = encoding
     at = as_seconds(gap_at_s)
     gap = as_seconds(gap_s)
@@ -364,7 +379,7 @@ def write_with_interruption(
     gap_frames = round(gap * enc.fps)
     at_sample = round(at * enc.sample_rate / _AAC_FRAME) * _AAC_FRAME
     gap_samples = round(gap * enc.sample_rate)
-    cut = _Cut(at_frame, gap_frames, at_sample, gap_samples, silent_after_resume)
+    cut = _Cut(at_frame, gap_frames, at_sample, gap_samples, silent_after_resume, after_resume)
     _encode(path, as_seconds(seconds), start, camera, enc, cut)
     return Path(path)
 
