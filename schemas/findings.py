@@ -89,6 +89,14 @@ CODES: dict[str, FindingCode] = {
             "of whole GOPs removed and retimed. A re-encode leaves no such trace.",
         ),
         FindingCode(
+            "TS_REWRITTEN", "AV-9", _C.EDIT, _S.ERROR,
+            "Timestamps rewritten by a muxer", "时间戳经封装软件改写",
+            "A run of packets is presented closer together than any capture clock spaces "
+            "them (far under the stream's own frame spacing, or over 300 frames a second): "
+            "software wrote those times, as a stream-copy join or cut does (FFmpeg's concat "
+            "demuxer leaves packets one tick apart). Shows where, not what was removed.",
+        ),
+        FindingCode(
             "KEYFRAME_INTERVAL_BREAK", "AV-9", _C.EDIT, _S.WARNING,
             "Keyframe interval breaks", "关键帧间隔异常",
             "A regular keyframe interval is broken by a short group of pictures: typical "
@@ -114,6 +122,16 @@ CODES: dict[str, FindingCode] = {
             "priming, sensor start-up; iPhones hide up to about half a second). Trimming "
             "tools write the same structure, so this records the amount but proves no edit; "
             "larger offsets, several pieces or a cut-off end are EDIT_LIST.",
+        ),
+        FindingCode(
+            "HIDDEN_MEDIA", "AV-9", _C.EDIT, _S.WARNING,
+            "File keeps media its edit list hides", "文件中保留了被编辑列表隐藏的音像内容",
+            "Packets stored in the file are never shown: an edit list (or the container's "
+            "discard marks) hides them, beyond what an encoder's delay explains (AAC "
+            "priming, Opus pre-skip). A stream-copy trim leaves exactly this; the hidden "
+            "packets are still in the file and can be examined. Phones hide up to about "
+            "half a second of video on their own, so it is raised only when the audio hides "
+            "recorded sound too; video hidden alone is EDIT_LIST_OFFSET or EDIT_LIST.",
         ),
         FindingCode(
             "DURATION_MISMATCH", "AV-9", _C.EDIT, _S.WARNING,

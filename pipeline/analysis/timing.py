@@ -32,7 +32,7 @@ all in one fixed order. Pure: imports numpy and `schemas` only; no I/O, no clock
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
@@ -40,11 +40,19 @@ import numpy.typing as npt
 
 from pipeline.analysis.container import find_duration_mismatch, find_edit_lists
 from pipeline.analysis.damage import find_damage
+from pipeline.analysis.models import (
+    TimestampModel,
+    clock_of,
+    gap_times,
+    model_for,
+    variable_frames,
+)
 from pipeline.analysis.provenance import (
     EDITING_TOOLS,
     find_editing_tools,
     find_parameter_changes,
 )
+from pipeline.analysis.spacing import find_impossible_spacing
 from pipeline.analysis.timeline import (
     I64,
     MEDIA_KINDS,
@@ -93,14 +101,16 @@ class _Spacing:
     gap_ticks: int  # a spacing above this is a gap
 
 
-def _spacing(deltas: I64, tb: Fraction, tol: Tolerances) -> _Spacing | None:
+def _spacing(
+    deltas: I64, tb: Fraction, tol: Tolerances, jitter: int = 1
+) -> _Spacing | None:
     if deltas.size < tol.min_spacings:
         return None
     positive = deltas[deltas > 0]
     if positive.size == 0:
         return None
     mode = modal(positive)
-    rounding = max(1, mode // tol.rounding_div)
+    rounding = max(jitter, mode // tol.rounding_div)
     # One or two whole frames missing do not make a camera's clock irregular: spacings
     # near 2x or 3x the mode count as regular too. Longer holes count against regularity,
     # so a short stream with one long hole is judged by the variable-rate rule.
@@ -117,17 +127,23 @@ def _spacing(deltas: I64, tb: Fraction, tol: Tolerances) -> _Spacing | None:
     return _Spacing(mode, rounding, regular, gap)
 
 
-def find_gaps_and_splices(t: StreamTimeline, clock: Clock, tol: Tolerances) -> list[Finding]:
+def find_gaps_and_splices(
+    t: StreamTimeline, clock: Clock, tol: Tolerances, model: TimestampModel | None = None
+) -> list[Finding]:
+    """Gaps judged on the times the family stores (decode times standing in for missing
+    pts); splices on presentation times alone, in streams with a fixed frame size."""
+    m = model or model_for(None)
     p = presented(t)
     d = np.diff(p)
-    sp = _spacing(d, t.time_base, tol)
+    sp = _spacing(d, t.time_base, tol, m.tick_jitter)
     if sp is None:
         return []
     tb = t.time_base
+    g = gap_times(t, m) if m.pts_may_be_missing else p
+    gd = np.diff(g) if g is not p else d
     gaps: list[Finding] = []
-    is_gap = d > sp.gap_ticks
-    for j in np.flatnonzero(is_gap).tolist():
-        a, b = int(p[j]), int(p[j + 1])
+    for j in np.flatnonzero(gd > sp.gap_ticks).tolist():
+        a, b = int(g[j]), int(g[j + 1])
         gaps.append(
             clock.finding(
                 "GAP_IN_STREAM",
@@ -141,8 +157,8 @@ def find_gaps_and_splices(t: StreamTimeline, clock: Clock, tol: Tolerances) -> l
             )
         )
     out = cap(gaps, tol, t)
-    if sp.regular and d.size >= tol.splice_min_spacings:
-        out.extend(_splices(t, p, d, is_gap, sp, clock, tol))
+    if sp.regular and d.size >= tol.splice_min_spacings and not variable_frames(t):
+        out.extend(_splices(t, p, d, d > sp.gap_ticks, sp, clock, tol))
     return out
 
 
@@ -196,9 +212,22 @@ def _splices(
 # --- decode order -------------------------------------------------------------------------
 
 
-def find_decode_order(t: StreamTimeline, clock: Clock, tol: Tolerances) -> list[Finding]:
+def _page_ends(t: StreamTimeline) -> npt.NDArray[np.bool_]:
+    """The packets that end an Ogg page (the next packet starts another page, by byte
+    position): only their times are stored, the others are interpolated."""
+    ends = np.ones(t.packet_count, dtype=np.bool_)
+    ends[:-1] = (t.pos[1:] != t.pos[:-1]) | (t.pos[:-1] < 0)
+    return ends
+
+
+def find_decode_order(
+    t: StreamTimeline, clock: Clock, tol: Tolerances, model: TimestampModel | None = None
+) -> list[Finding]:
+    """Decode times that run backwards or repeat; in Ogg only page times are judged."""
     tb = t.time_base
     has = t.dts != NOPTS
+    if model is not None and model.page_times:
+        has &= _page_ends(t)
     dts = t.dts[has]
     pos = np.flatnonzero(has)
     out: list[Finding] = []
@@ -325,18 +354,24 @@ def find_drift(result: ProbeResult, clock: Clock, tol: Tolerances) -> list[Findi
 def analyse(result: ProbeResult, tol: Tolerances = _DEFAULT) -> list[Finding]:
     """Every timing, edit, damage and provenance finding of one probed file.
 
-    Order: damage, per media stream (gaps and splices, decode order, keyframes, coding
-    parameters), edit lists, container duration, audio/video span, editing-tool tags.
+    Each stream is first read as its container family stores time (`models`: 33-bit PES
+    times unwrapped, decode times standing in for missing pts, Ogg page times, Vorbis
+    block sizes). Order: damage, per media stream (gaps and splices, impossible spacing,
+    decode order, keyframes, coding parameters), edit lists and hidden media, container
+    duration, audio/video span, editing-tool tags.
     Each finding carries the stream, its pts in that stream's ticks and seconds from the
     file's earliest presentation time. Pure; never raises for odd timelines.
     """
     out = find_damage(result)
+    model = model_for(result.container)
+    result = replace(result, streams=tuple(clock_of(t, model) for t in result.streams))
     clock = Clock(result.streams)
     for t in result.streams:
         if t.kind not in MEDIA_KINDS or t.packet_count == 0:
             continue
-        out += find_gaps_and_splices(t, clock, tol)
-        out += find_decode_order(t, clock, tol)
+        out += find_gaps_and_splices(t, clock, tol, model)
+        out += find_impossible_spacing(t, clock, tol)
+        out += find_decode_order(t, clock, tol, model)
         if t.kind == "video":
             out += find_keyframe_breaks(t, clock, tol)
             out += find_parameter_changes(t, clock, tol)

@@ -69,6 +69,15 @@ class Tolerances:
     # Audio hidden at the start up to this much is encoder priming (AAC: 1024 or 2112
     # samples), not content; it is not reported at all.
     priming_max: Fraction = Fraction(1, 10)
+    # Impossible spacing (TS_REWRITTEN): at least `rewritten_min_run` spacings in a row
+    # (runs fewer than that many ordinary spacings apart are one) below
+    # `rewritten_share` of the stream's nominal spacing (judged where its other spacings
+    # are regular), or below a physical ceiling: video above `rewritten_max_fps` frames a
+    # second, audio packets shorter than the codec's smallest frame. Slow-motion phones
+    # record 240 fps; no clock writes a quarter of its own frame time three times running.
+    rewritten_min_run: int = 3
+    rewritten_share: Fraction = Fraction(1, 4)
+    rewritten_max_fps: int = 300
     # Declared container duration vs the span the packets cover.
     duration_tol: Fraction = Fraction(1, 2)
     # Audio vs video: starts or ends further apart than this.
