@@ -1,30 +1,37 @@
-"""A small JPEG EXIF reader: capture time, device and GPS of a still photo.
+"""EXIF of a still photo: capture time, device and GPS, from JPEG, HEIC, PNG, WebP or TIFF.
 
-FFmpeg opens a JPEG as a one-frame video and exposes none of its EXIF, and the project
-does not take Pillow for a handful of tags. This reads the APP1 `Exif` segment of a JPEG
-(TIFF structure, either byte order) and returns the few tags evidence handling needs.
-Pure Python; malformed data yields empty fields, never an exception.
+FFmpeg opens a photo as a one-frame video and exposes none of its EXIF. `exifread`
+(BSD-3-Clause, pure Python, no Pillow) finds the EXIF wherever each format keeps it: a
+JPEG's APP1 segment, a HEIC/AVIF `meta` box's `Exif` item, a PNG `eXIf` chunk, a WebP
+`EXIF` chunk, a TIFF's own IFDs. It replaced a JPEG-only reader of our own. This module
+keeps only the few tags evidence handling needs and what they mean together (the capture
+time in UTC when the camera wrote its offset, GPS as ISO 6709). It reads the file's
+metadata, never the whole image; malformed data yields empty fields, never an exception.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
+import logging
 import os
-import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any, BinaryIO
 
-__all__ = ["ExifInfo", "parse_exif", "read_exif"]
+import exifread
 
-_MAX_SCAN = 1024 * 1024  # EXIF sits in the first 64 KiB; never read the whole image
+__all__ = ["ExifInfo", "has_exif_container", "parse_exif", "read_exif"]
 
-# TIFF tag numbers (EXIF 2.32).
-_MAKE, _MODEL = 0x010F, 0x0110
-_DATETIME = 0x0132
-_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
-_DT_ORIGINAL, _OFFSET_ORIGINAL, _SUBSEC_ORIGINAL = 0x9003, 0x9011, 0x9291
-_BODY_SERIAL = 0xA431
-_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 7: 1, 9: 4, 10: 8}
+# exifread logs "File format not recognized" and the like as warnings; they are answers
+# here (no EXIF), not problems, so they must not reach stderr through logging's last
+# resort. An application that configures logging still sees them.
+logging.getLogger("exifread").addHandler(logging.NullHandler())
+
+# ISO BMFF brands of still images (HEIF: HEVC, AVC or AV1 items; image sequences).
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1",
+                b"avif", b"avis")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,64 +48,46 @@ class ExifInfo:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+def has_exif_container(head: bytes) -> bool:
+    """Whether the first 16 bytes are those of a photo format that can hold EXIF. Pure."""
+    return (
+        head[:2] == b"\xff\xd8"
+        or head[:4] in (b"II*\x00", b"MM\x00*")
+        or head[:8] == b"\x89PNG\r\n\x1a\n"
+        or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+        or (head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS)
+    )
+
+
 def read_exif(path: str | os.PathLike[str]) -> ExifInfo | None:
-    """EXIF of the JPEG at `path`, or None if it has none (or is not a JPEG)."""
+    """EXIF of the photo at `path`, or None if it has none (or is no photo format)."""
     with open(path, "rb") as fh:
-        head = fh.read(_MAX_SCAN)
-    tiff = find_exif_segment(head)
-    return None if tiff is None else parse_exif(tiff)
-
-
-def find_exif_segment(jpeg: bytes) -> bytes | None:
-    """The TIFF bytes of the first APP1 `Exif` segment of a JPEG, if any."""
-    if jpeg[:2] != b"\xff\xd8":
-        return None
-    p = 2
-    n = len(jpeg)
-    while p + 4 <= n:
-        if jpeg[p] != 0xFF:
+        if not has_exif_container(fh.read(16)):
             return None
-        marker = jpeg[p + 1]
-        if marker == 0xFF:  # fill byte
-            p += 1
-            continue
-        if marker in (0xD9, 0xDA):  # end of image, start of scan: no more metadata
-            return None
-        (length,) = struct.unpack_from(">H", jpeg, p + 2)
-        seg = jpeg[p + 4 : p + 2 + length]
-        if marker == 0xE1 and seg[:6] == b"Exif\x00\x00":
-            return seg[6:]
-        p += 2 + length
-    return None
+        tags = _tags(fh)
+    return _info(tags) if tags else None
 
 
 def parse_exif(tiff: bytes) -> ExifInfo:
-    """The fields of `ExifInfo` from TIFF-structured EXIF bytes."""
+    """The fields of `ExifInfo` from TIFF-structured EXIF bytes (what every format holds)."""
+    return _info(_tags(io.BytesIO(tiff)))
+
+
+def _tags(fh: BinaryIO) -> Mapping[str, Any]:
     try:
-        return _parse(tiff)
-    except (struct.error, ValueError, IndexError):
-        return ExifInfo()
+        return exifread.process_file(fh, details=False, extract_thumbnail=False)
+    except Exception:  # exifread raises many kinds on hostile bytes; none is ours to stop on
+        return {}
 
 
-def _parse(tiff: bytes) -> ExifInfo:
-    if tiff[:2] == b"II":
-        bo = "<"
-    elif tiff[:2] == b"MM":
-        bo = ">"
-    else:
-        return ExifInfo()
-    (ifd0,) = struct.unpack_from(bo + "I", tiff, 4)
-    main = _read_ifd(tiff, bo, ifd0)
-    exif = _read_ifd(tiff, bo, _int(main.get(_EXIF_IFD))) if _EXIF_IFD in main else {}
-    gps = _read_ifd(tiff, bo, _int(main.get(_GPS_IFD))) if _GPS_IFD in main else {}
-
-    make = _str(main.get(_MAKE))
-    model = _str(main.get(_MODEL))
-    serial = _str(exif.get(_BODY_SERIAL))
-    dto = _str(exif.get(_DT_ORIGINAL)) or _str(main.get(_DATETIME))
-    offset = _str(exif.get(_OFFSET_ORIGINAL))
-    subsec = _str(exif.get(_SUBSEC_ORIGINAL))
-    tags: dict[str, str] = {}
+def _info(tags: Mapping[str, Any]) -> ExifInfo:
+    make = _str(tags, "Image Make")
+    model = _str(tags, "Image Model")
+    serial = _str(tags, "EXIF BodySerialNumber")
+    dto = _str(tags, "EXIF DateTimeOriginal") or _str(tags, "Image DateTime")
+    offset = _str(tags, "EXIF OffsetTimeOriginal")
+    subsec = _str(tags, "EXIF SubSecTimeOriginal")
+    named: dict[str, str] = {}
     for name, value in (
         ("Make", make),
         ("Model", model),
@@ -108,10 +97,10 @@ def _parse(tiff: bytes) -> ExifInfo:
         ("SubSecTimeOriginal", subsec),
     ):
         if value:
-            tags[name] = value
-    gps_text = _gps_iso6709(gps)
-    if gps_text:
-        tags["GPS"] = gps_text
+            named[name] = value
+    gps = _gps_iso6709(tags)
+    if gps:
+        named["GPS"] = gps
     return ExifInfo(
         make=make,
         model=model,
@@ -119,66 +108,32 @@ def _parse(tiff: bytes) -> ExifInfo:
         datetime_original=dto,
         offset_time_original=offset,
         datetime_original_utc=_utc(dto, offset, subsec),
-        gps_iso6709=gps_text,
-        tags=tags,
+        gps_iso6709=gps,
+        tags=named,
     )
 
 
-_Value = str | bytes | tuple[int, ...] | tuple[Fraction, ...]
+def _values(tags: Mapping[str, Any], key: str) -> Any:
+    tag = tags.get(key)
+    return getattr(tag, "values", None)
 
 
-def _read_ifd(tiff: bytes, bo: str, offset: int) -> dict[int, _Value]:
-    out: dict[int, _Value] = {}
-    if offset <= 0 or offset + 2 > len(tiff):
-        return out
-    (count,) = struct.unpack_from(bo + "H", tiff, offset)
-    for i in range(count):
-        e = offset + 2 + 12 * i
-        if e + 12 > len(tiff):
-            break
-        tag, typ, n = struct.unpack_from(bo + "HHI", tiff, e)
-        size = _TYPE_SIZES.get(typ)
-        if size is None or n > 1 << 20:
-            continue
-        total = size * n
-        if total <= 4:
-            data = tiff[e + 8 : e + 8 + total]
-        else:
-            (vo,) = struct.unpack_from(bo + "I", tiff, e + 8)
-            data = tiff[vo : vo + total]
-            if len(data) < total:
-                continue
-        out[tag] = _decode(bo, typ, n, data)
-    return out
-
-
-def _decode(bo: str, typ: int, n: int, data: bytes) -> _Value:
-    if typ == 2:
-        return data.split(b"\x00", 1)[0].decode("utf-8", "replace")
-    if typ in (1, 7):
-        return bytes(data)
-    if typ == 3:
-        return tuple(struct.unpack_from(f"{bo}{n}H", data))
-    if typ in (4, 9):
-        return tuple(struct.unpack_from(f"{bo}{n}{'I' if typ == 4 else 'i'}", data))
-    fmt = f"{bo}{2 * n}{'I' if typ == 5 else 'i'}"
-    raw = struct.unpack_from(fmt, data)
-    return tuple(
-        Fraction(raw[2 * k], raw[2 * k + 1]) if raw[2 * k + 1] else Fraction(0) for k in range(n)
-    )
-
-
-def _int(v: _Value | None) -> int:
-    if isinstance(v, tuple) and v and isinstance(v[0], int):
-        return int(v[0])
-    return 0
-
-
-def _str(v: _Value | None) -> str | None:
+def _str(tags: Mapping[str, Any], key: str) -> str | None:
+    v = _values(tags, key)
+    if isinstance(v, bytes):
+        v = v.split(b"\x00", 1)[0].decode("utf-8", "replace")
     if isinstance(v, str):
-        s = v.strip()
+        s = v.split("\x00", 1)[0].strip()
         return s or None
     return None
+
+
+def _rationals(tags: Mapping[str, Any], key: str) -> list[Fraction] | None:
+    v = _values(tags, key)
+    if not isinstance(v, list) or not all(isinstance(x, Fraction) for x in v):
+        return None
+    # A zero denominator (exifread keeps it) means an unknown value, read as 0.
+    return [Fraction(x.numerator, x.denominator) if x.denominator else Fraction(0) for x in v]
 
 
 def _utc(dto: str | None, offset: str | None, subsec: str | None) -> dt.datetime | None:
@@ -196,22 +151,22 @@ def _utc(dto: str | None, offset: str | None, subsec: str | None) -> dt.datetime
     return local.replace(tzinfo=tz).astimezone(dt.UTC)
 
 
-def _gps_iso6709(gps: dict[int, _Value]) -> str | None:
-    lat = _degrees(gps.get(2), _str(gps.get(1)), "S")
-    lon = _degrees(gps.get(4), _str(gps.get(3)), "W")
+def _gps_iso6709(tags: Mapping[str, Any]) -> str | None:
+    lat = _degrees(_rationals(tags, "GPS GPSLatitude"), _str(tags, "GPS GPSLatitudeRef"), "S")
+    lon = _degrees(_rationals(tags, "GPS GPSLongitude"), _str(tags, "GPS GPSLongitudeRef"), "W")
     if lat is None or lon is None:
         return None
     text = f"{lat:+09.5f}{lon:+010.5f}"
-    alt = gps.get(6)
-    if isinstance(alt, tuple) and alt and isinstance(alt[0], Fraction):
-        ref = gps.get(5)
-        below = isinstance(ref, bytes) and ref[:1] == b"\x01"
+    alt = _rationals(tags, "GPS GPSAltitude")
+    if alt:
+        ref = _values(tags, "GPS GPSAltitudeRef")
+        below = isinstance(ref, list) and ref[:1] == [1]
         text += f"{-float(alt[0]) if below else float(alt[0]):+.3f}"
     return text + "/"
 
 
-def _degrees(v: _Value | None, ref: str | None, negative: str) -> float | None:
-    if not isinstance(v, tuple) or len(v) != 3 or not isinstance(v[0], Fraction):
+def _degrees(v: list[Fraction] | None, ref: str | None, negative: str) -> float | None:
+    if v is None or len(v) != 3:
         return None
     d, m, s = (float(x) for x in v)
     deg = d + m / 60 + s / 3600

@@ -2,11 +2,12 @@
 
 Devices put these in different places: Apple in `com.apple.quicktime.*` keys, Android in
 `com.android.*`, others in plain `make`/`model`/`creation_time` tags, some only in the
-ISO BMFF user-data boxes (`isobmff.MovieInfo`), photos in EXIF (`exif.ExifInfo`). One
-order of preference is kept here, so every caller reads a file's claims the same way:
-container tags first, then the boxes for make/model/serial, then EXIF for whatever is
-still missing. Times become timezone-aware UTC; a time without a zone is read as UTC
-(what body cameras write); a value that parses as no time is ignored, never guessed.
+ISO BMFF user-data boxes (`isobmff.MovieInfo`), photos (JPEG, HEIC, PNG, WebP, TIFF) in
+EXIF (`exif.ExifInfo`, read by exifread). One order of preference is kept here, so every
+caller reads a file's claims the same way: container tags first, then the boxes for
+make/model/serial, then EXIF for whatever is still missing. Times become timezone-aware
+UTC; a time without a zone is read as UTC (what body cameras write); a value that parses
+as no time is ignored, never guessed.
 """
 
 from __future__ import annotations
