@@ -246,6 +246,23 @@ def ogg_theora_ffmpeg(d: Path) -> Made:
     return path, Truth("ogg", "ffmpeg", "theora+vorbis")
 
 
+def ogg_vorbis_long_ffmpeg(d: Path) -> Made:
+    """20 s of Theora and Vorbis whose sound comes in bursts (noise switched on and off
+    three times a second, like syllables): the encoder switches between short and long
+    blocks all the time, so packets of 128, 576, 1024 and 1472 samples follow each other
+    on a clean recording, on many pages."""
+    _need("libtheora", "libvorbis")
+    path = d / "ff-long.ogv"
+    seconds = 20.0
+    bursts = (
+        f"aevalsrc=0.4*(random(0)-0.5)*gt(sin(2*PI*3*t)\\,0):s={SAMPLE_RATE}:d={seconds}"
+    )
+    codecs = _opts(f"-c:v libtheora -q:v 3 -g {FPS} -c:a libvorbis -q:a 3")
+    _run([*_lavfi(seconds, audio=False), "-f", "lavfi", "-i", bursts, *codecs, *_BITEXACT,
+          str(path)])  # fmt: skip
+    return path, Truth("ogg", "ffmpeg", "theora+vorbis", note="20 s, bursty sound")
+
+
 def ogg_opus_ffmpeg(d: Path) -> Made:
     _need("libopus")
     path = d / "ff.opus"
@@ -506,6 +523,7 @@ CLEAN: dict[str, Callable[[Path], Made]] = {
     "ts-wrap-ffmpeg": ts_wrap_ffmpeg,
     "ps-ffmpeg": ps_ffmpeg,
     "ogg-theora-ffmpeg": ogg_theora_ffmpeg,
+    "ogg-vorbis-long-ffmpeg": ogg_vorbis_long_ffmpeg,
     "ogg-opus-ffmpeg": ogg_opus_ffmpeg,
     "ogg-opus-pyav": ogg_opus_pyav,
     "avi-mjpeg-ffmpeg": avi_mjpeg_ffmpeg,

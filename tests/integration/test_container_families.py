@@ -4,8 +4,10 @@ The corpus (`tests.containergen`) is built once per session. For every file the 
 pts/dts of each stream must equal `ffprobe -show_packets` exactly (the external
 validator: another build of FFmpeg, read by another program). A clean recording must give
 no AV-9 error (an interruption or edit finding of severity error); the edited ones must
-give the finding that tells what was done. Where today's analysis is wrong the test is a
-strict xfail naming the issue item, so it flips when the analysis is fixed.
+give the finding that tells what was done: TS_REWRITTEN where the concat demuxer left
+packets a tick apart, HIDDEN_MEDIA where a stream-copy trim kept media its edit list
+hides. Where the analysis is wrong on a family the test is a strict xfail naming the
+issue item (`WRONG_TODAY`), so it flips when the analysis is fixed.
 """
 
 from __future__ import annotations
@@ -25,16 +27,10 @@ from tests import containergen
 from tests.conftest import require_tool
 from tests.containergen import Made, Unavailable
 
-_VORBIS = (
-    "issue 9 item 5: Vorbis packets last 128, 576 or 1024 samples (short/long blocks; "
-    "the demuxer derives durations from them), judged as if fixed AAC frames: "
-    "SPLICE_IRREGULAR_DURATION at 0.003 s"
-)
-# Clean files today's analysis wrongly calls interrupted or edited, and why.
-WRONG_TODAY: dict[str, str] = {
-    "ogg-theora-ffmpeg": _VORBIS,
-    "webm-vp8-ffmpeg": _VORBIS,
-}
+# Clean files today's analysis wrongly calls interrupted or edited, and why (none left:
+# Vorbis block sizes were judged as a splice until the container models of item 5).
+WRONG_TODAY: dict[str, str] = {}
+FRAME_S = 1 / 30
 
 CLEAN = sorted(containergen.CLEAN)
 
@@ -184,6 +180,31 @@ def test_clean_recording_has_no_av9_error(corpus: dict[str, Made | Unavailable],
     assert [(f.code, f.stream_index, f.at_seconds) for f in errors] == []
 
 
+@pytest.mark.parametrize("name", CLEAN)
+def test_clean_recording_has_no_rewritten_or_hidden_media(
+    corpus: dict[str, Made | Unavailable], name: str
+) -> None:
+    """No clean file of any family has packets closer than a clock or media kept hidden."""
+    path, _ = made(corpus, name)
+    got = [f for f in analyse(probed(path)) if f.code in ("TS_REWRITTEN", "HIDDEN_MEDIA")]
+    assert [(f.code, f.stream_index, f.at_seconds) for f in got] == []
+
+
+@pytest.mark.shared_media
+def test_shared_corpus_has_no_rewritten_or_hidden_media(shared_media: Path) -> None:
+    """Real devices' files (phones, a GoPro, a webcam, a 2004 phone) are neither."""
+    hits = []
+    for path in sorted(shared_media.iterdir()):
+        if path.suffix.lower() in (".tsv", ".jpg"):
+            continue
+        hits += [
+            (path.name, f.code)
+            for f in analyse(probe(path))
+            if f.code in ("TS_REWRITTEN", "HIDDEN_MEDIA")
+        ]
+    assert hits == []
+
+
 def test_pts_wrap_is_in_the_file(corpus: dict[str, Made | Unavailable]) -> None:
     """The wrapping TS crosses 2**33 mid-file: FFmpeg unwraps it, showing the times before
     the wrap as negative, continuous with the ones after."""
@@ -219,13 +240,39 @@ def test_concat_inpoint_inside_gop_leaves_packets_one_tick_apart(
         assert int((np.diff(t.dts) == 1).sum()) >= 50, t.kind
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 item 6: packets presented one tick apart (thousands per second) are "
-    "never judged; the cut inside a long GOP gives no AV-9 finding",
-)
 def test_concat_inpoint_inside_gop_is_found(corpus: dict[str, Made | Unavailable]) -> None:
     _join_found(corpus, "join-inpoint-gop")
+
+
+def test_concat_inpoint_inside_gop_is_timestamps_rewritten(
+    corpus: dict[str, Made | Unavailable],
+) -> None:
+    """One TS_REWRITTEN per stream at the start of its one-tick run: video from the last
+    frame before the join (1.988 s: 100 packets within 6.5 ms), audio from 2.005 s."""
+    path, truth = made(corpus, "join-inpoint-gop")
+    assert truth.at_s is not None
+    r = probed(path)
+    video = next(t for t in r.streams if t.kind == "video")
+    audio = next(t for t in r.streams if t.kind == "audio")
+    got = [f for f in analyse(r) if f.code == "TS_REWRITTEN"]
+    assert [f.stream_index for f in got] == [video.index, audio.index]
+    v, a = got
+    assert v.severity == "error" and v.category == "edit"
+    assert v.pts == 30531 and v.at_seconds is not None
+    assert abs(v.at_seconds - (truth.at_s - FRAME_S / 3)) <= FRAME_S
+    assert "100 packets from 1.988 s (pts 30531) to 1.994 s (pts 30631)" in v.detail
+    assert "within 0.007 s" in v.detail
+    assert a.pts == 96256 and a.at_seconds is not None
+    assert abs(a.at_seconds - 2.005) <= FRAME_S
+    assert "157 packets from 2.005 s (pts 96256) to 2.009 s" in a.detail
+
+
+def test_classic_concat_join_has_no_rewritten_times(
+    corpus: dict[str, Made | Unavailable],
+) -> None:
+    """A join of whole recordings leaves one odd audio spacing, not a run: no TS_REWRITTEN."""
+    path, _ = made(corpus, "join-concat")
+    assert [f for f in analyse(probed(path)) if f.code == "TS_REWRITTEN"] == []
 
 
 # --- item 7: media an edit list hides ------------------------------------------------------------
@@ -249,11 +296,6 @@ def test_stream_copy_trim_keeps_media_the_edit_list_hides(
     assert probed(path).edit_lists
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 item 7: hidden media of a stream-copy trim (0.3 s of video, 0.38 s of "
-    "audio) is only EDIT_LIST_OFFSET (info), neither counted nor told from encoder delay",
-)
 def test_stream_copy_trim_hidden_media_is_reported(
     corpus: dict[str, Made | Unavailable],
 ) -> None:
@@ -268,6 +310,26 @@ def test_stream_copy_trim_hidden_media_is_reported(
         and str(hidden_packets(video)) in f.detail
     ]
     assert reported
+
+
+def test_stream_copy_trim_gives_hidden_media_with_count_and_span(
+    corpus: dict[str, Made | Unavailable],
+) -> None:
+    """HIDDEN_MEDIA (warning) on both streams, in place of the device-like offset: 9 video
+    frames (0.300 s) and 0.383 s of audio, of which AAC's delay explains 0.044 s at most."""
+    path, _ = made(corpus, "trim-copy")
+    r = probed(path)
+    fs = analyse(r)
+    assert [f.code for f in fs] == ["HIDDEN_MEDIA", "HIDDEN_MEDIA"]
+    v, a = fs
+    assert (v.stream_index, a.stream_index) == (0, 1)
+    assert v.severity == "warning" and v.pts == 0
+    assert "keeps 9 packets before its presentation start (0.300 s, pts -4608 to 0)" in v.detail
+    assert (
+        "keeps 17 packets and part of 1 more before its presentation start "
+        "(0.383 s, pts -18368 to 0)"
+    ) in a.detail
+    assert "explains at most 0.044 s" in a.detail
 
 
 def test_edit_list_hiding_only_encoder_delay_is_no_edit(
