@@ -53,6 +53,11 @@ class RecordingRecord:
     chunk_size_bytes: int
     chunk_count: int
     tags_json: str
+    # The exact bytes of the names (`source_path`, `file_name` are their display forms:
+    # UTF-8, else GB18030, else \xNN escapes; see pipeline.ingest.names). Null in rows
+    # written before names were kept as bytes.
+    source_path_bytes: bytes | None = None
+    file_name_bytes: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +131,7 @@ class FindingRecord:
     # What the finding is about (schemas.media.Subject): recording, stream, case, ...
     subject_kind: str = "recording"
     subject_id: str | None = None
+    source_path_bytes: bytes | None = None  # the exact name; source_path is its display form
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +167,7 @@ class IngestFileRecord:
     blake3: str | None
     size_bytes: int | None
     at_utc: dt.datetime
+    source_path_bytes: bytes | None = None  # the exact name; source_path is its display form
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +232,7 @@ def _arrow_type(hint: Any) -> tuple[pa.DataType, bool]:
     simple: dict[Any, pa.DataType] = {
         int: pa.int64(),
         str: pa.string(),
+        bytes: pa.binary(),
         float: pa.float64(),
         bool: pa.bool_(),
         dt.datetime: pa.timestamp("us", tz="UTC"),

@@ -32,7 +32,8 @@ DERIVED_VIEWS: dict[str, str] = {
     "findings_detail": """
         SELECT f.code, f.rule, f.category, f.severity, f.title_en, f.title_zh,
                f.stream_index, f.pts, f.at_seconds, f.detail, f.source_path,
-               r.file_name, r.case_number, r.inspected_entity, r.officer_ids,
+               f.source_path_bytes, r.file_name, r.file_name_bytes, r.case_number,
+               r.inspected_entity, r.officer_ids,
                r.recorded_start_utc, f.recording_blake3, f.run_id, f.found_at_utc
         FROM findings f LEFT JOIN recordings r ON r.blake3 = f.recording_blake3
     """,

@@ -16,13 +16,15 @@ from __future__ import annotations
 import concurrent.futures as cf
 import datetime as dt
 import socket
+from base64 import b64encode
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from pipeline import __version__
 from pipeline.analysis.sessions import Interval, SessionTolerances, gaps_around
 from pipeline.catalog.core import Batch, Catalog
-from pipeline.ingest.file import FileRecords
+from pipeline.ingest.file import FileRecords, failed_record
+from pipeline.ingest.names import display_path, display_text, raw_bytes
 from pipeline.ingest.outcome import ALREADY, ARCHIVED, FAILED, SKIPPED, FileOutcome
 from pipeline.ingest.rows import findings_table
 from pipeline.people.permissions import Authority
@@ -30,7 +32,13 @@ from pipeline.people.registry import Registry
 from pipeline.rules import ARCHIVE, Context, run_rules
 from pipeline.rules.devices import DeviceIndex
 from schemas.people import INGEST
-from schemas.records import FindingRecord, IngestFileRecord, IngestRunRecord, RecordingRecord
+from schemas.records import (
+    FindingRecord,
+    IngestFileRecord,
+    IngestRunRecord,
+    RecordingRecord,
+    to_table,
+)
 
 
 @dataclass(slots=True)
@@ -117,47 +125,68 @@ class Committer:
 
     # --- files ---------------------------------------------------------------------------
     def add(self, rec: FileRecords) -> FileOutcome:
-        """One file's records: deduplicated, checked against the others, batched."""
+        """One file's records: deduplicated, checked against the others, batched. An
+        exception in the cross-file rules or the rows is the file's `failed` (its object
+        stays in the store, uncatalogued: the next run catalogs it)."""
+        try:
+            outcome = self._outcome(rec)
+        except Exception as exc:
+            failed = failed_record(rec.path, exc)
+            outcome = FileOutcome(rec.path, FAILED, reason=failed.reason, blake3=rec.blake3,
+                                  size_bytes=rec.size_bytes)
+        return self.record(outcome)
+
+    def _outcome(self, rec: FileRecords) -> FileOutcome:
         if rec.status != ARCHIVED:
-            return self.record(FileOutcome(rec.path, rec.status, reason=rec.reason,
-                                           blake3=rec.blake3, size_bytes=rec.size_bytes))
+            return FileOutcome(rec.path, rec.status, reason=rec.reason, blake3=rec.blake3,
+                               size_bytes=rec.size_bytes)
         assert rec.blake3 is not None and rec.recording is not None
         st = self.state
         if rec.blake3 in st.blake3s:  # a worker stored it again; the archive has it
-            return self.record(FileOutcome(rec.path, ALREADY,
-                                           reason="already archived (same BLAKE3)",
-                                           blake3=rec.blake3, size_bytes=rec.size_bytes))
+            return FileOutcome(rec.path, ALREADY, reason="already archived (same BLAKE3)",
+                               blake3=rec.blake3, size_bytes=rec.size_bytes)
         findings = list(rec.findings)
         if rec.interval is not None:
             findings += gaps_around(rec.interval, st.intervals, self.sessions)
         if rec.facts is not None:
             ctx = Context(now_utc=rec.recording.ingested_at_utc, archived_names=st.names)
             findings += run_rules(replace(rec.facts, blake3=rec.blake3), ctx, scope=ARCHIVE)
+        # Every row is built before anything joins the state or the batch.
+        recording = to_table(RecordingRecord, [rec.recording])
+        found = findings_table(rec.blake3, rec.path, self.run_id, findings,
+                               rec.recording.ingested_at_utc)
         st.blake3s.add(rec.blake3)
         if rec.interval is not None:
             st.intervals.append(rec.interval)
         st.names.setdefault(rec.recording.file_name, set()).add(rec.blake3)
-        self.batch.add(RecordingRecord, [rec.recording])
+        self.batch.add_table(RecordingRecord, recording)
         for cls, table in rec.tables:
             self.batch.add_table(cls, table)
-        self.batch.add_table(FindingRecord, findings_table(
-            rec.blake3, rec.path, self.run_id, findings, rec.recording.ingested_at_utc))
-        return self.record(FileOutcome(rec.path, ARCHIVED, blake3=rec.blake3,
-                                       size_bytes=rec.size_bytes, findings=findings))
+        self.batch.add_table(FindingRecord, found)
+        return FileOutcome(rec.path, ARCHIVED, blake3=rec.blake3, size_bytes=rec.size_bytes,
+                           findings=findings)
 
     def record(self, outcome: FileOutcome) -> FileOutcome:
-        """An outcome: audited, in the batch as an ingest_files row, committed in turn."""
+        """An outcome: audited, in the batch as an ingest_files row, committed in turn.
+        Names are written in their display form (the log and the catalog are UTF-8); the
+        row keeps the exact bytes too, and so does the audit record where the display form
+        is not the name itself (base64)."""
+        if outcome.reason is not None:
+            outcome.reason = display_text(outcome.reason)
         self.outcomes.append(outcome)
+        shown = display_path(outcome.path)
+        raw = raw_bytes(outcome.path)
+        exact = "" if shown.encode() == raw else f" [name bytes base64 {b64encode(raw).decode()}]"
         self.auth.record(
-            self.actor, INGEST, f"b3/{outcome.blake3}" if outcome.blake3 else outcome.path,
+            self.actor, INGEST, f"b3/{outcome.blake3}" if outcome.blake3 else shown,
             "refused" if outcome.status == FAILED else "allowed",
-            f"{outcome.status}: {outcome.path}" + (f" ({outcome.reason})" if outcome.reason
+            f"{outcome.status}: {shown}{exact}" + (f" ({outcome.reason})" if outcome.reason
                                                    else ""),
         )
         self.batch.add(IngestFileRecord, [IngestFileRecord(
-            run_id=self.run_id, source_path=outcome.path, status=outcome.status,
-            reason=outcome.reason, blake3=outcome.blake3, size_bytes=outcome.size_bytes,
-            at_utc=self.now(),
+            run_id=self.run_id, source_path=shown, source_path_bytes=raw,
+            status=outcome.status, reason=outcome.reason, blake3=outcome.blake3,
+            size_bytes=outcome.size_bytes, at_utc=self.now(),
         )])
         self.in_batch += 1
         if self.in_batch >= self.batch_files:

@@ -12,8 +12,11 @@ files ahead, and the read (BLAKE3 of the whole and of each chunk, the same bytes
 the kernel into a staged object) was started before the probe was waited for, so probe,
 copy/hash and the object's commit overlap as before.
 
-A file the probe cannot read is still archived, with a damage finding: it is evidence. Only
-a file that cannot be read from disk, or that the store refuses, is `failed`.
+A file the probe cannot read is still archived, with a damage finding: it is evidence. A
+file that cannot be read from disk, or that the store refuses, is `failed`; so is a file
+whose work raised anything else (its reason names the file, the exception's type and
+message): the batch goes on, and its staged copy is aborted, never half-stored. The rows
+are built before the object is committed, so a file whose rows fail stores nothing.
 """
 
 from __future__ import annotations
@@ -33,12 +36,13 @@ from pipeline.analysis.timing import Tolerances, analyse, resume_points
 from pipeline.analysis.voice import judge_resume
 from pipeline.errors import CustodyError
 from pipeline.ingest.labels import Labels
+from pipeline.ingest.names import display_path, display_text
 from pipeline.ingest.outcome import ALREADY, ARCHIVED, FAILED
 from pipeline.ingest.rows import Tables, duration_seconds, media_tables, recording_record
 from pipeline.integrity.hashing import DEFAULT_CHUNK_SIZE, FileDigest, digest_file
 from pipeline.media.probe import AudioLevels
 from pipeline.rules import Context, RecordingFacts, recorded_span, run_rules
-from pipeline.storage.base import StagedObject, WormStore
+from pipeline.storage.base import PutResult, StagedObject, WormStore, key_for
 from schemas.media import Finding, ProbeResult
 from schemas.records import RecordingRecord
 from schemas.retention import DEFAULT_MIN_LOCK, one_year_retain_until
@@ -60,10 +64,18 @@ class FileJob:
     min_lock: dt.timedelta = DEFAULT_MIN_LOCK
     tolerances: Tolerances = field(default_factory=Tolerances)
     full_demux: bool = False
+    # Where this process and its probe read the file: the descriptor the listing checked
+    # (`/proc/<pid>/fd/<n>`), so a file swapped after the check is not what is read. None:
+    # `path` (a worker elsewhere opens it itself).
+    read_path: str | None = None
 
     @property
     def now(self) -> dt.datetime:
         return self.rules.now_utc
+
+    @property
+    def source(self) -> str:
+        return self.read_path or self.path
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,16 +171,49 @@ def worker_tools(store_uri: str, *, full_demux: bool = False) -> Iterator[FileTo
         committer.shutdown(wait=True)
 
 
-def start_reading(path: Path, tools: FileTools, chunk_size: int) -> Reading | FileRecords:
-    """Start reading, hashing and copying `path` in the reader thread."""
+def start_reading(
+    path: Path, tools: FileTools, chunk_size: int, *, shown: str | None = None
+) -> Reading | FileRecords:
+    """Start reading, hashing and copying `path` in the reader thread (`shown`: the name
+    of the file in a failure's reason, when `path` is its descriptor's)."""
     store = tools.store
     if store.streams_puts:
         try:
             staged = store.stage()
-        except CustodyError as exc:
-            return FileRecords(str(path), FAILED, reason=f"{path}: {exc}")
+        except Exception as exc:
+            return failed_record(str(path), exc, shown=shown)
         return Reading(staged, tools.reader.submit(staged.fill, path, chunk_size=chunk_size))
     return Reading(None, tools.reader.submit(digest_file, path, chunk_size=chunk_size))
+
+
+def abandon(reading: Reading) -> None:
+    """Drop a reading: its copy ends, then its staged object goes. Never raises."""
+    with contextlib.suppress(BaseException):
+        reading.digest.result()
+    if reading.staged is not None:
+        with contextlib.suppress(BaseException):
+            reading.staged.abort()
+
+
+def failed_record(
+    path: str, exc: BaseException, *, read_path: str | None = None, shown: str | None = None,
+    blake3: str | None = None, size_bytes: int | None = None,
+) -> FileRecords:
+    """A file's `failed` record for an exception: its reason names the file and the
+    problem (a project error's or OSError's own words, else the exception's type and
+    message)."""
+    shown = shown or display_path(path)
+    if isinstance(exc, CustodyError):
+        msg = str(exc)
+        if read_path:
+            msg = msg.replace(read_path, shown)
+        msg = display_text(msg)
+        reason = msg if shown in msg else f"{shown}: {msg}"
+    elif isinstance(exc, OSError):
+        reason = f"{shown}: {exc.strerror or display_text(str(exc))}"
+    else:
+        reason = f"{shown}: {type(exc).__name__}: {display_text(str(exc))}"
+    return FileRecords(path, FAILED, reason=reason, blake3=blake3, size_bytes=size_bytes)
 
 
 def ingest_file(
@@ -180,33 +225,31 @@ def ingest_file(
     if tools is None:
         with worker_tools(job.store_uri, full_demux=job.full_demux) as own:
             return ingest_file(job, own, reading)
-    path = Path(job.path)
     if reading is None:
-        started = start_reading(path, tools, job.chunk_size)
+        started = start_reading(Path(job.source), tools, job.chunk_size,
+                                shown=display_path(job.path))
         if isinstance(started, FileRecords):
-            return started
+            return replace(started, path=job.path)
         reading = started
-    staged = reading.staged
     try:
         # While the file is read, hashed and copied: its probe, and every check that needs
         # only its media, labels and metadata.
-        result = tools.probe(job.path)
+        result = tools.probe(job.source)
         findings, facts = assess(job, result, tools.levels)
+    except Exception as exc:
+        abandon(reading)
+        return failed_record(job.path, exc, read_path=job.read_path)
     except BaseException:
-        with contextlib.suppress(BaseException):
-            reading.digest.result()  # the copy ends before its staged file goes
-        if staged is not None:
-            staged.abort()
+        abandon(reading)
         raise
+    staged = reading.staged
     try:
         digest = reading.digest.result()
     except BaseException as exc:
         if staged is not None:
             staged.abort()
-        if isinstance(exc, CustodyError):
-            return FileRecords(job.path, FAILED, reason=str(exc))
-        if isinstance(exc, OSError):
-            return FileRecords(job.path, FAILED, reason=f"{job.path}: {exc.strerror or exc}")
+        if isinstance(exc, Exception):
+            return failed_record(job.path, exc, read_path=job.read_path)
         raise
     if tools.is_archived(digest.blake3):
         if staged is not None:
@@ -215,9 +258,9 @@ def ingest_file(
                            blake3=digest.blake3, size_bytes=digest.size_bytes)
     try:
         return _archive(job, tools, digest, staged, result, findings, facts)
-    except CustodyError as exc:  # the store refused or failed: nothing half-stored
-        return FileRecords(job.path, FAILED, reason=f"{job.path}: {exc}",
-                           blake3=digest.blake3, size_bytes=digest.size_bytes)
+    except Exception as exc:  # the rows, or the store refused or failed: nothing half-stored
+        return failed_record(job.path, exc, read_path=job.read_path, blake3=digest.blake3,
+                             size_bytes=digest.size_bytes)
     finally:
         if staged is not None:
             staged.abort()  # no-op once committed
@@ -228,9 +271,9 @@ def assess(
 ) -> tuple[list[Finding], RecordingFacts]:
     """Findings from the media (timing, AV-9 voice) and the file-scope rules."""
     findings = list(analyse(result, job.tolerances))
-    findings += voice_check(job.path, result, findings, job.tolerances, levels)
+    findings += voice_check(job.source, result, findings, job.tolerances, levels)
     facts = RecordingFacts(
-        file_name=Path(job.path).name, labels=job.labels,
+        file_name=display_path(Path(job.path).name), labels=job.labels,
         creation_time_utc=result.creation_time_utc, duration_seconds=duration_seconds(result),
         serial=result.serial,
     )
@@ -258,30 +301,28 @@ def _archive(
     path = Path(job.path)
     span = recorded_span(facts)
     retain = one_year_retain_until(span.start_utc, job.now, min_lock=job.min_lock)
+    # Every row first (a few ms, even for 46k packets): a file whose rows cannot be built
+    # fails before anything of it is stored. The store's key and version come after.
+    tables = media_tables(digest, result)
+    key = key_for(digest.blake3)
+    recording = recording_record(
+        path, digest, result, job.labels, span, now=job.now, run_id=job.run_id,
+        store_uri=tools.store.uri,
+        put=PutResult(key=key, size_bytes=digest.size_bytes, version=None, created=False),
+        retain=retain,
+    )
     if staged is not None:
-        # The object is made durable (fsync, link, ledger) while its rows are built.
-        committing = tools.committer.submit(staged.commit, digest.blake3,
-                                            retain_until_utc=retain)
-        try:
-            tables = media_tables(digest, result)
-        except BaseException:
-            with contextlib.suppress(BaseException):
-                committing.result()
-            raise
-        put = committing.result()
+        put = staged.commit(digest.blake3, retain_until_utc=retain)
     else:
-        put = tools.store.put_file(job.path, digest.blake3, retain_until_utc=retain)
+        put = tools.store.put_file(job.source, digest.blake3, retain_until_utc=retain)
         # An object stored before (a run that crashed before its catalog commit) keeps
         # its own date unless this one is later: retention only grows.
         info = tools.store.head(put.key)
         if info.retain_until_utc is None or info.retain_until_utc < retain:
             tools.store.extend_retention(put.key, retain)
-        tables = media_tables(digest, result)
-    recording = recording_record(
-        path, digest, result, job.labels, span, now=job.now, run_id=job.run_id,
-        store_uri=tools.store.uri, put=put, retain=retain,
-    )
-    interval = Interval(path.name, facts.device_id,
+    if (put.key, put.version) != (key, None):
+        recording = replace(recording, store_key=put.key, store_version=put.version)
+    interval = Interval(display_path(path.name), facts.device_id,
                         job.labels.case_number if job.labels else None,
                         span.start_utc, span.end_utc)
     return FileRecords(

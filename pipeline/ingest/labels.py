@@ -1,7 +1,11 @@
 """AV-12 labels: case number, inspected entity, officers, device, activity, recording time.
 
-A labels file is CSV (UTF-8, header row) or JSON (a list of objects, or an object with a
-"recordings" list). Columns / keys, English or Chinese:
+A labels file is CSV (header row) or JSON (a list of objects, or an object with a
+"recordings" list), in UTF-8 (with or without a BOM) or GB18030/GBK (what Excel on Chinese
+Windows saves): UTF-8 is tried first (GBK text is almost never valid UTF-8, while UTF-8 text
+often decodes as GB18030 into nonsense), and the run reports which was used. Files are
+matched by the display form of their names (`pipeline.ingest.names`), so a GBK file name
+on disk matches its Chinese name in the labels file. Columns / keys, English or Chinese:
 
 | key               | 中文        | meaning                                               |
 |-------------------|-------------|-------------------------------------------------------|
@@ -13,7 +17,8 @@ A labels file is CSV (UTF-8, header row) or JSON (a list of objects, or an objec
 | activity_type     | 执法类别    | AV-5 activity (English code or Chinese name)          |
 | recorded_start    | 开始时间    | ISO 8601; without an offset, local time (+08:00)      |
 
-A file that cannot be parsed at all is an `InputError` naming the file and the line. A
+A file that cannot be parsed at all (neither encoding, bad JSON, no file column) is an
+`InputError` naming the file and the line (and byte offset, for an encoding error). A
 row with a bad value still labels its recording with everything else, and the problem
 becomes a LABEL_INVALID finding on that recording: footage is never held back for a typo.
 """
@@ -32,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import InputError
+from pipeline.ingest.names import display_path
 from schemas.activities import normalise_activity
 
 _ALIASES = {
@@ -136,13 +142,43 @@ def _row_to_labels(
     )
 
 
-def _read_rows(path: Path) -> Iterable[tuple[str, Mapping[str, Any]]]:
+ENCODINGS = ("utf-8-sig", "utf-8", "gb18030")
+
+
+def decode_labels(data: bytes, name: str) -> tuple[str, str]:
+    """(text, encoding): UTF-8 with a BOM, UTF-8, else GB18030 (which includes GBK). Neither:
+    an InputError naming the line and byte offset where the better attempt stopped."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        encodings: tuple[str, ...] = ("utf-8-sig",)
+    else:
+        encodings = ("utf-8", "gb18030")
+    errors: list[UnicodeDecodeError] = []
+    for encoding in encodings:
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError as exc:
+            errors.append(exc)
+    # The encoding that got further is the one the file was most likely meant to be in.
+    worst = max(errors, key=lambda e: e.start)
+    line = data.count(b"\n", 0, worst.start) + 1
+    bad = data[worst.start:worst.start + 4]
+    tried = " or ".join("UTF-8" if e.encoding.startswith("utf") else "GB18030" for e in errors)
+    raise InputError(
+        f"{name}: line {line}: labels file is not {tried} text (byte offset {worst.start}: "
+        f"{bad!r})"
+    )
+
+
+def _read_rows(path: Path) -> tuple[str, Iterable[tuple[str, Mapping[str, Any]]]]:
     try:
-        raw = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read labels file: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: labels file is not UTF-8 text ({exc.reason})") from exc
+    raw, encoding = decode_labels(data, str(path))
+    return encoding, _rows(path, raw)
+
+
+def _rows(path: Path, raw: str) -> Iterable[tuple[str, Mapping[str, Any]]]:
     if path.suffix.lower() == ".json" or raw.lstrip().startswith(("[", "{")):
         try:
             doc = json.loads(raw)
@@ -171,11 +207,12 @@ def _read_rows(path: Path) -> Iterable[tuple[str, Mapping[str, Any]]]:
 class LabelBook:
     """All rows of a labels file, looked up by path or file name."""
 
-    def __init__(self, rows: Iterable[Labels]) -> None:
+    def __init__(self, rows: Iterable[Labels], encoding: str | None = None) -> None:
         self.by_key: dict[str, list[Labels]] = {}
         for row in rows:
-            self.by_key.setdefault(row.file.replace("\\", "/"), []).append(row)
+            self.by_key.setdefault(_key(row.file), []).append(row)
         self.used: set[str] = set()
+        self.encoding = encoding  # utf-8 | utf-8-sig | gb18030; None: no labels file
 
     @classmethod
     def load(
@@ -184,15 +221,19 @@ class LabelBook:
         if path is None:
             return cls([])
         p = Path(path)
-        return cls(_row_to_labels(row, where, default_offset) for where, row in _read_rows(p))
+        encoding, rows = _read_rows(p)
+        return cls((_row_to_labels(row, where, default_offset) for where, row in rows),
+                   encoding)
 
     def lookup(self, file: Path, root: Path | None) -> Labels | None:
-        """Labels for `file`: by absolute path, path under `root`, then bare name."""
-        keys = [file.resolve().as_posix()]
+        """Labels for `file`: by absolute path, path under `root`, then bare name, each in
+        its display form."""
+        keys = [_key(display_path(file.resolve().as_posix()))]
         if root is not None:
             with contextlib.suppress(ValueError):
-                keys.append(file.resolve().relative_to(root.resolve()).as_posix())
-        keys.append(file.name)
+                keys.append(_key(display_path(
+                    file.resolve().relative_to(root.resolve()).as_posix())))
+        keys.append(_key(display_path(file.name)))
         for key in keys:
             rows = self.by_key.get(key)
             if rows:
@@ -212,6 +253,12 @@ class LabelBook:
     def unused(self) -> list[str]:
         """Rows that matched no ingested file (likely a typo in the file column)."""
         return sorted(k for k in self.by_key if k not in self.used)
+
+
+def _key(name: str) -> str:
+    # Windows separators in a labels file; applied to both sides, so a name shown with
+    # \\xNN escapes still matches itself.
+    return name.replace("\\", "/")
 
 
 def _as_dict(labels: Labels) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from pipeline.analysis.sessions import SessionTolerances
 from pipeline.analysis.timing import Tolerances
+from pipeline.ingest.names import b64, display_path, raw_bytes
 from pipeline.integrity.hashing import DEFAULT_CHUNK_SIZE
 from schemas.media import Finding
 from schemas.retention import DEFAULT_MIN_LOCK
@@ -39,20 +40,37 @@ class IngestSettings:
     # Ingest into an S3 store whose self-test fails (a test bucket, knowingly); the
     # override is recorded with the run (`ingest_runs.store_selftest`).
     allow_unverified_store: bool = False
+    # Follow symbolic links inside the folders (each folder walked once, so a link loop
+    # ends); by default a link is `skipped`, "not followed".
+    follow_symlinks: bool = False
 
 
 @dataclass(slots=True)
 class FileOutcome:
-    path: str
+    path: str  # as the OS gave it (`os.fsencode(path)` is the exact name)
     status: str
     reason: str | None = None
     blake3: str | None = None
     size_bytes: int | None = None
     findings: list[Finding] = field(default_factory=list)
 
+    @property
+    def display_path(self) -> str:
+        """The path as a person reads it (UTF-8, else GB18030, else \\xNN escapes)."""
+        return display_path(self.path)
+
+    @property
+    def display_name(self) -> str:
+        return display_path(self.path.rsplit("/", 1)[-1])
+
+    @property
+    def path_bytes(self) -> bytes:
+        return raw_bytes(self.path)
+
     def as_json(self) -> dict[str, Any]:
         return {
-            "path": self.path,
+            "path": self.display_path,
+            "path_b64": b64(self.path_bytes),  # the exact name's bytes
             "status": self.status,
             "reason": self.reason,
             "blake3": self.blake3,
@@ -88,6 +106,10 @@ class RunResult:
     # The store gate before the run: passed | not_tamper_proof | failed_overridden.
     store_selftest: str = "not_tamper_proof"
     store_warning: str | None = None  # for the operator, when the gate was overridden
+    # What killed runs had left in staging, removed before this run (catalog batches never
+    # committed, the local store's partial copies).
+    staging_removed: int = 0
+    labels_encoding: str | None = None  # utf-8 | utf-8-sig | gb18030; None: no labels file
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -97,9 +119,10 @@ class RunResult:
         return [(o, f) for o in self.files for f in o.findings]
 
     def exit_code(self) -> int:
-        """0 clean, 1 findings (warning or worse), 2 a file could not be ingested."""
+        """0 clean, 1 findings (warning or worse) or a file that could not be ingested
+        (the run did its job and names each such file; 2 is for a run that could not)."""
         if self.count(FAILED):
-            return 2
+            return 1
         if any(f.severity != "info" for _, f in self.findings):
             return 1
         return 0
@@ -122,6 +145,8 @@ class RunResult:
                 "failed": self.count(FAILED),
                 "findings": len(self.findings),
                 "unused_labels": self.unused_labels,
+                "labels_encoding": self.labels_encoding,
+                "staging_removed": self.staging_removed,
                 "exit_code": self.exit_code(),
             },
             "files": [o.as_json() for o in self.files],

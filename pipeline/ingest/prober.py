@@ -40,7 +40,10 @@ class Prober:
         # forkserver never preloads `__main__`: it looks for a key its caller does not
         # set). The `custody` script's main imports `pipeline.cli.main`, and with it pyarrow:
         # 0.07 s of CPU per worker unless the server has imported it (then 0.01 s).
-        ctx.set_forkserver_preload(["pipeline.media.probe", "pipeline.cli.main"])
+        # `lifeline` first: the server and every worker die with this process, even when
+        # it is SIGKILLed (PR_SET_PDEATHSIG; see pipeline.ingest.lifeline).
+        ctx.set_forkserver_preload(
+            ["pipeline.ingest.lifeline", "pipeline.media.probe", "pipeline.cli.main"])
         return cf.ProcessPoolExecutor(self.workers, mp_context=ctx)
 
     def submit(self, path: str) -> None:
@@ -57,6 +60,12 @@ class Prober:
             if fut.done() and not isinstance(fut.exception(), BrokenProcessPool):
                 continue
             self.futures[path] = self.pool.submit(self.probe, path)
+
+    def forget(self, path: str) -> None:
+        """The file is done (or will not be ingested): drop its probe, if any is pending."""
+        fut = self.futures.pop(path, None)
+        if fut is not None:
+            fut.cancel()
 
     def result(self, path: str) -> ProbeResult:
         fut = self.futures.pop(path, None) or self.pool.submit(self.probe, path)

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.ingest.labels import Labels
+from pipeline.ingest.names import display_path, raw_bytes
 from pipeline.integrity.hashing import FileDigest
 from pipeline.rules import Span, as_utc
 from pipeline.storage.base import PutResult
@@ -68,10 +69,13 @@ def findings_table(
     b3: str, source_path: str, run_id: str, findings: Sequence[Finding], now: dt.datetime
 ) -> pa.Table:
     """Every finding of a recording; each is bound to it (or its stream) unless it is about
-    something else (a device...), and every row names the recording."""
+    something else (a device...), and every row names the recording (the source's display
+    form and its exact bytes)."""
+    shown, raw = display_path(source_path), raw_bytes(source_path)
     return to_table(FindingRecord, [
         FindingRecord(
-            recording_blake3=b3, source_path=source_path, run_id=run_id, code=f.code,
+            recording_blake3=b3, source_path=shown, source_path_bytes=raw, run_id=run_id,
+            code=f.code,
             rule=f.rule, category=f.category, severity=f.severity,
             stream_index=f.stream_index, pts=f.pts, at_seconds=f.at_seconds,
             title_en=f.title_en, title_zh=f.title_zh, detail=f.detail, found_at_utc=now,
@@ -85,10 +89,14 @@ def recording_record(
     path: Path, digest: FileDigest, result: ProbeResult, labels: Labels | None, span: Span,
     *, now: dt.datetime, run_id: str, store_uri: str, put: PutResult, retain: dt.datetime,
 ) -> RecordingRecord:
-    """The recording's row, with its AV-12 labels (None: the labels file did not name it)."""
+    """The recording's row, with its AV-12 labels (None: the labels file did not name it).
+    Names are kept as display forms and as their exact bytes (`pipeline.ingest.names`)."""
+    resolved = path.resolve()
     return RecordingRecord(
-        blake3=digest.blake3, size_bytes=digest.size_bytes, source_path=str(path.resolve()),
-        file_name=path.name, media_kind=result.media_kind or "unknown",
+        blake3=digest.blake3, size_bytes=digest.size_bytes,
+        source_path=display_path(resolved), source_path_bytes=raw_bytes(resolved),
+        file_name=display_path(path.name), file_name_bytes=raw_bytes(path.name),
+        media_kind=result.media_kind or "unknown",
         container=result.container, duration_seconds=duration_seconds(result),
         creation_time_utc=as_utc(result.creation_time_utc), make=result.make,
         model=result.model, serial=result.serial, gps_iso6709=result.gps_iso6709,

@@ -1,10 +1,12 @@
 """Ingest: from files and folders to stored objects, findings and committed catalog batches.
 
-`ingest()` is the local driver. It checks that the actor may ingest (an `Authority` is
+`ingest()` is the local driver. It lists the sources (`pipeline.ingest.listing`: only
+regular files are ever opened), checks that the actor may ingest (an `Authority` is
 required: no library caller ingests unchecked or unaudited), gates the store (an S3 store
 must pass its self-test, `pipeline.storage.selftest.gate_store`), takes the catalog's
-ingest lock, and then for each file, in order:
-1. sniff its first bytes: not media -> `skipped` with the reason;
+ingest lock, removes what killed runs left in staging, and then for each file, in order:
+1. open it (O_NOFOLLOW | O_NONBLOCK, still a regular file) and sniff its first bytes: not
+   media -> `skipped` with the reason; gone or unreadable since the listing -> `failed`;
 2. start reading it ONCE (BLAKE3 of the whole and of each chunk, the same bytes streamed
    into a staged object of the WORM store), and keep the probe pool a few files ahead;
 3. `pipeline.ingest.file.ingest_file`: probe, analysis and the file's rules while it is
@@ -12,24 +14,46 @@ ingest lock, and then for each file, in order:
    with its first retain-until;
 4. `pipeline.ingest.batch.Committer`: the cross-file rules and the file's rows into the
    current batch, committed atomically every `batch_files` files and at the end.
+Any exception in one file's work is that file's `failed` (its type and message, naming the
+file), and the batch goes on. Files are opened just in time (a few ahead, for the probe),
+so one deleted after the listing is `failed` ("vanished"), never a crash.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import errno
 import fcntl
 import os
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.catalog.core import Catalog
 from pipeline.errors import CatalogError
 from pipeline.ingest.batch import Committer
-from pipeline.ingest.file import FileJob, FileRecords, FileTools, ingest_file, start_reading
+from pipeline.ingest.file import (
+    FileJob,
+    FileRecords,
+    FileTools,
+    Reading,
+    abandon,
+    failed_record,
+    ingest_file,
+    start_reading,
+)
 from pipeline.ingest.labels import LabelBook
+from pipeline.ingest.listing import (
+    Entry,
+    NotRegular,
+    descriptor_path,
+    list_entries,
+    open_regular,
+)
+from pipeline.ingest.names import display_path, display_text
 from pipeline.ingest.outcome import (
     ALREADY,
     ARCHIVED,
@@ -41,7 +65,7 @@ from pipeline.ingest.outcome import (
     finding_json,
 )
 from pipeline.ingest.prober import Prober
-from pipeline.media.sniff import sniff
+from pipeline.media import sniff as sniffing
 from pipeline.people.permissions import Authority
 from pipeline.progress import Progress, Tick
 from pipeline.storage.base import WormStore
@@ -51,22 +75,9 @@ from schemas.people import INGEST
 
 __all__ = [
     "ALREADY", "ARCHIVED", "FAILED", "SKIPPED", "FileOutcome", "IngestSettings", "Progress",
-    "RunResult", "finding_json", "ingest", "iter_files",
+    "RunResult", "finding_json", "ingest", "list_entries",
 ]
 
-
-
-def iter_files(sources: Sequence[str | os.PathLike[str]]) -> Iterator[tuple[Path, Path | None]]:
-    """(file, the folder it was found under) for every file below the sources, sorted."""
-    for src in sources:
-        p = Path(src)
-        if p.is_dir():
-            for dirpath, dirnames, filenames in os.walk(p):
-                dirnames.sort()
-                for name in sorted(filenames):
-                    yield Path(dirpath) / name, p
-        else:
-            yield p, p.parent
 
 
 @contextlib.contextmanager
@@ -100,8 +111,9 @@ def ingest(
     `settings.allow_unverified_store`), and every file's outcome is written to the audit
     log (one fsync per batch)."""
     labels = LabelBook.load(settings.labels_path, default_offset=settings.default_offset)
-    files = list(iter_files(sources))
-    what = "ingest:" + ",".join(str(s) for s in sources)
+    entries = list(list_entries(sources, follow_symlinks=settings.follow_symlinks))
+    shown = [display_path(s) for s in sources]
+    what = "ingest:" + ",".join(shown)
     auth.authorize(actor, INGEST, what)
     try:
         gate = gate_store(store, allow_unverified=settings.allow_unverified_store)
@@ -109,15 +121,66 @@ def ingest(
         auth.record(actor, INGEST, what, REFUSED, str(exc))
         raise
     with _ingest_lock(catalog), auth.audit.group_commit():
-        catalog.clear_staging()
+        removed = clear_leftovers(store, catalog)
         result = _Run(store, catalog, settings, labels, auth, actor, gate.state).run(
-            files, [str(s) for s in sources], progress)
+            entries, shown, progress)
     result.store_warning = gate.warning
+    result.staging_removed = removed
+    result.labels_encoding = labels.encoding
     return result
 
 
+def clear_leftovers(store: WormStore, catalog: Catalog) -> int:
+    """Remove what killed runs left in staging (catalog batches never committed, the local
+    store's `*.part` copies); how many. Only under the ingest lock: no live run of this
+    catalog is writing them (the store keeps the copy a live writer of its own holds)."""
+    removed = 0
+    staging = catalog.root / "staging"
+    with contextlib.suppress(OSError):
+        removed += sum(1 for _ in staging.iterdir())
+    catalog.clear_staging()
+    clear = getattr(store, "clear_staging", None)
+    if callable(clear):
+        removed += int(clear())
+    return removed
+
+
+@dataclass(slots=True)
+class _Opened:
+    """A listed file, opened and sniffed (`fd` set), or why not (`status`, `reason`)."""
+
+    fd: int | None = None
+    read_path: str | None = None  # the path that reads `fd` (this process and its workers)
+    status: str | None = None
+    reason: str | None = None
+
+
+def _open_entry(entry: Entry) -> _Opened:
+    """Open a listed file and sniff its first bytes; never raises."""
+    try:
+        fd = open_regular(entry)
+    except NotRegular as exc:
+        return _Opened(status=SKIPPED, reason=str(exc))
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return _Opened(status=FAILED,
+                           reason=f"vanished after it was listed ({exc.strerror})")
+        return _Opened(status=FAILED, reason=f"cannot read: {exc.strerror or exc}")
+    try:
+        sniffed = sniffing.sniff_fd(fd)
+    except Exception as exc:
+        os.close(fd)
+        why = exc.strerror if isinstance(exc, OSError) else None
+        return _Opened(status=FAILED, reason=f"cannot read: {why}" if why else
+                       f"sniff failed: {type(exc).__name__}: {display_text(str(exc))}")
+    if sniffed.kind is None:
+        os.close(fd)
+        return _Opened(status=SKIPPED, reason=sniffed.reason)
+    return _Opened(fd, descriptor_path(fd) or str(entry.path))
+
+
 class _Run:
-    """One run's loop: reading ahead, the probe pool, the committer."""
+    """One run's loop: opening ahead, the probe pool, the committer."""
 
     def __init__(
         self, store: WormStore, catalog: Catalog, settings: IngestSettings, labels: LabelBook,
@@ -133,24 +196,21 @@ class _Run:
             actor=actor,
         )
 
-    def job(self, path: Path, root: Path | None) -> FileJob:
+    def job(self, entry: Entry, read_path: str | None) -> FileJob:
         s = self.s
         return FileJob(
-            path=str(path), root=str(root) if root is not None else None,
-            labels=self.labels.lookup(path, root), run_id=self.run_id,
+            path=str(entry.path), root=str(entry.root) if entry.root is not None else None,
+            labels=self.labels.lookup(entry.path, entry.root), run_id=self.run_id,
             store_uri=self.store.uri,
             rules=self.committer.context(
                 s.now(), late_after=s.late_after, clock_tolerance=s.clock_tolerance,
                 labels_given=bool(self.labels.by_key),
             ),
             chunk_size=s.chunk_size, min_lock=s.min_lock, tolerances=s.tolerances,
-            full_demux=s.full_demux,
+            full_demux=s.full_demux, read_path=read_path,
         )
 
-    def run(
-        self, files: list[tuple[Path, Path | None]], sources: list[str],
-        progress: Progress | None,
-    ) -> RunResult:
+    def run(self, entries: list[Entry], sources: list[str], progress: Progress | None) -> RunResult:
         s, committer = self.s, self.committer
         committer.run_event("started", sources, self.selftest)
         prober = Prober(s.probe_workers, s.full_demux)
@@ -160,41 +220,46 @@ class _Run:
         )
         # The workers exit while the last batch is written.
         closer = threading.Thread(target=prober.close, name="probe-close")
+        opened: dict[int, _Opened] = {}
+
+        def opening(j: int) -> _Opened:
+            if j not in opened:
+                e = entries[j]
+                opened[j] = _open_entry(e) if e.status is None else _Opened(
+                    status=e.status, reason=e.reason)
+            return opened[j]
+
         try:
-            sniffs: list[tuple[str | None, str]] = []
-            sizes: list[int] = []
-            for path, _ in files:
-                try:
-                    sn = sniff(path)
-                    sniffs.append((sn.kind, sn.reason))
-                    sizes.append(os.stat(path).st_size)
-                except OSError as exc:
-                    sniffs.append((None, f"cannot read: {exc.strerror or exc}"))
-                    sizes.append(0)
-            total, done = sum(sizes), 0
-            queue = [i for i, (kind, _) in enumerate(sniffs) if kind is not None]
-            ahead = s.probe_workers + 1
-            for i, (path, root) in enumerate(files):
+            total = sum(e.size_bytes for e in entries if e.status is None)
+            done, probed, ahead = 0, 0, s.probe_workers + 1
+            for i, entry in enumerate(entries):
                 if progress:
-                    progress(Tick(i, len(files), done, total, str(path)))
-                done += sizes[i]
-                kind, reason = sniffs[i]
-                # The read starts first: submitting a probe may wait for a worker to start.
-                started = start_reading(path, tools, s.chunk_size) if kind is not None else None
-                while queue and queue[0] <= i + ahead:
-                    prober.submit(str(files[queue.pop(0)][0]))
-                if kind is None:
-                    unreadable = reason.startswith("cannot read")
-                    committer.record(FileOutcome(
-                        str(path), FAILED if unreadable else SKIPPED, reason=f"{path}: {reason}"
-                    ))
-                elif isinstance(started, FileRecords):
-                    committer.add(started)
-                elif started is not None:
-                    committer.add(ingest_file(self.job(path, root), tools, started))
+                    progress(Tick(i, len(entries), done, total, display_path(entry.path)))
+                done += entry.size_bytes
+                here = opening(i)
+                try:
+                    # The read starts first: submitting a probe may wait for a worker.
+                    started = (start_reading(Path(here.read_path), tools, s.chunk_size,
+                                             shown=display_path(entry.path))
+                               if here.read_path is not None else None)
+                    while probed < len(entries) and probed <= i + ahead:
+                        ahead_of = opening(probed)
+                        if ahead_of.read_path is not None:
+                            prober.submit(ahead_of.read_path)
+                        probed += 1
+                    self.one(entry, here, started, tools)
+                finally:
+                    if here.read_path is not None:
+                        prober.forget(here.read_path)
+                    if here.fd is not None:
+                        os.close(here.fd)
             if progress:
-                progress(Tick(len(files), len(files), done, total))
+                progress(Tick(len(entries), len(entries), done, total))
         finally:
+            for rest in opened.values():
+                if rest.fd is not None:
+                    with contextlib.suppress(OSError):
+                        os.close(rest.fd)
             closer.start()
             tools.reader.shutdown(wait=True)
             tools.committer.shutdown(wait=True)
@@ -210,3 +275,23 @@ class _Run:
             files=committer.outcomes, unused_labels=self.labels.unused(),
             store_selftest=self.selftest,
         )
+
+    def one(
+        self, entry: Entry, here: _Opened, started: Reading | FileRecords | None,
+        tools: FileTools,
+    ) -> None:
+        """One entry's outcome into the committer; an exception is the file's `failed`."""
+        path, shown = str(entry.path), display_path(entry.path)
+        if here.status is not None:
+            self.committer.record(FileOutcome(path, here.status, reason=f"{shown}: {here.reason}"))
+            return
+        if isinstance(started, FileRecords):  # the store could not stage it
+            self.committer.add(replace(started, path=path))
+            return
+        assert started is not None
+        try:
+            rec = ingest_file(self.job(entry, here.read_path), tools, started)
+        except Exception as exc:  # not ingest_file's own: building the job
+            abandon(started)
+            rec = failed_record(path, exc)
+        self.committer.add(rec)

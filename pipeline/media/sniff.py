@@ -75,3 +75,9 @@ def sniff(path: str | os.PathLike[str]) -> Sniffed:
     """Classify a file by its first bytes. OSError propagates to the caller."""
     with open(path, "rb") as fh:
         return sniff_bytes(fh.read(_HEAD))
+
+
+def sniff_fd(fd: int) -> Sniffed:
+    """Classify an open file by its first bytes (read at offset 0; the descriptor's own
+    position is left alone). OSError propagates to the caller."""
+    return sniff_bytes(os.pread(fd, _HEAD, 0))

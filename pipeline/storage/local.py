@@ -20,6 +20,7 @@ import io
 import json
 import os
 import stat
+import time
 import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -104,6 +105,24 @@ class _RangeReader(io.RawIOBase):
         super().close()
 
 
+def _abandoned(part: Path, *, settle_s: float = 0.0) -> bool:
+    """Whether no live process holds this staged copy (its writer died)."""
+    try:
+        fd = os.open(part, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if time.time() - os.fstat(fd).st_ctime < settle_s:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # its writer holds it
+        return True
+    finally:
+        os.close(fd)
+
+
 class _LocalStaged(StagedObject):
     def __init__(self, store: LocalStore) -> None:
         self._store = store
@@ -117,6 +136,9 @@ class _LocalStaged(StagedObject):
             raise StoreError(
                 f"{self._path.parent}: the store cannot stage an object: {exc.strerror}"
             ) from exc
+        # Held until the copy is committed or aborted, and by the kernel only while this
+        # process lives: `clear_staging` removes only copies nobody holds.
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._size = 0
 
     def fill(self, path: str | os.PathLike[str], *, chunk_size: int) -> FileDigest:
@@ -201,8 +223,21 @@ class LocalStore(WormStore):
             # A live writer touches its file continuously; an hour of silence means it died.
             with contextlib.suppress(FileNotFoundError):
                 age = self._clock() - dt.datetime.fromtimestamp(part.stat().st_mtime, dt.UTC)
-                if age > dt.timedelta(hours=1):
+                if age > dt.timedelta(hours=1) and _abandoned(part):
                     part.unlink()
+
+    def clear_staging(self) -> int:
+        """Remove every staged copy no live writer holds (a killed ingest's `*.part`); how
+        many. A live writer holds an exclusive flock on its copy from the moment it exists
+        until commit or abort; a copy changed in the last second is left alone (its writer
+        may be between creating and locking it)."""
+        removed = 0
+        for part in (self.root / "tmp").glob("*.part"):
+            with contextlib.suppress(FileNotFoundError):
+                if _abandoned(part, settle_s=1.0):
+                    part.unlink()
+                    removed += 1
+        return removed
 
     # --- paths and ledger --------------------------------------------------------------
     def object_path(self, key: str) -> Path:

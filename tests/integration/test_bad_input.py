@@ -47,7 +47,7 @@ def test_a_store_write_failing_mid_file_fails_that_file_only_and_leaves_nothing(
     store = tmp_path / "store"
     proc = _ingest([str(src), "--store", str(store), "--catalog", str(tmp_path / "catalog")],
                    fsize_limit=256 * 1024)
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # a failed file is named, the run goes on
     files = {Path(f["path"]).name: f for f in json.loads(proc.stdout)["files"]}
     assert files["A_small.mp4"]["status"] == "archived"
     assert files["B_big.mp4"]["status"] == "failed"

@@ -26,7 +26,8 @@ def _sample(cls: type[Any]) -> Any:
         if typing.get_origin(t) is list:
             values[f.name] = ["甲", "b"]
         else:
-            values[f.name] = {int: 7, str: "案号-001", float: 1.5, bool: True, dt.datetime: T0}[t]
+            values[f.name] = {int: 7, str: "案号-001", bytes: b"\xb2\xe2.mp4", float: 1.5,
+                              bool: True, dt.datetime: T0}[t]
     return cls(**values)
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 from pipeline.cli.context import open_context
 from pipeline.cli.render import Output
 from pipeline.cli.settings import Settings
+
+_ENCODING_NAMES = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8 (with BOM)",
+                   "gb18030": "GB18030 (GBK)"}
 
 
 def cmd_ingest(args: argparse.Namespace, s: Settings, ui: Output) -> int:
@@ -20,7 +22,7 @@ def cmd_ingest(args: argparse.Namespace, s: Settings, ui: Output) -> int:
             now=s.now, labels_path=s.labels, chunk_size=s.chunk_size,
             min_lock=dt.timedelta(days=s.min_lock_days), default_offset=s.utc_offset,
             probe_workers=s.probe_workers, batch_files=s.batch_files,
-            full_demux=args.full_demux,
+            full_demux=args.full_demux, follow_symlinks=args.follow_symlinks,
             # ingest runs the store self-test gate itself (pipeline.storage.selftest).
             allow_unverified_store=args.allow_unverified_store,
         )
@@ -37,7 +39,7 @@ def cmd_ingest(args: argparse.Namespace, s: Settings, ui: Output) -> int:
         ui.dump_json(result.as_json())
         return result.exit_code()
     rows = [
-        {"file": Path(o.path).name, "status": o.status,
+        {"file": o.display_name, "status": o.status,
          "blake3": (o.blake3 or "")[:16], "findings": len(o.findings),
          "reason": o.reason or ""}
         for o in result.files
@@ -45,7 +47,7 @@ def cmd_ingest(args: argparse.Namespace, s: Settings, ui: Output) -> int:
     ui.table(rows, ["file", "status", "blake3", "findings", "reason"])
     ui.write("\n")
     frows = [
-        {"file": Path(o.path).name, "code": f.code, "rule": f.rule, "severity": f.severity,
+        {"file": o.display_name, "code": f.code, "rule": f.rule, "severity": f.severity,
          "at_s": f.at_seconds, "title": f"{f.title_zh} / {f.title_en}", "detail": f.detail}
         for o, f in result.findings
     ]
@@ -60,6 +62,11 @@ def cmd_ingest(args: argparse.Namespace, s: Settings, ui: Output) -> int:
         f"{len(frows)} findings\n"
         f"store {result.store_uri}\ncatalog {result.catalog_path} (duckdb {db_path})\n"
     )
+    if result.labels_encoding is not None:
+        ui.write(f"labels {s.labels}: read as {_ENCODING_NAMES[result.labels_encoding]}\n")
+    if result.staging_removed:
+        ui.write(f"staging: removed {result.staging_removed} leftover(s) of an interrupted "
+                 "run\n")
     for unused in result.unused_labels:
         ui.warn(f"labels row for {unused!r} matched no ingested file")
     return result.exit_code()
@@ -72,7 +79,8 @@ def register(sub: Any, shared: argparse.ArgumentParser) -> None:
         "read hashes it (BLAKE3) into the WORM store, the demuxer's timestamps are checked "
         "for interruptions and edits (AV-9), labels and the 24-hour rule (AV-12) are "
         "applied, and the results are committed to the catalog. Exit 1 if there are "
-        "findings, 2 if a file could not be ingested.",
+        "findings or a file could not be ingested (each is named with the reason), 2 on "
+        "an error that stops the run.",
     )
     p.add_argument("sources", nargs="+", metavar="SOURCE",
                    help="files or folders (recursive) to archive")
@@ -91,6 +99,10 @@ def register(sub: Any, shared: argparse.ArgumentParser) -> None:
     p.add_argument("--full-demux", dest="full_demux", action="store_true",
                    help="read every packet of plain MP4/MOV files too, instead of timing "
                    "them from their sample tables (same result, slower)")
+    p.add_argument("--follow-symlinks", dest="follow_symlinks", action="store_true",
+                   help="follow symbolic links inside the folders (each folder is walked "
+                   "once, so a link loop ends); by default a link is skipped, with the "
+                   "reason")
     p.add_argument("--allow-unverified-store", action="store_true",
                    help="ingest into an S3 store even though its self-test fails "
                    "(recorded with the run; never do this for real evidence)")
