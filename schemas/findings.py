@@ -249,6 +249,39 @@ CODES: dict[str, FindingCode] = {
             "was changed, removed or moved. Evidence of a change, not of who made it.",
         ),
         FindingCode(
+            "CATALOG_PART_EDITED", "AV-16", _C.SAFEGUARD, _S.ERROR,
+            "Catalog part was altered after its commit", "目录数据文件在提交后被改动",
+            "A committed Parquet part of the catalog no longer has the size and SHA-256 "
+            "that its commit recorded in the audit log: rows were changed, added or removed "
+            "(one finding deleted is enough). Evidence of a change, not of who made it.",
+        ),
+        FindingCode(
+            "CATALOG_PART_MISSING", "AV-16", _C.SAFEGUARD, _S.ERROR,
+            "Catalog part is missing", "目录数据文件缺失",
+            "A part that a commit recorded in the audit log is gone, or its commit was "
+            "taken out of the catalog's commit list: the views no longer read its rows.",
+        ),
+        FindingCode(
+            "CATALOG_PART_UNRECORDED", "AV-16", _C.SAFEGUARD, _S.ERROR,
+            "Catalog part named by no recorded commit", "目录中有未经提交登记的数据文件",
+            "A file among the catalog's parts that no commit recorded in the audit log "
+            "names: put there by hand, or left by a writer that died before its commit. "
+            "The views do not read it; someone should find out where it came from.",
+        ),
+        FindingCode(
+            "CATALOG_COMMIT_UNRECORDED", "AV-16", _C.SAFEGUARD, _S.ERROR,
+            "Catalog commit not in the audit log", "目录提交未记入操作日志",
+            "The catalog's commit list names a batch that the audit log does not record, "
+            "or records with other parts: the views read parts whose commit is not proven "
+            "(also each batch of a catalog made before commits were recorded).",
+        ),
+        FindingCode(
+            "CATALOG_COMMITS_BROKEN", "AV-16", _C.SAFEGUARD, _S.ERROR,
+            "Catalog commit list was altered", "目录提交清单被改动",
+            "A line of the local catalog's hash-chained commit list no longer links to the "
+            "line before it: a commit was changed, removed or moved. Names the first break.",
+        ),
+        FindingCode(
             "STORE_SELFTEST_FAILED", "AV-15", _C.SAFEGUARD, _S.ERROR,
             "Store failed its write-once self-test", "存储库未通过防删改自检",
             "Against a fresh test object, the store accepted a delete, an overwrite or a "
