@@ -24,7 +24,13 @@ What each signal can prove, and what it cannot (the same words go into the findi
 - A re-encode leaves none of these: then only metadata and encoder signatures speak
   (`provenance`).
 
-The other concerns have their own modules: `container` (edit lists, declared duration),
+Times are first read as the container family stores them (`models`: MP4 sample tables
+exact, Matroska/FLV whole milliseconds, MPEG-TS/PS 33-bit PES times not on every packet,
+Ogg one time per page, AVI frame counters, raw streams counted frames), and Vorbis-like
+codecs whose packets vary on their own are not judged for splices.
+
+The other concerns have their own modules: `spacing` (impossible spacing, TS_REWRITTEN),
+`container` (edit lists, hidden media, declared duration),
 `provenance` (editing tools, encoder signatures, parameter sets), `damage` (unreadable,
 truncated, corrupt) and `voice` (the AV-9 check after a resume); `analyse` here runs them
 all in one fixed order. Pure: imports numpy and `schemas` only; no I/O, no clock.
