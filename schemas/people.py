@@ -42,6 +42,10 @@ DEVICE_VIEW = "device.view"
 DEVICE_MANAGE = "device.manage"
 AUDIT_VIEW = "audit.view"
 AUDIT_VERIFY = "audit.verify"
+# Not in the permission table: who an OS account may act as is decided by the identities
+# file (pipeline.people.identity); a refused claim and every service delegation is audited
+# under this action.
+ACT_AS = "identity.act_as"
 
 ACTIONS: tuple[str, ...] = (
     INGEST, LABEL, VIEW, QUERY, VERIFY, REPORT, CASE_MANAGE, EXEMPTION_ACK,
@@ -117,7 +121,10 @@ def allowed_actions(roles: list[str] | tuple[str, ...]) -> frozenset[str]:
 # --- personnel ------------------------------------------------------------------------------
 KIND_OFFICER = "officer"  # certified, holds an enforcement certificate (行政执法证)
 KIND_AUXILIARY = "auxiliary"  # AUX-2/3: no independent enforcement power
-KINDS: tuple[str, ...] = (KIND_OFFICER, KIND_AUXILIARY)
+# A service identity (the nightly job): not a person, never on the roster; a service account
+# acts as it only under a grant in the identities file (pipeline.people.identity).
+KIND_SERVICE = "service"
+KINDS: tuple[str, ...] = (KIND_OFFICER, KIND_AUXILIARY, KIND_SERVICE)
 
 STATUS_PENDING = "pending"
 STATUS_ACTIVE = "active"

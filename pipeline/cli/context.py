@@ -5,6 +5,10 @@ does not exist is an error that says where it looked, instead of being created (
 library's `Catalog(...)` and `LocalStore(...)` create their directories, which is right for
 ingest and wrong for a mistyped `--catalog` of a query). An s3:// location is not checked
 here: opening it creates nothing on this machine but its cache.
+
+Who acts is `Authority.acting` for the caller's binding (`caller_of`: the real uid and the
+identities file that applies, `pipeline.people.identity.bind_caller`); the CLI decides
+nothing about identity itself.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pipeline.errors import InputError
 
 if TYPE_CHECKING:
     from pipeline.catalog.core import Catalog
+    from pipeline.people.identity import Caller
     from pipeline.people.permissions import Authority
     from pipeline.storage.base import WormStore
 
@@ -76,14 +81,27 @@ def open_store(s: Settings, *, writes: bool) -> WormStore:
     return open_location(s.store, env=s.store_env)
 
 
+def caller_of(s: Settings) -> Caller:
+    """The account running this command and the identities binding that applies to it."""
+    from pipeline.people.identity import bind_caller
+
+    return bind_caller(s.os_account, system_identities=s.system_identities,
+                       config_identities=s.config_identities, config_path=s.config.path,
+                       catalog=s.catalog)
+
+
 @contextlib.contextmanager
 def open_context(s: Settings, *, writes: bool, require_actor: bool = False) -> Iterator[Context]:
-    """(store, catalog, Authority, acting person) for one command. Without `--as`, only a
-    fresh installation (empty personnel registry) may act, as the operating-system user,
-    unless `require_actor` (the people commands: the first person registers themselves)."""
+    """(store, catalog, Authority, acting person) for one command. The acting person is the
+    caller's mapped staff ID (`--as` may only repeat it); without a mapping, only a fresh
+    installation (empty personnel registry) may act, as `unregistered:<account>`.
+    `require_actor` (the people commands) wants a staff ID even then: the first person
+    registers themselves."""
+    from pipeline.people.identity import bound_id
     from pipeline.people.permissions import open_authority
 
-    if require_actor and not s.actor:
+    caller = caller_of(s)  # a bad identities file fails before anything is opened
+    if require_actor and not s.actor and not bound_id(caller):
         raise InputError("no acting person: pass --as STAFF_ID or set `as = \"STAFF_ID\"` "
                          "in custody.toml")
     # The catalog first: it says what a store is for. A read checks each before opening it.
@@ -95,14 +113,7 @@ def open_context(s: Settings, *, writes: bool, require_actor: bool = False) -> I
         raise
     try:
         with open_authority(catalog, store, s.now) as auth:
-            actor = s.actor
-            if not actor:
-                if not auth.registry.is_empty():
-                    raise InputError(
-                        "no acting person: pass --as STAFF_ID or set `as = \"STAFF_ID\"` in "
-                        "custody.toml (every command acts as a registered person)"
-                    )
-                actor = f"unregistered:{s.os_user}"
+            actor = auth.acting(s.actor, caller=caller)
             yield Context(store, catalog, auth, actor)
     finally:
         catalog.close()

@@ -8,6 +8,16 @@ unknown key or a value of the wrong type is an `InputError` naming the key and t
 because a mistyped `stor = ...` silently ignored would archive evidence in the wrong place.
 Each value remembers where it came from, so `custody config show` and the "no catalog"
 error can say so.
+
+Identity (issue 10): the real uid (`os.getuid()`) and its account name are read here, never
+`$USER`, which the caller sets. Config files pass ssh's StrictModes check
+(`pipeline.people.identity.check_secure`): the system config (and the identities file)
+owned by root, a user's config by root or the user, none of them or their directories
+group/other-writable. The system directory is `/etc/custody`; `CUSTODY_SYSTEM_DIR` moves it
+only on a machine where `/etc/custody` does not exist (tests, a machine with no deployment),
+and whatever it names is held to the same root-ownership checks, so it cannot loosen a
+deployment. The system config is always read for its `identities` key, even when a user's
+config wins for the other keys.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import pwd
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,15 +34,23 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.errors import InputError
+from pipeline.people.identity import (
+    DEFAULT_SYSTEM_DIR,
+    IDENTITIES_NAME,
+    OsAccount,
+    check_secure,
+)
 
 DEFAULT_HOME = "custody-data"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
-SYSTEM_CONFIG = Path("/etc/custody/custody.toml")
+SYSTEM_CONFIG = DEFAULT_SYSTEM_DIR / "custody.toml"
+SYSTEM_DIR_VAR = "CUSTODY_SYSTEM_DIR"
 ENVIRONMENT = {
     "CUSTODY_STORE": "the WORM store (DIR or s3://BUCKET/PREFIX), below --store",
     "CUSTODY_CATALOG": "the catalog (DIR or s3://BUCKET/PREFIX), below --catalog",
     "CUSTODY_CONFIG": "the config file, below --config",
     "CUSTODY_CATALOG_CACHE": "local state of an s3:// catalog",
+    SYSTEM_DIR_VAR: "system config dir, only where /etc/custody does not exist (tests)",
     "XDG_CONFIG_HOME": "where the user's custody/custody.toml is (default ~/.config)",
     "AWS_*": "S3 endpoint, region and credentials (over [custody.s3])",
     "NO_COLOR, TERM=dumb": "plain progress: no colour, no cursor movement",
@@ -60,6 +79,7 @@ KEYS: dict[str, Key] = {
     "workers": Key(int, "demux worker processes"),
     "batch_files": Key(int, "files per atomic catalog commit"),
     "as": Key(str, "who acts when --as is not given (STAFF_ID)"),
+    "identities": Key(str, "identities file: system config, or your own catalog's config"),
     "s3": Key(dict, "S3 endpoint and credentials (a table)"),
 }
 S3_KEYS = {
@@ -99,7 +119,13 @@ class Settings:
     actor: str | None = None  # --as STAFF_ID or `as` in the config: who acts (issue 4)
     # AWS_* variables (endpoint, region, credentials) for an s3:// store, read here once.
     store_env: Mapping[str, str] = field(default_factory=dict)
-    os_user: str = "unknown"  # who runs the process, for a registry that is still empty
+    os_user: str = "unknown"  # the account name of the real uid (not $USER)
+    # The real uid and its name (os.getuid()): who the operating system says runs this.
+    os_account: OsAccount = field(default_factory=lambda: OsAccount(-1, "unknown"))
+    # The identities file of the machine (`identities` in the system config, or
+    # <system dir>/identities.toml; it may not exist), and one named by a user's config.
+    system_identities: Path = DEFAULT_SYSTEM_DIR / IDENTITIES_NAME
+    config_identities: Path | None = None
     # Local state of an s3:// catalog (catalog.duckdb, ingest lock, manifest cache).
     catalog_cache: str = f"{DEFAULT_HOME}/catalog-cache"
     config: ConfigFile = field(
@@ -173,14 +199,20 @@ def config_candidates(
 
 
 def find_config(
-    explicit: str | None, env: Mapping[str, str], cwd: Path, system: Path = SYSTEM_CONFIG
+    explicit: str | None, env: Mapping[str, str], cwd: Path, system: Path = SYSTEM_CONFIG,
+    *, uid: int | None = None,
 ) -> ConfigFile:
     """The first config file found, read and checked. A named file (--config,
-    CUSTODY_CONFIG) that does not exist is an error, not a fall-through."""
+    CUSTODY_CONFIG) that does not exist is an error, not a fall-through. With `uid`, the
+    file and its directories must pass StrictModes: the system config owned by root, any
+    other by root or `uid`."""
     searched: list[str] = []
     for how, path, required in config_candidates(explicit, env, cwd, system):
         searched.append(str(path))
         if path.is_file():
+            if uid is not None:
+                owners = frozenset({0}) if path == system else frozenset({0, uid})
+                check_secure(path, owners=owners, what="config file")
             return ConfigFile(path, how, tuple(searched), read_config(path))
         if required:
             raise InputError(f"{path}: config file not found (named by {how})")
@@ -238,6 +270,47 @@ def _positive(name: str, value: int, origin: str) -> int:
     return value
 
 
+def os_account() -> OsAccount:
+    """The real uid of this process and its account name (the password database, not
+    $USER, which whoever starts the process sets)."""
+    uid = os.getuid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = str(uid)
+    return OsAccount(uid, name)
+
+
+def system_dir(env: Mapping[str, str], default: Path = DEFAULT_SYSTEM_DIR) -> Path:
+    """The system config directory: `default`, or `CUSTODY_SYSTEM_DIR` where `default` does
+    not exist (what it names is still held to root ownership where it is read)."""
+    named = env.get(SYSTEM_DIR_VAR)
+    if not named:
+        return default
+    if default.exists():
+        raise InputError(f"{SYSTEM_DIR_VAR}={named} is refused: this machine has {default}, "
+                         "the only system config directory that counts")
+    return Path(named)
+
+
+def _identities_paths(
+    conf: ConfigFile, system_config: Path, system_identities: Path
+) -> tuple[Path, Path | None]:
+    """(the system identities file, an identities file named by a user's config)."""
+    named = conf.values.get("identities")
+    if conf.path is not None and conf.path == system_config:
+        return (Path(named) if named else system_identities), None
+    if system_config.is_file():  # already checked if it was the config found
+        check_secure(system_config, owners=frozenset({0}), what="config file")
+        named_by_system = read_config(system_config).get("identities")
+        if named_by_system:
+            system_identities = Path(named_by_system)
+    if named and conf.path is not None:
+        path = Path(named)
+        return system_identities, path if path.is_absolute() else conf.path.parent / path
+    return system_identities, None
+
+
 def build_settings(
     args: argparse.Namespace,
     env: Mapping[str, str],
@@ -245,11 +318,21 @@ def build_settings(
     cwd: Path | None = None,
     clock: Callable[[], dt.datetime] | None = None,
     cpu_count: int | None = None,
-    system_config: Path = SYSTEM_CONFIG,
+    system_config: Path | None = None,
+    system_dir_path: Path | None = None,
+    account: OsAccount | None = None,
 ) -> Settings:
-    """Flags win over the environment, which wins over the config file, then defaults."""
+    """Flags win over the environment, which wins over the config file, then defaults.
+
+    `system_dir_path` (tests: a root-owned temporary directory) replaces /etc/custody; the
+    files there are checked as the real ones are. `account` replaces `os.getuid()`."""
     here = cwd or Path.cwd()
-    conf = find_config(getattr(args, "config", None), env, here, system_config)
+    who = account or os_account()
+    sysdir = system_dir_path or system_dir(env)
+    system_config = system_config or sysdir / "custody.toml"
+    conf = find_config(getattr(args, "config", None), env, here, system_config, uid=who.uid)
+    system_identities, config_identities = _identities_paths(
+        conf, system_config, sysdir / IDENTITIES_NAME)
     cfg = conf.values
     origins: dict[str, str] = {}
 
@@ -297,7 +380,10 @@ def build_settings(
         batch_files=ints["batch_files"],
         actor=pick("as", "as_staff", "", "as", None),
         store_env=_s3_env(cfg, env),
-        os_user=env.get("USER") or env.get("LOGNAME") or "unknown",
+        os_user=who.name,
+        os_account=who,
+        system_identities=system_identities,
+        config_identities=config_identities,
         catalog_cache=str(pick("catalog_cache", "", "CUSTODY_CATALOG_CACHE", "catalog_cache",
                                default_cache)),
         config=conf,

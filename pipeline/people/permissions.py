@@ -25,13 +25,16 @@ from dataclasses import dataclass
 
 from pipeline.audit.log import AuditLog
 from pipeline.catalog.core import Catalog
-from pipeline.errors import CustodyError
+from pipeline.errors import CustodyError, InputError
 from pipeline.people.bootstrap import BOOTSTRAP, UNENFORCED, acting_person, unenforced
+from pipeline.people.identity import Caller, Refused, ServiceGrant, resolve
 from pipeline.people.registry import Registry
 from pipeline.storage.base import WormStore
 from schemas.audit import ALLOWED, REFUSED, AuditRecord
 from schemas.people import (
+    ACT_AS,
     ACTIONS,
+    ADMINISTRATOR,
     AUX10_FORBIDDEN,
     EXPORT_APPROVE,
     HOLD_LIFT,
@@ -114,10 +117,58 @@ class Authority:
         for deciding: call `authorize` before acting)."""
         return decide(self.registry.staff(actor_id), actor_id, action)[0]
 
-    def acting(self, requested: str | None, *, os_user: str) -> str:
-        """Who acts: `requested`, or on a fresh installation `unregistered:<os_user>`
-        (`pipeline.people.bootstrap.acting_person`); InputError otherwise."""
-        return acting_person(self.registry.is_empty(), requested, os_user=os_user)
+    def acting(
+        self, requested: str | None, *, caller: Caller | None = None, os_user: str | None = None
+    ) -> str:
+        """Who acts for `caller` (the OS account and its identities binding,
+        `pipeline.people.identity`): its mapped staff ID, which `requested` (--as) may repeat
+        but never replace. A refusal is audited, then raised as PermissionDenied. A service
+        account acts as its service identity only while the grant's administrator is an
+        active administrator of the registry; each such act is audited (which OS account,
+        which identity, granted by whom).
+
+        `os_user=` (a bare account name, nothing to check it against) is enough only for a
+        fresh installation, where nobody can be bound yet: with anyone registered it is
+        refused, so a script cannot skip the binding by leaving `caller` out."""
+        empty = self.registry.is_empty()
+        if caller is None:
+            if os_user is None:
+                raise TypeError("Authority.acting() needs caller= (the OS account's binding)")
+            if not empty:
+                raise PermissionDenied(
+                    "the library needs the caller's operating-system identity "
+                    "(acting(..., caller=bind_caller(...))) once the registry holds anyone")
+            return acting_person(empty, requested, os_user=os_user)
+        outcome = resolve(caller, requested, registry_empty=empty)
+        if isinstance(outcome, Refused):
+            if not outcome.audit:
+                raise InputError(outcome.reason)
+            self.audit.append(outcome.who, ACT_AS, f"os:{caller.account.name}", REFUSED,
+                              outcome.reason)
+            raise PermissionDenied(outcome.reason)
+        grant = outcome.service
+        if grant is not None:
+            problem = self._grant_problem(grant)
+            acct = caller.account
+            where = caller.identities.path if caller.identities else "?"
+            if problem:
+                reason = f"identity refused: service account {acct}: {problem}"
+                self.audit.append(grant.staff_id, ACT_AS, f"os:{acct.name}", REFUSED, reason)
+                raise PermissionDenied(reason)
+            self.audit.append(grant.staff_id, ACT_AS, f"os:{acct.name}", ALLOWED,
+                              f"service account {acct} acts as {grant.staff_id}, granted by "
+                              f"{grant.granted_by} in {where}")
+        return outcome.actor_id
+
+    def _grant_problem(self, grant: ServiceGrant) -> str | None:
+        """Why a service grant does not hold now (its identity or its grantor), or None."""
+        if self.registry.staff(grant.staff_id) is None:
+            return f"{grant.staff_id} is not a registered service identity"
+        admin = self.registry.staff(grant.granted_by)
+        if admin is None or admin.status != STATUS_ACTIVE or ADMINISTRATOR not in admin.roles:
+            return (f"the grant to {grant.staff_id} is by {grant.granted_by}, who is not an "
+                    "active administrator")
+        return None
 
     def record(self, actor_id: str, action: str, object_id: str, result: str,
                reason: str) -> AuditRecord:

@@ -27,6 +27,7 @@ from pipeline.catalog.core import Catalog
 from pipeline.people.bootstrap import bootstrap_refusal, is_bootstrap
 from pipeline.rules.devices import DeviceIndex
 from schemas.people import (
+    ADMINISTRATOR,
     AUXILIARY,
     DEVICE_IN_SERVICE,
     DEVICE_MANAGE,
@@ -37,6 +38,7 @@ from schemas.people import (
     EVENT_STATUS,
     KIND_AUXILIARY,
     KIND_OFFICER,
+    KIND_SERVICE,
     KINDS,
     MAX_FIRST_HIRE_AGE_YEARS,
     MIN_AGE_YEARS,
@@ -91,7 +93,7 @@ class NewStaff:
     def effective_screening(self) -> str:
         if self.screening:
             return self.screening
-        return SCREENING_NA if self.kind == KIND_OFFICER else SCREENING_PENDING
+        return SCREENING_NA if self.kind in (KIND_OFFICER, KIND_SERVICE) else SCREENING_PENDING
 
 
 def age_on(birth: dt.date, day: dt.date) -> int:
@@ -123,6 +125,15 @@ def registration_problem(new: NewStaff, existing: StaffEventRecord | None) -> st
     screening = new.effective_screening()
     if screening not in (*SCREENINGS, SCREENING_NA):
         return f"{who}: screening must be one of {', '.join(SCREENINGS)}, not {screening!r}"
+    if new.kind == KIND_SERVICE:
+        if not new.roles:
+            return f"{who}: a service identity needs its roles given (--role)"
+        if AUXILIARY in roles or ADMINISTRATOR in roles:
+            return (f"{who}: a service identity may hold neither the auxiliary nor the "
+                    "administrator role")
+        if screening != SCREENING_NA:
+            return f"{who}: a service identity has no screening"
+        return None
     if new.kind == KIND_OFFICER:
         if not new.certificate_number:
             return f"{who}: a certified officer needs an enforcement certificate number"
