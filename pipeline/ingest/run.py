@@ -172,7 +172,7 @@ def _open_entry(entry: Entry) -> _Opened:
         os.close(fd)
         why = exc.strerror if isinstance(exc, OSError) else None
         return _Opened(status=FAILED, reason=f"cannot read: {why}" if why else
-                       f"sniff failed: {type(exc).__name__}: {display_text(str(exc))}")
+                       f"{type(exc).__name__}: {display_text(str(exc))}")
     if sniffed.kind is None:
         os.close(fd)
         return _Opened(status=SKIPPED, reason=sniffed.reason)
