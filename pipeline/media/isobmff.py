@@ -4,7 +4,7 @@ FFmpeg applies edit lists while demuxing and does not hand them over, and it say
 when a top-level box claims more bytes than the file has. This module walks the top-level
 boxes by their headers (seeking past `mdat`, never reading media data), reads only `moov`,
 and returns the `elst` rows of each track, the GoPro `udta` device boxes and any sign that
-the file ends before its boxes do. Pure Python, no media library.
+the file ends before its boxes do; `fragments` reads the `moof` boxes of a fragmented file.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from schemas.media import EditListEntry
 __all__ = [
     "Box",
     "MovieInfo",
+    "TrackExtends",
     "iter_boxes",
     "looks_like_isobmff",
     "parse_moov",
     "read_movie_info",
+    "top_level",
 ]
 
 # Top-level box types a real ISO BMFF / QuickTime file starts with.
@@ -32,7 +34,7 @@ _FIRST_TYPES = frozenset(
     {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"styp", b"sidx", b"uuid"}
 )
 _CONTAINERS = frozenset({b"moov", b"trak", b"mdia", b"edts", b"udta", b"minf", b"stbl"})
-_MAX_MOOV = 256 * 1024 * 1024  # a moov larger than this is not read (no sane file has one)
+MAX_BOX_READ = 256 * 1024 * 1024  # a moov larger than this is not read (no sane file has one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,8 @@ class MovieInfo:
     # for reading timestamps from the sample tables instead of demuxing.
     sample_tables: tuple[SampleTables, ...] = ()
     fragmented: bool = False  # an `mvex` box: samples live in `moof` fragments
+    # `mvex/trex` of a fragmented file: the per-track defaults its `tfhd` boxes inherit.
+    trex: tuple[TrackExtends, ...] = ()
 
     def edit_lists_by_stream(
         self, stream_of_track: Mapping[int, int]
@@ -77,6 +81,17 @@ class MovieInfo:
             index = stream_of_track.get(tid, e.track_index)
             out.append(dataclasses.replace(e, track_index=index))
         return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackExtends:
+    """One `trex` box: the sample defaults of a track's fragments."""
+
+    track_id: int
+    sample_description_index: int
+    duration: int
+    size: int
+    flags: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +146,7 @@ def iter_boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[
         p += size
 
 
-def _top_level(fh: BinaryIO, file_size: int) -> tuple[list[Box], str | None]:
+def top_level(fh: BinaryIO, file_size: int) -> tuple[list[Box], str | None]:
     """Headers of the top-level boxes, read by seeking; and a truncation reason, if any."""
     boxes: list[Box] = []
     p = 0
@@ -171,12 +186,12 @@ def read_movie_info(path: str | os.PathLike[str]) -> MovieInfo:
     """Read top-level headers and the `moov` box of `path`; never raises on bad boxes."""
     file_size = os.path.getsize(path)
     with open(path, "rb") as fh:
-        boxes, truncated = _top_level(fh, file_size)
+        boxes, truncated = top_level(fh, file_size)
         moov = next((b for b in boxes if b.type == b"moov"), None)
         if moov is None:
             return MovieInfo(truncated=truncated)
         fh.seek(moov.offset)
-        data = fh.read(min(moov.size, _MAX_MOOV))
+        data = fh.read(min(moov.size, MAX_BOX_READ))
     info = parse_moov(data, moov.header_size)
     sample_past_eof = _chunk_offsets_past_eof(data, moov.header_size, file_size)
     return MovieInfo(
@@ -189,6 +204,7 @@ def read_movie_info(path: str | os.PathLike[str]) -> MovieInfo:
         track_ids=info.track_ids,
         sample_tables=info.sample_tables,
         fragmented=info.fragmented,
+        trex=info.trex,
     )
 
 
@@ -205,12 +221,19 @@ def parse_moov(moov: bytes, header_size: int = 8) -> MovieInfo:
     track_no = 0
     tables: list[SampleTables] = []
     fragmented = False
+    trex: list[TrackExtends] = []
     for box in iter_boxes(moov, header_size):
         body = moov[box.offset + box.header_size : box.end]
         if box.type == b"mvhd":
             movie_timescale = _mvhd_timescale(body)
         elif box.type == b"mvex":
             fragmented = True
+            for xb in iter_boxes(body):
+                if xb.type == b"trex" and xb.size >= 32:
+                    tid, stsd, dur, size, flags = struct.unpack_from(
+                        ">5I", body, xb.offset + xb.header_size + 4
+                    )
+                    trex.append(TrackExtends(tid, stsd, dur, size, flags))
         elif box.type == b"trak":
             tid, elst, media_ts = _read_trak(body)
             tables.append(_sample_tables(body))
@@ -236,6 +259,7 @@ def parse_moov(moov: bytes, header_size: int = 8) -> MovieInfo:
         track_ids=tuple(track_ids),
         sample_tables=tuple(tables),
         fragmented=fragmented,
+        trex=tuple(trex),
     )
 
 
@@ -339,3 +363,4 @@ def _walk_inner(data: bytes, parent: Box) -> Iterator[Box]:
         yield box
         if box.type in _CONTAINERS:
             yield from _walk_inner(data, box)
+

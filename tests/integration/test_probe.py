@@ -458,3 +458,118 @@ def test_sample_table_timing_equals_a_full_demux_on_the_shared_corpus(
     for path in sorted(shared_media.iterdir()):
         if path.suffix.lower() in (".mp4", ".mov", ".3gp"):
             _same_timelines(probe(path), probe(path, full_demux=True))
+
+
+# --- the movie-fragment fast path equals a full demux ------------------------------------
+
+FRAGMENTED_VARIANTS = (
+    "frag_keyframe+empty_moov",
+    "frag_keyframe+empty_moov+default_base_moof",
+    "frag_keyframe+empty_moov+negative_cts_offsets",
+    "frag_keyframe+empty_moov+separate_moof",
+    "frag_keyframe+empty_moov+omit_tfhd_offset",
+    "frag_keyframe+empty_moov+global_sidx",  # FFmpeg reads it otherwise: demuxed
+    "empty_moov+frag_every_frame",  # zero trun durations: demuxed
+    "frag_keyframe",  # samples in moov too: demuxed
+)
+
+
+@pytest.fixture(scope="module")
+def fragmented_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """containergen's fMP4 and CMAF writers, and an ffmpeg mp4 stream-copied with each
+    variant of `-movflags` (Debian's ffmpeg)."""
+    from tests import containergen
+
+    d = tmp_path_factory.mktemp("fragmented")
+    try:
+        out = {"fmp4-ffmpeg": containergen.fmp4_ffmpeg(d)[0],
+               "cmaf-ffmpeg": containergen.cmaf_ffmpeg(d)[0]}
+        src = containergen.mp4_ffmpeg(d)[0]
+    except containergen.Unavailable as exc:
+        pytest.skip(str(exc))
+    for i, flags in enumerate(FRAGMENTED_VARIANTS):
+        dst = d / f"variant{i}.mp4"
+        subprocess.run(
+            [containergen.FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-i", str(src),
+             "-c", "copy", "-movflags", flags, str(dst)],
+            check=True, capture_output=True,
+        )
+        out[flags] = dst
+    return out
+
+
+def _timed_from_fragments(path: Path) -> tuple[ProbeResult, bool]:
+    """The probe's result and whether the fragment path gave it (not a demux)."""
+    from pipeline.media.probe import demux, indexed
+
+    used: list[bool] = []
+    real = indexed.from_fragments
+
+    def spy(*args: Any) -> Any:
+        got = real(*args)
+        used.append(got is not None)
+        return got
+
+    demux.from_fragments = spy  # type: ignore[assignment]
+    try:
+        result = probe(path)
+    finally:
+        demux.from_fragments = real  # type: ignore[assignment]
+    return result, any(used)
+
+
+@pytest.mark.parametrize("name", ["fmp4-ffmpeg", "cmaf-ffmpeg", *FRAGMENTED_VARIANTS])
+def test_fragment_timing_equals_a_full_demux(fragmented_files: dict[str, Path], name: str) -> None:
+    """pts, dts, duration, flags, size, pos, parameter sets and errors equal a demux's,
+    whether the fragments gave them or a failed proof fell back to the demux."""
+    result, fast = _timed_from_fragments(fragmented_files[name])
+    _same_timelines(result, probe(fragmented_files[name], full_demux=True))
+    assert all(s.packet_count > 0 for s in result.streams)
+    demuxed = {"frag_keyframe+empty_moov+global_sidx", "empty_moov+frag_every_frame",
+               "frag_keyframe"}
+    assert fast == (name not in demuxed)
+
+
+def test_fragment_timing_with_negative_composition_offsets(
+    fragmented_files: dict[str, Path],
+) -> None:
+    """A version-1 trun's negative offsets: pts shifted so the most negative is zero."""
+    result, fast = _timed_from_fragments(
+        fragmented_files["frag_keyframe+empty_moov+negative_cts_offsets"]
+    )
+    video = result.streams[0]
+    assert fast and int((video.pts - video.dts).min()) == 0
+
+
+def test_full_demux_flag_skips_the_fragment_path(fragmented_files: dict[str, Path]) -> None:
+    from pipeline.media.probe import demux, indexed
+
+    called: list[bool] = []
+    real = indexed.from_fragments
+    demux.from_fragments = lambda *a: called.append(True)  # type: ignore[assignment]
+    try:
+        result = probe(fragmented_files["fmp4-ffmpeg"], full_demux=True)
+    finally:
+        demux.from_fragments = real  # type: ignore[assignment]
+    assert called == [] and result.streams[0].packet_count == 120
+
+
+def test_fragment_timing_on_the_shared_fragmented_file(shared_media: Path) -> None:
+    path = shared_media / "sample_fragmented.mp4"
+    if not path.exists():
+        pytest.skip(f"{path} not in the shared corpus")
+    result, fast = _timed_from_fragments(path)
+    assert fast
+    _same_timelines(result, probe(path, full_demux=True))
+
+
+def test_cut_off_fragmented_file_is_demuxed(
+    fragmented_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """A fragmented file cut inside its last mdat: the index path does not claim it."""
+    data = fragmented_files["fmp4-ffmpeg"].read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) - 5000])
+    result, fast = _timed_from_fragments(cut)
+    assert not fast
+    _same_timelines(result, probe(cut, full_demux=True))

@@ -134,3 +134,80 @@ def test_edit_lists_are_renumbered_to_stream_indexes_by_track_id() -> None:
     info = MovieInfo(edit_lists=rows, track_ids=(7, 3))
     assert [e.track_index for e in info.edit_lists_by_stream({3: 0, 7: 1})] == [1, 0, 2]
     assert info.edit_lists_by_stream({}) == rows
+
+
+# --- movie fragments -------------------------------------------------------------------
+
+
+def _fragmented_file(tmp_path: Path, traf_extra: bytes = b"") -> Path:
+    """ftyp, a moov with one empty track and trex defaults (duration 512, size 100,
+    non-sync flags), and one moof: tfhd default-base-is-moof, tfdt v1 = 9000, a v1 trun
+    with a data offset, first-sample flags (sync) and signed composition offsets."""
+    stbl = box(b"stbl", full(b"stsd", 0, struct.pack(">I", 1)) + full(b"stts", 0, bytes(4)))
+    trak_ = box(b"trak", tkhd(7) + box(b"mdia", mdhd(90000) + box(b"minf", stbl)))
+    trex = full(b"trex", 0, struct.pack(">5I", 7, 1, 512, 100, 0x00010000))
+    head = box(b"ftyp", b"isom" + bytes(4)) + box(b"moov", mvhd(1000) + trak_ +
+                                                  box(b"mvex", trex))
+    tfhd = full(b"tfhd", 0, struct.pack(">I", 7))
+    tfhd = tfhd[:9] + b"\x02\x00\x00" + tfhd[12:]  # flags 0x020000: default-base-is-moof
+    tfdt = full(b"tfdt", 1, struct.pack(">Q", 9000))
+    rows = [(100, -512), (120, 1024), (90, 0)]  # sample size, composition offset
+    # count, data offset (from the moof's start to the mdat payload), first-sample flags;
+    # the trun is 12 + 12 + 8 * 3 bytes, the moof 8 + mfhd 16 + traf.
+    traf_len = 8 + len(tfhd) + len(tfdt) + len(traf_extra) + 12 + 12 + 8 * len(rows)
+    moof_len = 8 + 16 + traf_len
+    body = struct.pack(">Iii", len(rows), moof_len + 8, 0x02000000)
+    body += b"".join(struct.pack(">Ii", s, c) for s, c in rows)
+    trun = box(b"trun", bytes([1]) + (0x000A05).to_bytes(3, "big") + body)  # size, cts
+    moof = box(b"moof", full(b"mfhd", 0, struct.pack(">I", 1)) +
+               box(b"traf", tfhd + tfdt + traf_extra + trun))
+    mdat = box(b"mdat", bytes(sum(s for s, _ in rows)))
+    path = tmp_path / "frag.mp4"
+    path.write_bytes(head + moof + mdat)
+    return path
+
+
+def test_read_fragments_gives_every_sample(tmp_path: Path) -> None:
+    from pipeline.media.fragments import read_fragments
+
+    path = _fragmented_file(tmp_path)
+    info = read_movie_info(path)
+    assert info.fragmented and [t.track_id for t in info.trex] == [7]
+    got = read_fragments(path, info)
+    assert got.doubt is None
+    t = got.tracks[7]
+    assert t.dts.tolist() == [9000, 9512, 10024]  # tfdt, then the trex default duration
+    assert t.duration.tolist() == [512, 512, 512]
+    assert t.size.tolist() == [100, 120, 90]
+    first = _moof_offset(path) + _moof_size(path) + 8  # the mdat's payload
+    assert t.pos.tolist() == [first, first + 100, first + 220]
+    assert t.cts.tolist() == [-512, 1024, 0]  # signed, as FFmpeg reads both versions
+    assert t.flags.tolist() == [0x02000000, 0x00010000, 0x00010000]
+    assert t.discard.tolist() == [False, False, False]
+
+
+def _moof_offset(path: Path) -> int:
+    return next(b.offset for b in iter_boxes(path.read_bytes()) if b.type == b"moof")
+
+
+def _moof_size(path: Path) -> int:
+    return next(b.size for b in iter_boxes(path.read_bytes()) if b.type == b"moof")
+
+
+def test_read_fragments_doubts_encrypted_fragments(tmp_path: Path) -> None:
+    from pipeline.media.fragments import read_fragments
+
+    path = _fragmented_file(tmp_path, traf_extra=full(b"senc", 0, bytes(4)))
+    got = read_fragments(path, read_movie_info(path))
+    assert got.tracks == {} and got.doubt is not None and "senc" in got.doubt
+
+
+def test_read_fragments_doubts_a_sample_past_the_end(tmp_path: Path) -> None:
+    from pipeline.media.fragments import read_fragments
+
+    path = _fragmented_file(tmp_path)
+    data = path.read_bytes()
+    # Shrink the mdat's declared size and the file with it: the last sample is cut.
+    path.write_bytes(data[:-50])
+    got = read_fragments(path, read_movie_info(path))
+    assert got.tracks == {} and got.doubt is not None

@@ -29,6 +29,7 @@ from pipeline.errors import InputError
 from pipeline.media import exif, isobmff
 from pipeline.media.metadata import device_fields, exif_fields, merged_tags
 from pipeline.media.nal import HEAD_BYTES, ParamInspector
+from pipeline.media.probe.indexed import Attempt, Collector, from_fragments, from_sample_tables
 from schemas.media import NOPTS, EditListEntry, ProbeResult, StreamTimeline
 
 __all__ = ["probe"]
@@ -152,21 +153,6 @@ def _probe_container(
                       full_demux)
 
 
-class _Collector:
-    """Growing int64 columns for all packets of a file, split per stream at the end."""
-
-    __slots__ = ("dts", "dur", "flags", "pos", "pts", "sidx", "size")
-
-    def __init__(self) -> None:
-        self.sidx = array("q")
-        self.pts = array("q")
-        self.dts = array("q")
-        self.dur = array("q")
-        self.flags = array("q")
-        self.size = array("q")
-        self.pos = array("q")
-
-
 def _demux(
     spath: str,
     file_size: int,
@@ -179,7 +165,7 @@ def _demux(
 ) -> ProbeResult:
     streams = list(container.streams)
     nstreams = len(streams)
-    col = _Collector()
+    col = Collector()
     demux_errors: list[str] = []
 
     inspectors: dict[int, ParamInspector] = {}
@@ -199,12 +185,19 @@ def _demux(
 
     n_logs_before = len(logs)
     indexed = None
+    attempt = Attempt()
     if truncated is None and not full_demux:
-        indexed = _from_sample_tables(spath, container, streams, boxes, inspectors)
+        indexed = from_sample_tables(spath, container, streams, boxes, inspectors, attempt)
+        if indexed is None:
+            indexed = from_fragments(spath, container, streams, boxes, inspectors, attempt)
+    fresh: Any = None
     if indexed is not None:
         col = indexed
     else:
-        it: Iterator[Any] = container.demux()
+        if attempt.demuxed:  # a failed proof read packets: demux from the start again
+            fresh = av.open(spath, metadata_errors="replace")
+            n_logs_before = len(logs)  # what the proof and this open logged comes again
+        it: Iterator[Any] = (container if fresh is None else fresh).demux()
         ended = False
         try:
             for pkt in it:
@@ -227,6 +220,9 @@ def _demux(
             ended = True
         except Exception as exc:  # a read error ends the demux; keep what was read
             demux_errors.append(_ffmpeg_message(exc, logs[n_logs_before:]))
+        finally:
+            if fresh is not None:
+                fresh.close()
 
         if ended:
             # PyAV ends a clean demux with one empty flush packet per stream; drop them.
@@ -268,142 +264,6 @@ def _inspect(insp: ParamInspector, pkt: Any, index: int) -> None:
     insp.inspect(head, index, ed)
 
 
-# --- timestamps from the sample tables (the fast path) -------------------------------------
-
-_CHECK_PACKETS = 12  # per stream, demuxed to prove the sample tables give the same packets
-_CHECK_BUDGET = 4000  # packets demuxed at most for that proof
-
-
-def _expand(rows: list[tuple[int, int]]) -> np.ndarray:
-    if not rows:
-        return np.zeros(0, dtype=np.int64)
-    arr = np.asarray(rows, dtype=np.int64)
-    return np.repeat(arr[:, 1], arr[:, 0])
-
-
-_INDEX_ROW = np.dtype(
-    [("ts", np.int64), ("pos", np.int64), ("size", np.int64), ("flags", np.int64)]
-)
-
-
-def _from_sample_tables(
-    spath: str,
-    container: Any,
-    streams: list[Any],
-    boxes: isobmff.MovieInfo | None,
-    inspectors: dict[int, ParamInspector],
-) -> _Collector | None:
-    """Every packet's timing from FFmpeg's index and the MP4 sample tables, without reading
-    the media data; None where that is not exactly what a demux gives (then we demux).
-
-    A non-fragmented ISO BMFF file with one sample description per track and at most one
-    edit per track: FFmpeg's index (`index_entries`, edit list applied) gives dts, byte
-    position, size, keyframe and discard flags; `ctts` gives pts - dts; `stts` the last
-    duration (the others are the gap to the next dts, as FFmpeg sets them). The first
-    packets of every stream are then demuxed and must agree field by field (a constant
-    pts shift, FFmpeg's for negative composition offsets, is learnt from them). About 10x
-    faster than a demux, which reads every byte of media and costs per-packet Python.
-    """
-    if boxes is None or boxes.fragmented or len(boxes.sample_tables) != len(streams):
-        return None
-    fmt = container.format.name if container.format is not None else ""
-    if "mov" not in fmt.split(","):
-        return None
-    edits: dict[int, int] = {}
-    for e in boxes.edit_lists:
-        if e.media_time != -1:
-            edits[e.track_index] = edits.get(e.track_index, 0) + 1
-    per: dict[int, tuple[np.ndarray, ...]] = {}
-    for s, tab in zip(streams, boxes.sample_tables, strict=True):
-        if int(s.discard) >= 48:  # AVDISCARD_ALL: the demuxer returns no packet of it
-            continue
-        if tab.stsd_entries > 1 or edits.get(s.index, 0) > 1:
-            return None
-        entries = s.index_entries
-        n = len(entries)
-        deltas = _expand(tab.deltas())
-        offsets = _expand(tab.offsets())
-        if n == 0 or deltas.size != n or offsets.size not in (0, n):
-            return None
-        # One pass over the entries (each access builds a Python object): 4x faster
-        # than one pass per field.
-        rows = np.fromiter(
-            ((e.timestamp, e.pos, e.size, e.flags) for e in entries), dtype=_INDEX_ROW, count=n
-        )
-        ts, pos, size, flags = (rows[f].astype(np.int64) for f in _INDEX_ROW.names or ())
-        key = (flags & 1).astype(np.int64)  # AVINDEX_KEYFRAME
-        discard = ((flags & 4) >> 2).astype(np.int64)  # AVINDEX_DISCARD_FRAME
-        dur = np.empty(n, dtype=np.int64)
-        dur[:-1] = np.diff(ts)
-        dur[-1] = deltas[-1]
-        pts = ts + offsets if offsets.size else ts.copy()
-        per[s.index] = (ts, pts, dur, key | (discard << 1), size, pos)
-    if not per or not _agrees_with_demux(container, per):
-        return None
-    col = _Collector()
-    with open(spath, "rb") as fh:
-        for si, (dts, pts, dur, fl, size, pos) in per.items():
-            n = dts.size
-            col.sidx.extend(array("q", [si]) * n)
-            col.pts.frombytes(pts.tobytes())
-            col.dts.frombytes(dts.tobytes())
-            col.dur.frombytes(dur.tobytes())
-            col.flags.frombytes(fl.tobytes())
-            col.size.frombytes(size.tobytes())
-            col.pos.frombytes(pos.tobytes())
-            insp = inspectors.get(si)
-            if insp is None:
-                continue
-            # No side data here: files with several sample descriptions are demuxed.
-            for i in np.flatnonzero(fl & 1).tolist():
-                fh.seek(int(pos[i]))
-                insp.inspect(fh.read(min(int(size[i]), HEAD_BYTES)), i)
-    return col
-
-
-def _agrees_with_demux(container: Any, per: dict[int, tuple[np.ndarray, ...]]) -> bool:
-    """Demux the first packets of every stream and compare them with the tables; learn
-    each stream's constant pts shift on the way (applied to `per` in place)."""
-    want = {si: min(_CHECK_PACKETS, cols[0].size) for si, cols in per.items()}
-    seen = dict.fromkeys(per, 0)
-    shift: dict[int, int] = {}
-    budget = _CHECK_BUDGET
-    for pkt in container.demux():
-        budget -= 1
-        if budget < 0:
-            return False
-        si = pkt.stream_index
-        if pkt.size == 0 and pkt.pts is None and pkt.dts is None:
-            continue  # the flush packet at the end
-        if si not in per:
-            return False  # a stream the tables skipped gave packets
-        i = seen[si]
-        seen[si] = i + 1
-        if i >= want[si]:
-            if all(seen[k] >= want[k] for k in want):
-                break
-            continue
-        dts, pts, dur, fl, size, pos = per[si]
-        p_pts = NOPTS if pkt.pts is None else pkt.pts
-        if si not in shift:
-            shift[si] = p_pts - int(pts[i])
-        got = (NOPTS if pkt.dts is None else pkt.dts, p_pts - shift[si],
-               NOPTS if pkt.duration is None else pkt.duration,
-               int(pkt.is_keyframe) | (int(pkt.is_discard) << 1), pkt.size,
-               NOPTS if pkt.pos is None else pkt.pos)
-        exp = (int(dts[i]), int(pts[i]), int(dur[i]), int(fl[i]), int(size[i]), int(pos[i]))
-        if got != exp:
-            return False
-        if all(seen[k] >= want[k] for k in want):
-            break
-    if any(seen[k] < want[k] for k in want):
-        return False
-    for si, d in shift.items():
-        if d:
-            per[si][1][:] += d
-    return True
-
-
 def _edit_lists_by_stream(
     boxes: isobmff.MovieInfo | None, streams: list[Any]
 ) -> tuple[EditListEntry, ...]:
@@ -412,7 +272,7 @@ def _edit_lists_by_stream(
     return boxes.edit_lists_by_stream({int(s.id): int(s.index) for s in streams})
 
 
-def _drop_flush_packets(col: _Collector, n: int) -> None:
+def _drop_flush_packets(col: Collector, n: int) -> None:
     """Remove up to `n` trailing packets that are PyAV's empty flush packets."""
     k = 0
     last = len(col.sidx) - 1
@@ -425,13 +285,13 @@ def _drop_flush_packets(col: _Collector, n: int) -> None:
     ):
         k += 1
     if k:
-        for name in _Collector.__slots__:
+        for name in Collector.__slots__:
             arr: array[int] = getattr(col, name)
             del arr[len(arr) - k :]
 
 
 def _timelines(
-    streams: list[Any], col: _Collector, inspectors: dict[int, ParamInspector]
+    streams: list[Any], col: Collector, inspectors: dict[int, ParamInspector]
 ) -> tuple[StreamTimeline, ...]:
     sidx = np.frombuffer(col.sidx, dtype=np.int64)
     pts = np.frombuffer(col.pts, dtype=np.int64)
