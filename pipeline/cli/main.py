@@ -34,6 +34,7 @@ from pipeline.cli.commands import (
 from pipeline.cli.render import Output
 from pipeline.cli.settings import DEFAULT_HOME, ENVIRONMENT, SYSTEM_CONFIG, build_settings
 from pipeline.errors import CustodyError
+from pipeline.people.identity import OsAccount
 
 GROUPS = (ingest, query, verify, retention, export, store, staff, device, audit, config)
 
@@ -118,7 +119,10 @@ def main(
     env: Mapping[str, str] | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    account: OsAccount | None = None,
 ) -> int:
+    """Run one command. `account` is for drivers that stand in for several people's logins
+    in one process (the demo); the command line itself always takes the real uid."""
     out = out or sys.stdout
     err = err or sys.stderr
     parser = build_parser()
@@ -134,7 +138,7 @@ def main(
     command = args.command
     debug = bool(getattr(args, "debug", False))
     try:
-        settings = build_settings(args, os.environ if env is None else env)
+        settings = build_settings(args, os.environ if env is None else env, account=account)
         ui = Output(out=out, err=err, zone=settings.timezone, json=settings.json,
                     quiet=settings.quiet, plain=settings.plain,
                     terminal_env=settings.terminal_env)

@@ -15,12 +15,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
+import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from pipeline.cli.main import main as cli_main
+from pipeline.cli.settings import os_account
 from pipeline.demo import synth
+from pipeline.people.identity import OsAccount
 
 SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 
@@ -99,19 +103,48 @@ STAFF = [
 ]
 
 
-def _register(common: list[str]) -> None:
+# Who logs in as whom in the demo. The account running the demo is the administrator; the
+# other people get stand-in account names (with the runner's uid), as their own logins would
+# be in a deployment, so each command is bound by the demo's identities file (issue 10).
+DEMO_LOGINS = {"ZF0101": "demo-zf0101", "FZ0201": "demo-fz0201", "ZF0301": "demo-zf0301"}
+
+
+def _identities(out: Path) -> tuple[Path, OsAccount]:
+    """The demo's own identities file and config, under its data dir (owned by the runner):
+    honoured only because the catalog there is the runner's own and the machine has no
+    /etc/custody/identities.toml (pipeline.people.identity)."""
+    me = os_account()
+    lines = ["[accounts]", f'"{me.name}" = "ZF0001"',
+             *(f'"{login}" = "{staff}"' for staff, login in DEMO_LOGINS.items())]
+    ids = out / "identities.toml"
+    ids.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.chmod(ids, 0o644)
+    cfg = out / "custody.toml"
+    cfg.write_text('[custody]\nidentities = "identities.toml"\n', encoding="utf-8")
+    os.chmod(cfg, 0o644)
+    return cfg, me
+
+
+def _cli(argv: list[str], *, staff: str, me: OsAccount, **kw: Any) -> int:
+    """`custody argv` as `staff` logs in: the runner for ZF0001, a stand-in login otherwise."""
+    login = DEMO_LOGINS.get(staff)
+    account = OsAccount(me.uid, login) if login else me
+    return cli_main([*argv, "--as", staff], account=account, **kw)
+
+
+def _register(common: list[str], me: OsAccount) -> None:
     """Personnel and devices, so every command below acts as a named person (issue 4)."""
     quiet = io.StringIO()
     print("$ custody staff add ... / custody device add ...  (6 people, 3 devices; "
           "BC-0009 is left unregistered)", flush=True)
     for staff_id, name, extra in STAFF:
-        code = cli_main(["staff", "add", staff_id, "--name", name, *extra, "--as", "ZF0001",
-                         *common], out=quiet)
+        code = _cli(["staff", "add", staff_id, "--name", name, *extra, *common],
+                    staff="ZF0001", me=me, out=quiet)
         assert code == 0, f"demo: could not register {staff_id}"
     for serial, kind in (("BC-0007", "body_camera"), ("VR-0002", "voice_recorder"),
                          ("CAM-0001", "camera")):
-        code = cli_main(["device", "add", serial, "--type", kind, "--section", "综合行政执法队",
-                         "--custodian", "ZF0102", "--as", "ZF0001", *common], out=quiet)
+        code = _cli(["device", "add", serial, "--type", kind, "--section", "综合行政执法队",
+                     "--custodian", "ZF0102", *common], staff="ZF0001", me=me, out=quiet)
         assert code == 0, f"demo: could not register {serial}"
 
 
@@ -126,31 +159,35 @@ def run(out: Path, *, with_shared: bool = True) -> int:
     if with_shared and (SHARED_MEDIA / "MANIFEST.tsv").exists():
         sources.append(str(SHARED_MEDIA))
         print(f"Also ingesting the shared real-media corpus {SHARED_MEDIA}", flush=True)
-    common = ["--store", str(out / "store"), "--catalog", str(out / "catalog")]
-    _register(common)
+    cfg, me = _identities(out)
+    common = ["--store", str(out / "store"), "--catalog", str(out / "catalog"),
+              "--config", str(cfg)]
+    _register(common, me)
     print("\n$ custody ingest " + " ".join(sources) + f" --labels {labels} --as FZ0201 ...\n",
           flush=True)
-    code = cli_main(["ingest", *sources, "--labels", str(labels), "--as", "FZ0201", *common])
+    code = _cli(["ingest", *sources, "--labels", str(labels), *common], staff="FZ0201", me=me)
     print("\n$ custody query 'SELECT * FROM findings_summary'\n")
-    cli_main(["query", "SELECT code, rule, severity, title_zh, title_en, findings "
-              "FROM findings_summary", "--as", "ZF0101", *common])
+    _cli(["query", "SELECT code, rule, severity, title_zh, title_en, findings "
+          "FROM findings_summary", *common], staff="ZF0101", me=me)
     buf = io.StringIO()
-    cli_main(["verify", "--as", "ZF0101", *common], out=buf)
+    _cli(["verify", *common], staff="ZF0101", me=me, out=buf)
     print("\n$ custody verify --as ZF0101\n" + buf.getvalue().splitlines()[-1])
     print("\n$ custody retention set --case 遂大综执罚〔2026〕7号 --tier permanent "
           "--trigger review_litigation --as FZ0201   (an auxiliary: refused, AUX-10)")
     refused = ["retention", "set", "--case", "遂大综执罚〔2026〕7号", "--tier", "permanent",
                "--trigger", "review_litigation", *common]
-    cli_main([*refused, "--as", "FZ0201"])
+    _cli(refused, staff="FZ0201", me=me)
     print("$ custody retention set ... --as ZF0301   (legal unit)")
-    cli_main([*refused, "--as", "ZF0301", "--reason", "行政复议申请"])
+    _cli([*refused, "--reason", "行政复议申请"], staff="ZF0301", me=me)
     print("\n$ custody audit show --who FZ0201 --result refused --as ZF0301")
-    cli_main(["audit", "show", "--who", "FZ0201", "--result", "refused", "--as", "ZF0301",
-              *common])
+    _cli(["audit", "show", "--who", "FZ0201", "--result", "refused", *common],
+         staff="ZF0301", me=me)
     print(f"\nDone (ingest exit code {code}: 0 clean, 1 findings, 2 errors). The catalog is "
           f"{out / 'catalog' / 'catalog.duckdb'}; try:\n"
           f"  .venv/bin/custody query --catalog {out / 'catalog'} --store {out / 'store'} "
-          "--as ZF0101 'SELECT * FROM recordings_by_entity'")
+          f"--config {cfg} 'SELECT * FROM recordings_by_entity'\n"
+          f"(you act as ZF0001, the administrator: {cfg} maps your account in "
+          f"{out / 'identities.toml'})")
     return 0
 
 
