@@ -89,8 +89,10 @@ def speech_like(dbfs: npt.NDArray[np.float64], tol: Tolerances = _DEFAULT) -> tu
 class VoiceTolerances:
     """Thresholds of the voice check beyond `Tolerances.voice_window`.
 
-    Measured on espeak-ng Mandarin (one 4 s sentence: about 3 s of chunks over 0.5) and on
-    non-speech (modulated noise, hum, tones, room noise, silence: no chunk over 0.12)."""
+    Measured on espeak-ng Mandarin (one sentence of 6.6 s: 6.5 s of chunks at 0.5 or more,
+    quiet, noisy or under hum alike) and on non-speech (syllable-rate modulated noise,
+    hum, a tone, room noise, silence: no chunk over 0.05). One second is a short sentence;
+    a cough or a single word stays under it."""
 
     speech_p: float = 0.5  # a chunk is speech at this probability or more
     min_speech: Fraction = Fraction(1)  # seconds of speech chunks that explain a resume
