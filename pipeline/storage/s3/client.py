@@ -16,11 +16,14 @@ import contextlib
 import hashlib
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import blake3
 import boto3
 import botocore.config
+import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
 
 from pipeline.storage.base import ObjectNotFound, StoreError, StoreUnavailable
@@ -51,28 +54,121 @@ REFUSED = frozenset({"AccessDenied", "InvalidRequest", "InvalidArgument", "403",
 
 
 
-def make_client(config: S3Config) -> Any:
-    """A boto3 S3 client for `config`; StoreUnavailable if boto3 cannot build one."""
-    style = config.addressing_style or ("path" if config.endpoint_url else "auto")
-    conf = botocore.config.Config(
-        region_name=config.region or "us-east-1",
-        connect_timeout=config.connect_timeout_s,
-        read_timeout=config.read_timeout_s,
-        retries={"mode": "standard", "max_attempts": config.max_attempts},
-        max_pool_connections=max(10, config.transfer.max_concurrency + 2),
-        s3={"addressing_style": style},
+DEFAULT_RETRY_MODE = "standard"  # when neither the caller nor the profile says
+DEFAULT_TOTAL_ATTEMPTS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class S3Access:
+    """How a reader outside boto3 (DuckDB's httpfs) reaches the S3 a client reaches: the
+    client's resolved region, endpoint and addressing, and its credentials now (resolved by
+    boto3 from keys, a profile, SSO, a container or instance role). Secrets stay out of
+    `repr`."""
+
+    region: str
+    endpoint_url: str | None  # None: AWS itself (the region's endpoint)
+    addressing_style: str  # "path" or "virtual"
+    key_id: str
+    secret: str = field(repr=False)
+    token: str | None = field(default=None, repr=False)
+
+
+def _sessions(config: S3Config) -> tuple[Any, Any]:
+    """(botocore session, boto3 session) for `config`: what it says explicitly, the rest
+    resolved by botocore from the profile and its files."""
+    core = botocore.session.Session()
+    for name, value in (("config_file", config.config_file),
+                        ("credentials_file", config.credentials_file),
+                        ("profile", config.profile)):
+        if value:
+            core.set_config_variable(name, value)
+    session = boto3.session.Session(
+        aws_access_key_id=config.access_key_id,
+        aws_secret_access_key=config.secret_access_key,
+        aws_session_token=config.session_token,
+        region_name=config.region,
+        botocore_session=core,
     )
+    return core, session
+
+
+def _s3_settings(scoped: dict[str, Any]) -> dict[str, Any]:
+    """The profile's nested `s3 =` settings (addressing_style, endpoint_url, ...)."""
+    s3 = scoped.get("s3")
+    return s3 if isinstance(s3, dict) else {}
+
+
+def _configured_endpoint(config: S3Config, scoped: dict[str, Any], full: dict[str, Any]) -> (
+    str | None
+):
+    """The S3 endpoint the caller or the profile names (`services` section, the profile's
+    `endpoint_url`, or `endpoint_url` in its `s3` settings); None for AWS itself."""
+    if config.endpoint_url:
+        return config.endpoint_url
+    service = full.get("services", {}).get(scoped.get("services", ""), {}).get("s3", {})
+    found = (service.get("endpoint_url") or scoped.get("endpoint_url")
+             or _s3_settings(scoped).get("endpoint_url"))
+    return str(found) if found else None
+
+
+def session_client(config: S3Config) -> tuple[Any, Any]:
+    """(boto3 session, S3 client) for `config`; StoreUnavailable if boto3 cannot build one
+    (a profile that does not exist, an unreadable config file)."""
     try:
-        session = boto3.session.Session(
-            aws_access_key_id=config.access_key_id,
-            aws_secret_access_key=config.secret_access_key,
-            aws_session_token=config.session_token,
-            region_name=config.region or "us-east-1",
-            profile_name=config.profile,
+        core, session = _sessions(config)
+        scoped = core.get_scoped_config()
+        endpoint = _configured_endpoint(config, scoped, core.full_config)
+        style = config.addressing_style or _s3_settings(scoped).get("addressing_style") or (
+            "path" if endpoint else None)
+        retries: dict[str, Any] = {}
+        if config.retry_mode or "retry_mode" not in scoped:
+            retries["mode"] = config.retry_mode or DEFAULT_RETRY_MODE
+        if config.max_attempts or core.get_config_variable("max_attempts") is None:
+            retries["total_max_attempts"] = config.max_attempts or DEFAULT_TOTAL_ATTEMPTS
+        conf = botocore.config.Config(
+            connect_timeout=config.connect_timeout_s,
+            read_timeout=config.read_timeout_s,
+            retries=retries or None,
+            max_pool_connections=max(10, config.transfer.max_concurrency + 2),
+            s3={"addressing_style": style} if style else None,
         )
-        return session.client("s3", endpoint_url=config.endpoint_url, config=conf)
+        client = session.client("s3", endpoint_url=endpoint, config=conf)
     except BotoCoreError as exc:
         raise StoreUnavailable(f"S3 configuration unusable: {exc}") from exc
+    return session, client
+
+
+def make_client(config: S3Config) -> Any:
+    """A boto3 S3 client for `config`; StoreUnavailable if boto3 cannot build one."""
+    return session_client(config)[1]
+
+
+def access(session: Any, client: Any, config: S3Config) -> S3Access:
+    """What DuckDB needs to read what `client` reads, with the credentials as they are now
+    (refreshed by boto3 when temporary ones near their expiry)."""
+    try:
+        creds = session.get_credentials()
+        frozen = creds.get_frozen_credentials() if creds is not None else None
+    except BotoCoreError as exc:
+        raise StoreUnavailable(f"S3 credentials unusable: {exc}") from exc
+    if frozen is None or not frozen.access_key or not frozen.secret_key:
+        where = f"profile {config.profile!r}" if config.profile else "the environment"
+        raise StoreUnavailable(
+            f"no AWS credentials found (keys, {where}, SSO, or an instance or container role)")
+    style = (client.meta.config.s3 or {}).get("addressing_style")
+    endpoint = client.meta.endpoint_url
+    custom = endpoint if not _is_aws(endpoint) else None
+    return S3Access(
+        region=str(client.meta.region_name or "us-east-1"),  # S3's own default region
+        endpoint_url=custom,
+        addressing_style="path" if style == "path" else "virtual",
+        key_id=frozen.access_key, secret=frozen.secret_key, token=frozen.token,
+    )
+
+
+def _is_aws(endpoint: str | None) -> bool:
+    host = urlsplit(endpoint or "").hostname or ""
+    return host.endswith((".amazonaws.com", ".amazonaws.com.cn")) or not host
 
 
 def error_code(exc: ClientError) -> str:

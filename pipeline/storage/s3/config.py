@@ -2,9 +2,14 @@
 environment variables) and `TransferSettings` (the multipart tunables).
 
 Configuration is explicit: `S3Config.from_env` reads the mapping it is given (the CLI
-passes its environment; `S3Store.from_uri` falls back to `os.environ` when it gets none),
-and with no keys boto3's own credential chain applies (instance role, `~/.aws`). The
-boto3 client itself is built at the boundary, `client.make_client`.
+passes its environment; `S3Store.from_uri` falls back to `os.environ` when it gets none).
+Nothing here is a default that overrides the user's AWS configuration: what the mapping
+does not say (region, endpoint, addressing style, retries, credentials) is left to boto3's
+own resolution from the profile (`AWS_PROFILE`, `~/.aws/config` or `AWS_CONFIG_FILE`,
+`~/.aws/credentials` or `AWS_SHARED_CREDENTIALS_FILE`, the profile's `services` section and
+`s3` settings), SSO, container and instance roles. The boto3 client itself is built at the
+boundary, `client.make_client`, which also says what the project chooses when nobody
+said anything (path-style addressing for a custom endpoint, standard retries).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from pipeline.storage.base import StoreUnavailable
 
 MiB = 1 << 20
 S3_MIN_PART = 5 * MiB  # every part but the last must be at least this (AWS)
@@ -59,11 +66,15 @@ class S3Config:
     secret_access_key: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)
     profile: str | None = None
-    addressing_style: str | None = None  # None: "path" with a custom endpoint, else "auto"
+    # None: the profile's `s3 = addressing_style`, else "path" with a custom endpoint
+    addressing_style: str | None = None
     transfer: TransferSettings = field(default_factory=TransferSettings)
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 120.0
-    max_attempts: int = 5
+    max_attempts: int | None = None  # total attempts; None: the profile's, else 6
+    retry_mode: str | None = None  # None: the profile's, else "standard"
+    config_file: str | None = None  # None: ~/.aws/config
+    credentials_file: str | None = None  # None: ~/.aws/credentials
 
     @classmethod
     def from_env(
@@ -71,7 +82,8 @@ class S3Config:
     ) -> S3Config:
         """The usual AWS variables: AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL), AWS_REGION
         (or AWS_DEFAULT_REGION), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
-        AWS_PROFILE."""
+        AWS_PROFILE, AWS_MAX_ATTEMPTS, AWS_RETRY_MODE, AWS_CONFIG_FILE,
+        AWS_SHARED_CREDENTIALS_FILE. A variable not set is left to the profile."""
 
         def get(*names: str) -> str | None:
             for name in names:
@@ -87,6 +99,10 @@ class S3Config:
             session_token=get("AWS_SESSION_TOKEN"),
             profile=get("AWS_PROFILE"),
             transfer=transfer or TransferSettings(),
+            max_attempts=_attempts(get("AWS_MAX_ATTEMPTS")),
+            retry_mode=get("AWS_RETRY_MODE"),
+            config_file=get("AWS_CONFIG_FILE"),
+            credentials_file=get("AWS_SHARED_CREDENTIALS_FILE"),
         )
 
     def client(self) -> Any:
@@ -94,3 +110,15 @@ class S3Config:
         from pipeline.storage.s3.client import make_client
 
         return make_client(self)
+
+
+def _attempts(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise StoreUnavailable(f"AWS_MAX_ATTEMPTS must be a positive integer, not {text!r}")
+    return n

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 from typing import cast
 
-from pipeline.storage.s3.client import boundary
+from pipeline.storage.s3.client import S3Access, access, boundary, session_client
 from pipeline.storage.s3.config import S3Config
 
 
@@ -31,7 +31,16 @@ class S3Objects:
         self.prefix = prefix.strip("/")
         self.config = config or S3Config()
         self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
-        self._client = self.config.client()
+        self._session, self._client = session_client(self.config)
+
+    @property
+    def region(self) -> str:
+        """The region the client resolved (from the configuration or the profile)."""
+        return str(self._client.meta.region_name)
+
+    def access(self) -> S3Access:
+        """What DuckDB needs to read these objects as this client does, credentials now."""
+        return access(self._session, self._client, self.config)
 
     def key(self, name: str) -> str:
         """The bucket key of `name`."""
@@ -63,6 +72,13 @@ class S3Objects:
                 return cast(bytes, body.read())
             finally:
                 body.close()
+
+    def head(self, name: str) -> tuple[int, str | None]:
+        """(size, VersionId or None) of the current version of `name`."""
+        with self._boundary(name, "head"):
+            resp = self._client.head_object(Bucket=self.bucket, Key=self.key(name))
+        version = resp.get("VersionId")
+        return int(resp["ContentLength"]), (str(version) if version else None)
 
     def list(self, under: str) -> list[tuple[str, int]]:
         """(name, size) of every current object whose name starts with `under`, in key order."""
