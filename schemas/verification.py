@@ -1,12 +1,14 @@
-"""The one result of every verification: fixity, the audit chain, the ledger, the self-test.
+"""The one result of every verification: fixity, the audit chain, the ledger, the self-test,
+the catalog.
 
 A verification checks `checked` things (objects, audit records, ledger lines, self-test
-checks) of one `target` and records every failure as a `Finding` with a stable code
-(`FIXITY_MISMATCH`, `OBJECT_MISSING`, `AUDIT_CHAIN_BROKEN`, `LEDGER_CHAIN_BROKEN`,
-`STORE_SELFTEST_FAILED`), each naming its own subject. `ok` means no finding. So a
-report, an exit code, an audit record or a court export's making record reads every kind
-the same way; what only one kind knows (the audit chain's first break, the self-test's
-passed checks) stays on that kind's own report beside its `verification`.
+checks, catalog parts) of one `target` and records every failure as a `Finding` with a
+stable code (`FIXITY_MISMATCH`, `OBJECT_MISSING`, `AUDIT_CHAIN_BROKEN`, `LEDGER_CHAIN_BROKEN`,
+`STORE_SELFTEST_FAILED`, `CATALOG_PART_*`, `CATALOG_COMMIT*`), each naming its own
+subject. `ok` means no finding. So a report, an exit code, an audit record or a court
+export's making record reads every kind the same way; what only one kind knows (the audit
+chain's first break, the self-test's passed checks) stays on that kind's own report beside
+its `verification`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from schemas.media import Finding, Subject
 
-KINDS: tuple[str, ...] = ("fixity", "audit_chain", "ledger", "store_selftest")
+KINDS: tuple[str, ...] = ("fixity", "audit_chain", "ledger", "store_selftest", "catalog")
 
 
 @dataclass(frozen=True, slots=True)

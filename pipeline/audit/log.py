@@ -18,6 +18,12 @@ Every `seal_every` records (or when the open segment's first record is older tha
 segments back from the store and hands the bytes to the pure checker (`verify.py`), which
 names the FIRST break.
 
+Catalog commits. An `AuditLog.for_catalog` registers itself as the recorder of that
+catalog's commits (`pipeline.catalog.commits.register_recorder`) until it is closed: each
+batch committed meanwhile, by whichever service, is appended here (`catalog_commit`, its
+manifest and digest, made durable at once) before the batch becomes visible, as the
+person who acted last through this log (or `catalog`).
+
 Limits (said in `verify`'s docs too): this is tamper-EVIDENT. Records after the last seal
 are only as safe as the local disk: truncating the tail of the open segment leaves a
 shorter, valid chain. Seal often (`custody audit seal` from a timer) to shorten that window.
@@ -35,11 +41,18 @@ from typing import Any
 
 from pipeline.audit import seal as sealing
 from pipeline.audit.verify import ChainBreak, SegmentMissing, VerifyReport, parse_lines, verify_log
+from pipeline.catalog.commits import (
+    CATALOG_COMMIT,
+    Manifest,
+    audit_object,
+    audit_reason,
+    register_recorder,
+)
 from pipeline.durable import fsync_dir
 from pipeline.errors import CustodyError
 from pipeline.integrity import chain
 from pipeline.storage.base import ObjectNotFound, StoreError, WormStore
-from schemas.audit import RESULTS, AuditRecord, Seal, decode, encode
+from schemas.audit import ALLOWED, RESULTS, AuditRecord, Seal, decode, encode
 
 __all__ = ["AuditError", "AuditLog", "ChainBreak", "Seal", "VerifyReport"]
 
@@ -85,16 +98,32 @@ class AuditLog:
         self._first_at: dt.datetime | None = None
         self._defer = 0
         self._dirty = False
+        self._last_actor = ""
+        self._unregister: Callable[[], None] | None = None
 
     @classmethod
     def for_catalog(
         cls, catalog_root: str | os.PathLike[str], *, store: WormStore,
         clock: Callable[[], dt.datetime], **kw: Any,
     ) -> AuditLog:
-        """The log that lives beside a catalog's batches, in `<catalog>/audit/`."""
-        return cls(Path(catalog_root) / "audit", store=store, clock=clock, **kw)
+        """The log that lives beside a catalog's batches, in `<catalog>/audit/`; it records
+        that catalog's commits while it is open (module doc)."""
+        log = cls(Path(catalog_root) / "audit", store=store, clock=clock, **kw)
+        log._unregister = register_recorder(Path(catalog_root), log.record_commit)
+        return log
+
+    def record_commit(self, location: str, manifest: Manifest, digest: str) -> AuditRecord:
+        """Record one catalog commit (its manifest), durable on return."""
+        rec = self.append(self._last_actor or "catalog", CATALOG_COMMIT,
+                          audit_object(manifest), ALLOWED,
+                          audit_reason(location, manifest, digest))
+        self.sync()
+        return rec
 
     def close(self) -> None:
+        if self._unregister is not None:
+            self._unregister()
+            self._unregister = None
         if self._fd is not None:
             if self._dirty:
                 os.fdatasync(self._fd)
@@ -185,6 +214,8 @@ class AuditLog:
             if self._stale():
                 self._reload()
             assert self._fd is not None
+            if action != CATALOG_COMMIT:
+                self._last_actor = actor_id
             rec = AuditRecord(
                 seq=self._last_seq + 1, at_utc=self._clock(), actor_id=actor_id,
                 action=action, object_id=object_id, result=result, reason=reason,

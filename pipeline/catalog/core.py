@@ -8,14 +8,26 @@ nothing committed is ever rewritten, and facts that change are appended as new r
 (events). The `Catalog` class is the same for both; only where the parts go differs.
 
 Local layout under the catalog root:
-    batches/date=YYYY-MM-DD/batch=<id>/<table>.parquet   committed, never changed
+    batches/date=YYYY-MM-DD/batch=<id>/<table>.parquet   written once, never changed
+    commits.jsonl                                         the commits, hash-chained
     staging/<id>/                                         being written; invisible
     catalog.duckdb                                        views only, rebuilt on open
 
-A local batch is written to `staging/<id>/` (each part fsynced), then the directory is
-renamed into `batches/` in one `rename(2)`: the whole batch appears at once or not at all,
-so a crash leaves nothing half-visible. Views glob only `batches/`, and every batch holds a
-part for every table (zero rows where it has none), so a view never lacks a file.
+A local batch is written to `staging/<id>/` (each part fsynced), renamed into `batches/`,
+and committed by one line of `commits.jsonl` naming its parts with their sizes and
+SHA-256: the whole batch appears at once or not at all. The views read the files the
+commit list names, never a glob, so a file put under `batches/` by hand is not read.
+
+Tamper evidence. Every commit's manifest is recorded in the audit chain (sealed into
+WORM) before the batch is visible (`commits.py`), and `pipeline/catalog/tamper.py` checks
+the catalog against those records (`custody verify`).
+
+The analyst's connection. `connect()` and `query()` give an in-memory DuckDB whose views
+are set up first; then `allowed_paths` is set to exactly the files those views read,
+`enable_external_access` turned off and the configuration locked. DuckDB itself then
+refuses COPY ... TO, ATTACH, INSTALL/LOAD, read_*/glob of any other path (a stored object
+included) and any SET; `query` also accepts only one SELECT (or EXPLAIN) statement and
+raises `QueryRefused` for anything else, with one line saying why.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from pipeline.catalog.commits import recorder_for
 from pipeline.catalog.parts import LocalParts, Parts
 from pipeline.errors import CatalogError
 from schemas.records import TABLES, arrow_schema, table_name, to_table
@@ -89,7 +102,8 @@ class Batch:
             tables[table_name(cls)] = (
                 pa.concat_tables(parts) if parts else arrow_schema(cls).empty_table()
             )
-        where = self._catalog.parts.write(self.batch_id, day, tables)
+        where = self._catalog.parts.write(self.batch_id, day, tables,
+                                          recorder_for(self._catalog.root))
         self.committed = True
         return where
 
@@ -158,13 +172,19 @@ class Catalog:
             raise CatalogError(f"{self.db_path}: cannot write views: {exc}") from exc
         return self.db_path
 
-    def _new_connection(self, views: Mapping[str, str]) -> duckdb.DuckDBPyConnection:
+    def _new_connection(
+        self, views: Mapping[str, str], readable: Sequence[str]
+    ) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(config={
             "autoinstall_known_extensions": False, "autoload_known_extensions": False,
         })
         try:
             self.parts.prepare(con)
             self._create_views(con, views)
+            # Closed from here on: only the views' own files, and no setting changes back.
+            con.execute("SET allowed_paths = ?", [list(readable)])
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
         except (duckdb.Error, CatalogError) as exc:
             con.close()
             if isinstance(exc, CatalogError):
@@ -173,8 +193,9 @@ class Catalog:
         return con
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """A new in-memory DuckDB connection with every view; does not lock catalog.duckdb."""
-        return self._new_connection(self.parts.base_views())
+        """A new in-memory DuckDB connection with every view, closed to everything else
+        (module doc); does not lock catalog.duckdb."""
+        return self._new_connection(*self.parts.views())
 
     def read_table(self, cls: type[Any], columns: Sequence[str] | None = None) -> pa.Table:
         """Every committed row of one record table (`columns` of it), as Arrow, without
@@ -182,18 +203,22 @@ class Catalog:
         return self.parts.read_table(cls, columns)
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-        """Run `sql` over the views as committed now."""
+        """Run one SELECT `sql` over the views as committed now; QueryRefused for any other
+        statement or for reading anything but the views' own files."""
+        check_statement(sql)
         if not self.parts.reuse_connection:
             with contextlib.closing(self.connect()) as con:
                 return _run(con, sql, params)
         # Remote parts: keep one connection, so DuckDB's HTTP and Parquet metadata caches
         # last across queries; rebuild its views only when a new batch was committed.
         with self._con_lock:
-            views = self.parts.base_views()
+            views, readable = self.parts.views()
             if self._con is None or views != self._con_views:
                 self.close()
-                self._con = self._new_connection(views)
+                self._con = self._new_connection(views, readable)
                 self._con_views = views
+            else:
+                self.parts.renew(self._con)
             return _run(self._con, sql, params)
 
     def close(self) -> None:
@@ -204,9 +229,35 @@ class Catalog:
             self._con_views = None
 
 
+class QueryRefused(CatalogError):
+    """The analyst's SQL tried something other than reading the catalog's views."""
+
+
+_READING = {"SELECT", "EXPLAIN"}
+WHY = "the analyst's SQL only reads the catalog views; --csv or --json writes a file"
+
+
+def check_statement(sql: str) -> None:
+    """One SELECT (or EXPLAIN) statement, or QueryRefused saying what it is instead."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise CatalogError(f"query failed: {first_line}") from exc
+    if len(statements) != 1:
+        raise QueryRefused(f"query refused: {len(statements)} statements, one allowed ({WHY})")
+    kind = str(statements[0].type).rsplit(".", 1)[-1]
+    if kind not in _READING:
+        raise QueryRefused(f"query refused: {kind} statements are not allowed ({WHY})")
+
+
 def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None) -> pa.Table:
     try:
         return con.execute(sql, params or []).to_arrow_table()
+    except duckdb.PermissionException as exc:
+        first_line = str(exc).strip().splitlines()[0].removeprefix("Permission Error: ")
+        what = first_line.split(" - ")[0]
+        raise QueryRefused(f"query refused: {what} ({WHY})") from exc
     except duckdb.Error as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise CatalogError(f"query failed: {first_line}") from exc

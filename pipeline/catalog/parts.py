@@ -1,11 +1,18 @@
 """Where a catalog's parts live (the `Parts` protocol), how a part is written, and the
 local directory implementation. The S3 implementation is `s3parts.py`; both import only
-this module, so neither depends on the `Catalog` built over them.
+this module and `commits.py`, so neither depends on the `Catalog` built over them.
+
+Local commits. A batch's parts are written to `staging/<id>/` (each fsynced, hashed),
+the directory is renamed into `batches/date=/batch=<id>/`, and then the batch is
+committed by one line appended to the chained `commits.jsonl` (its audit record first,
+see `commits.py`). The views read the files the commit list names, never a glob: a file
+put under `batches/` by hand is not read (and `custody verify` names it).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import os
 import shutil
@@ -19,6 +26,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from pipeline.catalog.commits import Commit, CommitList, Manifest, PartEntry, Recorder
 from pipeline.durable import fsync_dir
 from pipeline.errors import CatalogError
 from schemas.records import TABLES, arrow_schema, table_name
@@ -29,6 +37,9 @@ def sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def schema_id(schema: pa.Schema) -> str:
+    """A short fingerprint of an Arrow schema (names, types, nullability)."""
+    return hashlib.sha256(schema.remove_metadata().serialize().to_pybytes()).hexdigest()[:16]
 
 
 class Parts(Protocol):
@@ -38,16 +49,47 @@ class Parts(Protocol):
     location: str  # what a person is shown: a directory or an s3:// URI
     reuse_connection: bool  # keep one DuckDB connection for `query` (remote metadata caches)
 
-    def write(self, batch_id: str, day: dt.date, tables: Mapping[str, pa.Table]) -> str:
-        """Store every table of one batch and make the batch visible atomically."""
+    def write(self, batch_id: str, day: dt.date, tables: Mapping[str, pa.Table],
+              recorder: Recorder | None = None) -> str:
+        """Store every table of one batch, tell `recorder` its manifest, then make the
+        batch visible atomically."""
+        ...
+
+    def views(self) -> tuple[dict[str, str], list[str]]:
+        """The SELECT behind each table's view, over the parts committed right now, and
+        every file those views read (the analyst's connection may read nothing else)."""
         ...
 
     def base_views(self) -> dict[str, str]:
-        """The SELECT behind each table's view, over the parts committed right now."""
+        """The SELECT behind each table's view (`views()[0]`)."""
         ...
 
     def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
         """Make `con` able to read the parts (extensions, credentials)."""
+        ...
+
+    def renew(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Before a query on a kept connection: renew what expires (credentials)."""
+        ...
+
+    def commits(self) -> list[Commit]:
+        """Every commit now, in the catalog's own order."""
+        ...
+
+    def chain_break(self) -> tuple[int, str] | None:
+        """The first broken link of the commit list (line number, what), if it has one."""
+        ...
+
+    def stored_parts(self) -> dict[str, int]:
+        """Every file where parts live (name as in manifests -> size), committed or not."""
+        ...
+
+    def part_digest(self, name: str) -> tuple[int, str] | None:
+        """(size, SHA-256) of a part as stored now; None when it is gone."""
+        ...
+
+    def where(self, name: str) -> str:
+        """A part's full path or URI, for a person."""
         ...
 
     def clear_staging(self) -> None: ...
@@ -56,6 +98,12 @@ class Parts(Protocol):
         """Every committed row of one table, read without SQL (as its view reads them)."""
         ...
 
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    write_parquet(table, buf)
+    return buf.getvalue()
 
 
 def write_parquet(table: pa.Table, where: str | os.PathLike[str] | io.BytesIO) -> None:
@@ -71,50 +119,112 @@ def write_parquet(table: pa.Table, where: str | os.PathLike[str] | io.BytesIO) -
 
 
 class LocalParts:
-    """Parts in a directory, committed by renaming the batch's staging directory."""
+    """Parts in a directory, committed by a line of the chained commit list (module doc)."""
 
     reuse_connection = False
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.location = str(root)
+        self.commit_list = CommitList(root)
         try:
             (root / "staging").mkdir(parents=True, exist_ok=True)
             (root / "batches").mkdir(exist_ok=True)
+            if not self.commit_list.exists():
+                self._adopt()
         except OSError as exc:
             raise CatalogError(f"{root}: cannot use as a catalog: {exc.strerror}") from exc
 
-    def write(self, batch_id: str, day: dt.date, tables: Mapping[str, pa.Table]) -> str:
+    def _adopt(self) -> None:
+        """A catalog made before commits were listed: list the batches it has, marked
+        adopted (nothing recorded them; verify says so), so its views keep their rows."""
+        with self.commit_list.locked():
+            if self.commit_list.exists():
+                return
+            for batch in sorted((self.root / "batches").glob("date=*/batch=*")):
+                day = batch.parent.name.removeprefix("date=")
+                entries = tuple(self._entry(p) for p in sorted(batch.glob("*.parquet")))
+                manifest = Manifest(batch.name.removeprefix("batch="), day, entries)
+                self.commit_list.append(manifest, None, self.location, adopted=True)
+            self.commit_list.path.touch()
+
+    def _entry(self, path: Path) -> PartEntry:
+        data = path.read_bytes()
+        meta = pq.read_metadata(io.BytesIO(data))
+        return PartEntry(
+            path.stem, path.relative_to(self.root).as_posix(), meta.num_rows, len(data),
+            hashlib.sha256(data).hexdigest(), None, schema_id(meta.schema.to_arrow_schema()),
+        )
+
+    def write(self, batch_id: str, day: dt.date, tables: Mapping[str, pa.Table],
+              recorder: Recorder | None = None) -> str:
         stage = self.root / "staging" / batch_id
         stage.mkdir(parents=True)
+        final_parent = self.root / "batches" / f"date={day.isoformat()}"
+        final = final_parent / f"batch={batch_id}"
+        entries = []
         for name, table in tables.items():
             if table.num_rows == 0:
                 continue  # views read an empty typed part for a table without rows
+            data = parquet_bytes(table)
             path = stage / f"{name}.parquet"
-            write_parquet(table, path)
-            with open(path, "rb") as fh:
+            with open(path, "wb") as fh:
+                fh.write(data)
                 os.fsync(fh.fileno())
+            entries.append(PartEntry(
+                name, (final / path.name).relative_to(self.root).as_posix(), table.num_rows,
+                len(data), hashlib.sha256(data).hexdigest(), None, schema_id(table.schema),
+            ))
         fsync_dir(stage)
-        final_parent = self.root / "batches" / f"date={day.isoformat()}"
         final_parent.mkdir(parents=True, exist_ok=True)
-        final = final_parent / f"batch={batch_id}"
-        os.rename(stage, final)
+        os.rename(stage, final)  # complete, but unread until the commit list names it
         fsync_dir(final_parent)
         fsync_dir(self.root / "staging")
+        with self.commit_list.locked():
+            self.commit_list.append(Manifest(batch_id, day.isoformat(), tuple(entries)),
+                                    recorder, self.location)
         return str(final)
 
-    def base_views(self) -> dict[str, str]:
-        out = {}
+    def commits(self) -> list[Commit]:
+        return self.commit_list.commits()
+
+    def chain_break(self) -> tuple[int, str] | None:
+        from pipeline.catalog.commits import link_of
+        from pipeline.integrity.chain import verify_chain
+
+        broken = verify_chain(self.commit_list.lines(), link_of)
+        if broken is None:
+            return None
+        return broken.index + 1, (
+            f"line {broken.index + 1} links to {broken.found or 'nothing readable'}, "
+            f"the line before it hashes to {broken.expected}")
+
+    def _files(self) -> dict[str, list[str]]:
+        files: dict[str, list[str]] = {}
+        for c in self.commits():
+            for p in c.manifest.parts:
+                files.setdefault(p.table, []).append((self.root / p.name).as_posix())
+        return files
+
+    def views(self) -> tuple[dict[str, str], list[str]]:
+        files = self._files()
+        out, readable = {}, []
         for cls in TABLES:
             name = table_name(cls)
-            glob = (self.root / "batches" / "*" / "*" / f"{name}.parquet").as_posix()
-            if any((self.root / "batches").glob(f"*/*/{name}.parquet")):
-                out[name] = f"SELECT * FROM read_parquet({sql_str(glob)}, union_by_name = true)"
+            if files.get(name):
+                listed = ", ".join(sql_str(f) for f in files[name])
+                out[name] = f"SELECT * FROM read_parquet([{listed}], union_by_name = true)"
+                readable += files[name]
             else:
-                # A table added by a later release, in a catalog made before it: an empty
-                # part of its schema (outside `batches/`) keeps the view typed and valid.
-                out[name] = f"SELECT * FROM read_parquet({sql_str(self._empty(cls))})"
-        return out
+                # No commit wrote to this table (or it was added by a later release): an
+                # empty part of its schema (outside `batches/`) keeps the view typed.
+                empty = self._empty(cls)
+                out[name] = f"SELECT * FROM read_parquet({sql_str(empty)})"
+                readable.append(empty)
+        return out, readable
+
+    def base_views(self) -> dict[str, str]:
+        return self.views()[0]
 
     def _empty(self, cls: type[Any]) -> str:
         schema = arrow_schema(cls)
@@ -129,17 +239,37 @@ class LocalParts:
     def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
         pass
 
+    def renew(self, con: duckdb.DuckDBPyConnection) -> None:
+        pass
+
     def clear_staging(self) -> None:
         for stale in (self.root / "staging").iterdir():
             shutil.rmtree(stale, ignore_errors=True)
 
+    def stored_parts(self) -> dict[str, int]:
+        out = {}
+        for path in sorted((self.root / "batches").rglob("*")):
+            if path.is_file():
+                out[path.relative_to(self.root).as_posix()] = path.stat().st_size
+        return out
+
+    def part_digest(self, name: str) -> tuple[int, str] | None:
+        try:
+            data = (self.root / name).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        return len(data), hashlib.sha256(data).hexdigest()
+
+    def where(self, name: str) -> str:
+        return (self.root / name).as_posix()
+
     def read_table(self, cls: type[Any], columns: Sequence[str] | None) -> pa.Table:
-        """The parts read by Arrow, as the view reads them (a column a part lacks is null):
-        no DuckDB connection and views to set up (25-40 ms) for a few columns."""
+        """The committed parts read by Arrow, as the view reads them (a column a part lacks
+        is null): no DuckDB connection and views to set up (25-40 ms) for a few columns."""
         schema = arrow_schema(cls)
-        parts = sorted((self.root / "batches").glob(f"*/*/{table_name(cls)}.parquet"))
+        parts = self._files().get(table_name(cls), [])
         if not parts:
             table = schema.empty_table()
             return table.select(list(columns)) if columns is not None else table
-        data = ds.dataset([p.as_posix() for p in parts], schema=schema, format="parquet")
+        data = ds.dataset(parts, schema=schema, format="parquet")
         return data.to_table(columns=list(columns) if columns is not None else None)

@@ -37,6 +37,17 @@ extension auto-install and auto-load off: nothing is fetched from the network. W
 listings go through `pipeline.storage.s3.store.S3Objects` (boto3, explicit SHA-256 on every PUT,
 which AWS requires on buckets with a default retention).
 
+Tamper evidence. Each manifest, and the SHA-256 of its bytes, goes into the audit chain
+before its PUT (`commits.py`); `custody verify` reads every manifest from S3 again (not the
+cache), checks it against its audit record, each part against its manifest, and names
+every object under `parts/` that no recorded commit names. A new version put over a part
+or a manifest (Object Lock keeps the old one, but readers see the new) is named too.
+
+Credentials. DuckDB gets the region, endpoint, addressing style and credentials that
+boto3 resolved for the store's client (keys, a profile, SSO, an instance or container
+role), renewed on a kept connection when boto3 refreshes them: one resolution, so the
+catalog reads with the same identity the store writes with.
+
 The local cache directory (`Catalog.open(..., cache_dir=...)`) holds:
     catalog.duckdb      views over the S3 parts committed when it was last refreshed; open
                         it in DuckDB after running connect.sql with your credentials
@@ -52,12 +63,10 @@ import datetime as dt
 import hashlib
 import importlib.util
 import io
-import json
 import os
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -66,16 +75,19 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.catalog.parts import write_parquet
+from pipeline.catalog.commits import Commit, Manifest, PartEntry, Recorder
+from pipeline.catalog.parts import schema_id, write_parquet
 from pipeline.errors import CatalogError
-from pipeline.storage.base import StoreError
+from pipeline.storage.base import ObjectNotFound, StoreError
+from pipeline.storage.s3.client import S3Access
 from pipeline.storage.s3.store import S3Config, S3Objects
 from schemas.records import TABLES, arrow_schema, table_name
 
-MANIFEST_FORMAT = 1
 COMMITS = "commits/"
 PARTS = "parts/"
 _UPLOAD_THREADS = 8
+
+__all__ = ["Manifest", "PartEntry", "S3Parts", "httpfs_extension_path", "manifest_name"]
 
 
 def httpfs_extension_path() -> Path:
@@ -99,56 +111,6 @@ def httpfs_extension_path() -> Path:
 
 def _sql(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def schema_id(schema: pa.Schema) -> str:
-    """A short fingerprint of an Arrow schema (names, types, nullability)."""
-    return hashlib.sha256(schema.remove_metadata().serialize().to_pybytes()).hexdigest()[:16]
-
-
-@dataclass(frozen=True, slots=True)
-class PartEntry:
-    table: str
-    name: str  # relative to the catalog prefix
-    rows: int
-    size_bytes: int
-    sha256: str
-    version_id: str | None
-    schema_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    batch_id: str
-    day: str
-    parts: tuple[PartEntry, ...]
-
-    def to_json(self) -> bytes:
-        doc = {
-            "format": MANIFEST_FORMAT,
-            "batch_id": self.batch_id,
-            "day": self.day,
-            "parts": [
-                {"table": p.table, "name": p.name, "rows": p.rows, "size_bytes": p.size_bytes,
-                 "sha256": p.sha256, "version_id": p.version_id, "schema_id": p.schema_id}
-                for p in self.parts
-            ],
-        }
-        return json.dumps(doc, indent=1, sort_keys=True).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes, where: str) -> Manifest:
-        try:
-            doc = json.loads(data)
-            if doc.get("format") != MANIFEST_FORMAT:
-                raise CatalogError(f"{where}: manifest format {doc.get('format')!r} unknown")
-            return cls(
-                batch_id=str(doc["batch_id"]),
-                day=str(doc["day"]),
-                parts=tuple(PartEntry(**p) for p in doc["parts"]),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CatalogError(f"{where}: not a catalog manifest: {exc}") from exc
 
 
 def manifest_name(batch_id: str, day: dt.date) -> str:
@@ -175,7 +137,8 @@ class S3Parts:
             raise CatalogError(
                 f"{self.root}: cannot use as the cache of {self.location}: {exc.strerror}"
             ) from exc
-        self._secret_sql = _secret_sql(config, self.location)
+        self._access = self._resolve_access()
+        self._secret_sql = _secret_sql(self._access, self.location)
         self._empty = {table_name(cls): self._schema_file(arrow_schema(cls)) for cls in TABLES}
         self._write_connect_sql()
 
@@ -184,7 +147,23 @@ class S3Parts:
         parts = urlsplit(uri)
         if parts.scheme != "s3" or not parts.netloc:
             raise CatalogError(f"not an S3 catalog location (s3://bucket/prefix): {uri!r}")
-        return cls(parts.netloc, parts.path, config=S3Config.from_env(env), cache_dir=cache_dir)
+        try:
+            config = S3Config.from_env(env)
+        except StoreError as exc:
+            raise CatalogError(f"{uri}: {exc}") from exc
+        return cls(parts.netloc, parts.path, config=config, cache_dir=cache_dir)
+
+    def _resolve_access(self) -> S3Access:
+        """Region, endpoint, addressing and credentials as boto3 resolved them (keys, a
+        profile, SSO, an instance or container role): DuckDB reads with the same identity
+        as the store's client, from one resolution (see README, Storage)."""
+        try:
+            return self.objects.access()
+        except StoreError as exc:
+            raise CatalogError(
+                f"{self.location}: reading an S3 catalog needs AWS credentials "
+                f"(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE): {exc}"
+            ) from exc
 
     # --- local cache -------------------------------------------------------------------
     def _atomic_write(self, path: Path, data: bytes) -> None:
@@ -202,13 +181,15 @@ class S3Parts:
 
     def _write_connect_sql(self) -> None:
         template = _secret_sql(
-            self.config, self.location, key_id="<AWS_ACCESS_KEY_ID>",
+            self._access, self.location, key_id="<AWS_ACCESS_KEY_ID>",
             secret="<AWS_SECRET_ACCESS_KEY>", token=None,
         )
         text = (
             f"-- Run this in DuckDB before querying {self.root / 'catalog.duckdb'}:\n"
             f"-- its views read the Parquet parts of {self.location}.\n"
-            f"-- Fill in your own credentials; this file never holds secrets.\n"
+            f"-- Fill in your own credentials; this file never holds secrets. With the aws\n"
+            f"-- extension (pip install duckdb-extension-aws=={duckdb.__version__}) you may\n"
+            f"-- instead write PROVIDER credential_chain for KEY_ID and SECRET.\n"
             f"LOAD {_sql(httpfs_extension_path().as_posix())};\n{template};\n"
         )
         path = self.root / "connect.sql"
@@ -216,7 +197,8 @@ class S3Parts:
             self._atomic_write(path, text.encode())
 
     # --- writing -----------------------------------------------------------------------
-    def write(self, batch_id: str, day: dt.date, tables: Mapping[str, pa.Table]) -> str:
+    def write(self, batch_id: str, day: dt.date, tables: Mapping[str, pa.Table],
+              recorder: Recorder | None = None) -> str:
         def upload(item: tuple[str, pa.Table]) -> PartEntry:
             table_, t = item
             buf = io.BytesIO()
@@ -232,12 +214,15 @@ class S3Parts:
             with ThreadPoolExecutor(min(_UPLOAD_THREADS, max(1, len(todo)))) as pool:
                 entries = tuple(pool.map(upload, todo))
             manifest = Manifest(batch_id, day.isoformat(), entries)
-            # The commit: after this one PUT the batch is visible, before it nothing is.
+            data = manifest.to_json()
             name = manifest_name(batch_id, day)
-            self.objects.put(name, manifest.to_json())
+            if recorder is not None:  # the audit record is durable before the commit
+                recorder(self.location, manifest, hashlib.sha256(data).hexdigest())
+            # The commit: after this one PUT the batch is visible, before it nothing is.
+            self.objects.put(name, data)
         except StoreError as exc:
             raise CatalogError(f"{self.location}: batch {batch_id} not committed: {exc}") from exc
-        self._cache(name, manifest.to_json())
+        self._cache(name, data)
         return f"{self.location}/{name}"
 
     def write_parts_only(self, batch_id: str, tables: Mapping[str, pa.Table]) -> None:
@@ -259,39 +244,76 @@ class S3Parts:
         if not path.exists():
             self._atomic_write(path, data)
 
-    def manifests(self) -> list[Manifest]:
-        """Every committed batch now: one LIST, and a GET for each manifest not yet cached."""
+    def _manifest_bytes(self, fresh: bool = False) -> list[tuple[str, bytes]]:
+        """(name, bytes) of every manifest now: one LIST, and a GET for each one not yet
+        cached (`fresh`: every one, for verify, which must not trust the local cache)."""
         try:
             listed = [n for n, _ in self.objects.list(COMMITS) if n.endswith(".json")]
             out = []
             for name in listed:
                 path = self._cache_path(name)
-                if path.exists():
+                if path.exists() and not fresh:
                     data = path.read_bytes()
                 else:
                     data = self.objects.get(name)
                     self._cache(name, data)
-                out.append(Manifest.from_json(data, f"{self.location}/{name}"))
+                out.append((name, data))
         except StoreError as exc:
             raise CatalogError(f"{self.location}: cannot read the catalog: {exc}") from exc
         return out
 
-    def base_views(self) -> dict[str, str]:
+    def manifests(self) -> list[Manifest]:
+        """Every committed batch now (one LIST; cached manifests are not fetched again)."""
+        return [Manifest.from_json(data, f"{self.location}/{name}")
+                for name, data in self._manifest_bytes()]
+
+    def commits(self) -> list[Commit]:
+        return [Commit(Manifest.from_json(data, f"{self.location}/{name}"),
+                       hashlib.sha256(data).hexdigest())
+                for name, data in self._manifest_bytes(fresh=True)]
+
+    def chain_break(self) -> tuple[int, str] | None:
+        return None  # manifests are separate locked objects; each is checked on its own
+
+    def stored_parts(self) -> dict[str, int]:
+        try:
+            return dict(self.objects.list(PARTS))
+        except StoreError as exc:
+            raise CatalogError(f"{self.location}: cannot list the catalog: {exc}") from exc
+
+    def part_digest(self, name: str) -> tuple[int, str] | None:
+        try:
+            data = self.objects.get(name)
+        except ObjectNotFound:
+            return None
+        except StoreError as exc:
+            raise CatalogError(f"{self.location}: cannot read {name}: {exc}") from exc
+        return len(data), hashlib.sha256(data).hexdigest()
+
+    def where(self, name: str) -> str:
+        return f"{self.location}/{name}"
+
+    def views(self) -> tuple[dict[str, str], list[str]]:
         groups: dict[str, dict[str, list[str]]] = {name: {} for name in self._empty}
         for m in self.manifests():
             for p in m.parts:
                 url = f"s3://{self.objects.bucket}/{self.objects.key(p.name)}"
                 groups.setdefault(p.table, {}).setdefault(p.schema_id, []).append(url)
-        views = {}
+        views, readable = {}, []
         for table_, by_schema in groups.items():
             if table_ not in self._empty:
                 continue  # a table this release does not know; its parts stay unread
             selects = [f"SELECT * FROM read_parquet({_sql(self._empty[table_])})"]
+            readable.append(self._empty[table_])
             for urls in by_schema.values():
                 files = ", ".join(_sql(u) for u in urls)
                 selects.append(f"SELECT * FROM read_parquet([{files}])")
+                readable += urls
             views[table_] = " UNION ALL BY NAME ".join(selects)
-        return views
+        return views, readable
+
+    def base_views(self) -> dict[str, str]:
+        return self.views()[0]
 
     def read_table(self, cls: type[Any], columns: Sequence[str] | None) -> pa.Table:
         """The table's parts fetched by boto3, each checked against the SHA-256 its manifest
@@ -325,33 +347,37 @@ class S3Parts:
         con.execute("SET enable_http_metadata_cache = true")
         con.execute("SET parquet_metadata_cache = true")
 
+    def renew(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Temporary credentials (SSO, roles) are refreshed by boto3 near their expiry;
+        hand DuckDB the new ones when they changed."""
+        fresh = self._resolve_access()
+        if fresh != self._access:
+            self._access = fresh
+            self._secret_sql = _secret_sql(fresh, self.location)
+            con.execute(self._secret_sql)
+
 
 def _secret_sql(
-    config: S3Config,
+    access: S3Access,
     location: str,
     *,
     key_id: str | None = None,
     secret: str | None = None,
     token: str | None = None,
 ) -> str:
-    """A temporary DuckDB S3 secret scoped to the catalog's bucket, from the S3 settings."""
-    key_id = key_id or config.access_key_id
-    secret = secret or config.secret_access_key
-    if not key_id or not secret:
-        raise CatalogError(
-            f"{location}: reading an S3 catalog needs AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY (DuckDB cannot use profiles or instance roles offline)"
-        )
-    opts: dict[str, Any] = {"TYPE": "s3", "KEY_ID": key_id, "SECRET": secret,
-                            "REGION": config.region or "us-east-1"}
-    if token is None and key_id == config.access_key_id and config.session_token:
-        opts["SESSION_TOKEN"] = config.session_token
-    if config.endpoint_url:
-        ep = urlsplit(config.endpoint_url)
+    """A temporary DuckDB S3 secret scoped to the catalog's bucket, from what boto3 resolved."""
+    template = key_id is not None
+    opts: dict[str, Any] = {"TYPE": "s3", "KEY_ID": key_id or access.key_id,
+                            "SECRET": secret or access.secret, "REGION": access.region}
+    if not template and access.token:
+        opts["SESSION_TOKEN"] = access.token
+    elif template and token:
+        opts["SESSION_TOKEN"] = token
+    if access.endpoint_url:
+        ep = urlsplit(access.endpoint_url)
         opts["ENDPOINT"] = ep.netloc + ep.path.rstrip("/")
         opts["USE_SSL"] = ep.scheme == "https"
-    style = config.addressing_style or ("path" if config.endpoint_url else "vhost")
-    opts["URL_STYLE"] = "vhost" if style in ("virtual", "vhost", "auto") else "path"
+    opts["URL_STYLE"] = "path" if access.addressing_style == "path" else "vhost"
     opts["SCOPE"] = "s3://" + urlsplit(location).netloc
     body = ", ".join(
         f"{k} {str(v).lower() if isinstance(v, bool) else _sql(str(v))}"

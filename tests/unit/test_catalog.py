@@ -6,7 +6,6 @@ import datetime as dt
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.catalog.core import Catalog
 from schemas.records import ChunkRecord, arrow_schema
@@ -74,12 +73,11 @@ def test_read_table_gives_what_the_view_gives_across_batches(tmp_path: Path) -> 
         b = cat.batch()
         b.add(ChunkRecord, [_chunk(n) for n in names])
         b.commit(dt.date(2026, 11, day))
-    # A part written before `length_bytes` existed (an older release).
+    # A part committed before `length_bytes` existed (an older release). Committed: a part
+    # merely put under batches/ is not read (test_a_part_put_under_batches_is_not_read).
     old = pa.table({"recording_blake3": ["d"], "chunk_index": [0], "offset_bytes": [0],
                     "blake3": ["e" * 64]})
-    part = tmp_path / "batches" / "date=2026-11-26" / "batch=old"
-    part.mkdir(parents=True)
-    pq.write_table(old, part / "chunks.parquet")
+    cat.parts.write("old", dt.date(2026, 11, 26), {"chunks": old})
 
     def rows(t: pa.Table) -> list[dict[str, object]]:
         return sorted(t.to_pylist(), key=lambda r: str(r["recording_blake3"]))

@@ -1,4 +1,5 @@
-"""`custody verify [RECORDING...]`: re-hash stored objects against the catalog (fixity)."""
+"""`custody verify [RECORDING...]`: re-hash stored objects against the catalog (fixity), and
+the catalog's parts against the commits its audit log records (`catalog`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pipeline.errors import InputError
 
 
 def cmd_verify(args: argparse.Namespace, s: Settings, ui: Output) -> int:
+    from pipeline.catalog.tamper import verify_catalog
     from pipeline.integrity.fixity import summarize, verify
     from schemas.people import VERIFY
 
@@ -21,15 +23,20 @@ def cmd_verify(args: argparse.Namespace, s: Settings, ui: Output) -> int:
             results = verify(ctx.store, ctx.catalog, args.recordings,
                              progress=bar.accept if bar else None)
         summary = summarize(ctx.store.uri, results)
+        catalog = verify_catalog(ctx.catalog.parts, ctx.auth.audit.records())
         bad_keys = [r.store_key for r in results if not r.ok]
+        bad_parts = sorted({f.subject.id or "" for f in catalog.findings})
         ctx.auth.record(ctx.actor, VERIFY, ctx.store.uri, "allowed",
                         summary.summary()
-                        + (f": {', '.join(bad_keys[:20])}" if bad_keys else ""))
+                        + (f": {', '.join(bad_keys[:20])}" if bad_keys else "")
+                        + f"; {catalog.summary()}"
+                        + (f": {', '.join(bad_parts[:20])}" if bad_parts else ""))
     bad = [r for r in results if not r.ok]
     if s.json:
         ui.dump_json({
             "checked": len(results), "failed": len(bad),
             "verification": summary.as_json(),
+            "catalog": catalog.as_json(),
             "objects": [{
                 "blake3": r.blake3, "file_name": r.file_name, "key": r.store_key,
                 "ok": r.ok,
@@ -44,18 +51,25 @@ def cmd_verify(args: argparse.Namespace, s: Settings, ui: Output) -> int:
             ui.write(f"{'OK  ' if r.ok else 'FAIL'} {r.file_name} {r.blake3[:16]}\n")
             for f in r.findings:
                 ui.write(f"     {f.code} {f.title_zh} / {f.title_en}: {f.detail}\n")
+        ui.write(f"{'OK  ' if catalog.ok else 'FAIL'} catalog {ctx.catalog.location}: "
+                 f"{catalog.checked} parts checked, {len(catalog.findings)} findings\n")
+        for f in catalog.findings:
+            ui.write(f"     {f.code} {f.title_zh} / {f.title_en}: {f.detail}\n")
         ui.write(f"{len(results)} objects checked, {len(bad)} failed\n")
     if args.recordings and not results:
         raise InputError(f"no recording in the catalog matches {' '.join(args.recordings)}")
-    return 0 if summary.ok else 1
+    return 0 if summary.ok and catalog.ok else 1
 
 
 def register(sub: Any, shared: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
-        "verify", parents=[shared], help="re-hash stored objects against the catalog (fixity)",
+        "verify", parents=[shared],
+        help="re-hash stored objects (fixity) and catalog parts against their records",
         description="Read each stored object and compare every chunk's BLAKE3 with the one "
-        "recorded at ingest; names each mismatching chunk by offset and length. "
-        "Exit 1 if any object is damaged or missing.",
+        "recorded at ingest; names each mismatching chunk by offset and length. Then read "
+        "every catalog part and compare it with the size and SHA-256 its commit recorded in "
+        "the audit log; names each edited, missing or unrecorded part. "
+        "Exit 1 if any object or part is damaged, missing or unrecorded.",
     )
     p.add_argument("recordings", nargs="*", metavar="RECORDING",
                    help="BLAKE3 prefix, file name or source path (default: all)")

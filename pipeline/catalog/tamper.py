@@ -1,0 +1,107 @@
+"""The catalog checked against the commits its audit log records: every edited, removed
+or injected part named.
+
+The audit chain (sealed into WORM) is the reference: each `catalog_commit` record states a
+batch, the digest of its commit-list line or manifest object, and each part's name, size
+and SHA-256 (`commits.py`). Against it:
+- a part whose size or SHA-256 differs now (a row deleted, a file rewritten, a new S3
+  version put over it) is CATALOG_PART_EDITED;
+- a recorded part that is gone, or whose commit is no longer in the commit list, is
+  CATALOG_PART_MISSING;
+- a commit the list names that no record states, or states with other parts, is
+  CATALOG_COMMIT_UNRECORDED, once per part it makes the views read;
+- a file where parts live that no commit names is CATALOG_PART_UNRECORDED (not read);
+- a broken link of the local commit list is CATALOG_COMMITS_BROKEN.
+Each finding's subject is `Subject("catalog", <the part's path or URI>)`. Every part is
+read and hashed: this is `custody verify`'s cost, never a query's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pipeline.catalog.commits import (
+    CATALOG_COMMIT,
+    COMMIT_LIST,
+    Commit,
+    RecordedCommit,
+    parse_audit_reason,
+)
+from pipeline.catalog.parts import Parts
+from schemas.audit import AuditRecord
+from schemas.media import Finding, Subject
+from schemas.verification import Verification
+
+NOTE = (
+    "every catalog part re-read and compared with the size and SHA-256 its commit recorded "
+    "in the audit chain, every commit with its audit record; proves the views read what was "
+    "committed, as far as the audit log is whole (see audit_chain)"
+)
+
+
+def recorded_commits(records: Iterable[AuditRecord]) -> dict[str, RecordedCommit]:
+    """The commits the audit log records, by batch id (the last record of a batch wins)."""
+    out: dict[str, RecordedCommit] = {}
+    for r in records:
+        if r.action == CATALOG_COMMIT:
+            rec = parse_audit_reason(r.reason, r.seq)
+            if rec is not None:
+                out[rec.batch_id] = rec
+    return out
+
+
+def verify_catalog(parts: Parts, records: Iterable[AuditRecord]) -> Verification:
+    """Check the parts of a catalog against the commits `records` state (module doc)."""
+    recorded = recorded_commits(records)
+    findings: list[Finding] = []
+
+    def add(code: str, name: str, detail: str) -> None:
+        where = parts.where(name)
+        findings.append(Finding(code, f"{where}: {detail}", subject=Subject("catalog", where)))
+
+    broken = parts.chain_break()
+    if broken is not None:
+        add("CATALOG_COMMITS_BROKEN", COMMIT_LIST, broken[1])
+
+    commits = parts.commits()
+    listed: dict[str, Commit] = {c.manifest.batch_id: c for c in commits}
+    listed_names = {p.name for c in commits for p in c.manifest.parts}
+    for c in commits:
+        rec = recorded.get(c.manifest.batch_id)
+        if rec is not None and rec.digest == c.digest:
+            continue
+        why = ("a batch of a catalog made before commits were recorded" if c.adopted
+               else "no audit record states this commit" if rec is None
+               else f"its audit record (#{rec.seq}) states other parts")
+        for p in c.manifest.parts:
+            add("CATALOG_COMMIT_UNRECORDED", p.name,
+                f"read by the views as batch {c.manifest.batch_id} ({c.manifest.day}), but "
+                f"{why}")
+
+    named: dict[str, tuple[int, str, RecordedCommit]] = {}
+    for rec in recorded.values():
+        for name, size, sha in rec.parts:
+            named[name] = (size, sha, rec)
+    for name, (size, sha, rec) in sorted(named.items()):
+        if rec.batch_id not in listed:
+            add("CATALOG_PART_MISSING", name,
+                f"batch {rec.batch_id} (audit record #{rec.seq}) is not in the catalog's "
+                "commit list: the views do not read this part")
+            continue
+        now = parts.part_digest(name)
+        if now is None:
+            add("CATALOG_PART_MISSING", name,
+                f"recorded by batch {rec.batch_id} (audit record #{rec.seq}), gone now")
+        elif now != (size, sha):
+            add("CATALOG_PART_EDITED", name,
+                f"batch {rec.batch_id} (audit record #{rec.seq}) recorded {size} bytes, "
+                f"SHA-256 {sha[:16]}...; now {now[0]} bytes, SHA-256 {now[1][:16]}...")
+
+    stored = parts.stored_parts()
+    for name in sorted(set(stored) - set(named) - listed_names):
+        add("CATALOG_PART_UNRECORDED", name,
+            f"{stored[name]} bytes that no recorded commit names (put there by hand, or left "
+            "by a writer that died before its commit); the views do not read it")
+    checked = len(set(stored) | set(named) | listed_names)
+    return Verification("catalog", Subject("catalog", parts.location), checked,
+                        tuple(findings), NOTE)
