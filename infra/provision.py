@@ -3,17 +3,24 @@
 Creates (or checks) a bucket with S3 Object Lock enabled, versioning on, and a default
 COMPLIANCE retention, so that even an object written without lock headers is locked; adds
 a lifecycle rule that aborts multipart uploads left open (they are invisible, but use
-space). Then writes IAM-style JSON policies for the four roles and a bucket policy:
+space). Then writes IAM-style JSON policies, one per role of the permission table
+(`schemas.people.PERMISSIONS`) plus `operator` (the ingest and sealing service), and a
+bucket policy. What a role may do at the store follows from what the table lets it do
+(`store_capabilities`):
 
-- operator: ingest (PutObject with lock headers, multipart), read, extend retention,
-  place legal holds (not lift them).
-- legal: read, extend retention, place and lift legal holds.
-- analyst: read only.
-- auxiliary: read only, and explicitly no PutObjectRetention, PutObjectLegalHold or
-  BypassGovernanceRetention (on AWS a PutObject with lock headers needs
-  PutObjectRetention, so auxiliary staff cannot ingest directly: an operator does, AUX-2/3).
+- every role reads (all of them may view);
+- ingest: PutObject with lock headers (which needs PutObjectRetention) and multipart; for
+  the auxiliary role put-only: PutObject without lock headers, locked by the bucket's
+  default COMPLIANCE retention, and an explicit Deny of PutObjectRetention and
+  PutObjectLegalHold (AUX-10: no changing retention or holds);
+- retention.raise: PutObjectRetention (COMPLIANCE cannot be shortened, so it only grows);
+- hold.place: PutObjectLegalHold ON only; hold.lift: PutObjectLegalHold;
+- analyst, administrator: read only, lock changes denied;
 - everyone: explicit Deny of every delete, of governance bypass, and of changes to the
   bucket's lock, versioning, lifecycle and policy.
+
+`seaweed_actions` says the same in SeaweedFS's identity actions (`s3.json`), which the test
+suite uses to show the store itself refusing each role what it may not do.
 
 The endpoint and credentials are the usual AWS environment variables (this is a command,
 it may read them), or `--endpoint-url`.
@@ -33,8 +40,60 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.storage.s3.store import S3Config
+from schemas.people import (
+    AUXILIARY,
+    HOLD_LIFT,
+    HOLD_PLACE,
+    INGEST,
+    PERMISSIONS,
+    RETENTION_RAISE,
+)
+from schemas.people import ROLES as STAFF_ROLES
 
-ROLES = ("operator", "legal", "analyst", "auxiliary")
+OPERATOR = "operator"  # the ingest / audit-sealing service (the nightly job's credentials)
+ROLES = (*STAFF_ROLES, OPERATOR)
+
+# What a role may do at the store (derived from the permission table).
+READ, PUT_LOCKED, PUT_ONLY, RETENTION, HOLD_ON, HOLD_ANY = (
+    "read", "put-locked", "put-only", "retention", "hold-on", "hold-any")
+
+
+def store_capabilities(role: str) -> frozenset[str]:
+    """What `role` needs at the store for what the permission table lets it do. Pure."""
+    if role == OPERATOR:
+        return frozenset({READ, PUT_LOCKED, HOLD_ON})
+    acts = PERMISSIONS[role]
+    caps = {READ}
+    if INGEST in acts:
+        caps.add(PUT_ONLY if role == AUXILIARY else PUT_LOCKED)
+    if RETENTION_RAISE in acts:
+        caps.add(RETENTION)
+    if HOLD_LIFT in acts:
+        caps.add(HOLD_ANY)
+    elif HOLD_PLACE in acts:
+        caps.add(HOLD_ON)
+    return frozenset(caps)
+
+
+_SEAWEED = {
+    READ: ["Read", "List", "GetObjectRetention", "GetObjectLegalHold",
+           "GetBucketObjectLockConfiguration"],
+    PUT_ONLY: ["Write"],
+    PUT_LOCKED: ["Write", "PutObjectRetention"],
+    RETENTION: ["PutObjectRetention"],
+    HOLD_ON: ["PutObjectLegalHold"],  # SeaweedFS cannot condition on ON/OFF; AWS can
+    HOLD_ANY: ["PutObjectLegalHold"],
+}
+
+
+def seaweed_actions(role: str, bucket: str | None = None) -> list[str]:
+    """SeaweedFS identity actions for `role` (`Action:bucket` when scoped to one bucket).
+    SeaweedFS's `Write` also allows a delete without version id (a delete marker, which
+    Custody ignores: it reads the first version); deleting a locked version is refused."""
+    out: list[str] = []
+    for cap in sorted(store_capabilities(role)):
+        out += [a for a in _SEAWEED[cap] if a not in out]
+    return [f"{a}:{bucket}" for a in out] if bucket else out
 
 _READ_OBJECT = [
     "s3:GetObject",
@@ -100,34 +159,36 @@ def role_policies(bucket: str, prefix: str = "") -> dict[str, dict[str, Any]]:
             st["Condition"] = cond
         return st
 
-    read = [
-        allow("ReadEvidence", _READ_OBJECT, objects),
-        allow("ListEvidence", _READ_BUCKET, bucket_arn),
-    ]
-    never = deny("NoDeleteNoBypassNoReconfigure", NEVER)
-    statements: dict[str, list[dict[str, Any]]] = {
-        "operator": [
-            *read,
-            allow("IngestLocked", [*_WRITE_OBJECT, "s3:PutObjectRetention"], objects),
-            allow("ListOpenUploads", ["s3:ListBucketMultipartUploads"], bucket_arn),
-            allow(
-                "PlaceLegalHold",
-                ["s3:PutObjectLegalHold"],
-                objects,
-                StringEquals={"s3:object-lock-legal-hold": "ON"},
-            ),
-            deny(
-                "NeverLiftLegalHold",
-                ["s3:PutObjectLegalHold"],
-                StringEquals={"s3:object-lock-legal-hold": "OFF"},
-            ),
-            never,
-        ],
-        "legal": [*read, allow("RetentionAndLegalHold", _LOCK_CHANGES, objects), never],
-        "analyst": [*read, deny("NoLockChanges", _LOCK_CHANGES), never],
-        "auxiliary": [*read, deny("NoLockChanges", _LOCK_CHANGES), never],
-    }
-    return {role: {"Version": "2012-10-17", "Statement": sts} for role, sts in statements.items()}
+    def statements(role: str) -> list[dict[str, Any]]:
+        caps = store_capabilities(role)
+        out = [
+            allow("ReadEvidence", _READ_OBJECT, objects),
+            allow("ListEvidence", _READ_BUCKET, bucket_arn),
+        ]
+        if caps & {PUT_LOCKED, PUT_ONLY}:
+            extra = ["s3:PutObjectRetention"] if PUT_LOCKED in caps else []
+            out.append(allow("IngestLocked" if extra else "IngestPutOnly",
+                             [*_WRITE_OBJECT, *extra], objects))
+            out.append(allow("ListOpenUploads", ["s3:ListBucketMultipartUploads"], bucket_arn))
+        if RETENTION in caps:
+            out.append(allow("ExtendRetention", ["s3:PutObjectRetention"], objects))
+        if HOLD_ANY in caps:
+            out.append(allow("PlaceAndLiftLegalHold", ["s3:PutObjectLegalHold"], objects))
+        elif HOLD_ON in caps:
+            out.append(allow("PlaceLegalHold", ["s3:PutObjectLegalHold"], objects,
+                             StringEquals={"s3:object-lock-legal-hold": "ON"}))
+            out.append(deny("NeverLiftLegalHold", ["s3:PutObjectLegalHold"],
+                            StringEquals={"s3:object-lock-legal-hold": "OFF"}))
+        if not caps & {PUT_LOCKED, RETENTION, HOLD_ON, HOLD_ANY}:
+            out.append(deny("NoLockChanges", _LOCK_CHANGES))
+        elif RETENTION not in caps and PUT_LOCKED not in caps:
+            out.append(deny("NoRetentionChanges", ["s3:PutObjectRetention"]))
+        out.append(deny("NoDeleteNoBypassNoReconfigure", NEVER))
+        return out
+
+    statements_of = {role: statements(role) for role in ROLES}
+    return {role: {"Version": "2012-10-17", "Statement": sts}
+            for role, sts in statements_of.items()}
 
 
 def bucket_policy(bucket: str) -> dict[str, Any]:

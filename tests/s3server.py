@@ -46,6 +46,9 @@ class S3Server:
     region: str = "us-east-1"
     reader_access_key_id: str = ""
     reader_secret_access_key: str = field(default="", repr=False)
+    # One identity per role of infra.provision (the permission table's roles and operator),
+    # with the SeaweedFS actions `infra.provision.seaweed_actions` gives it.
+    role_keys: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
     data_dir: Path = Path()
     log_path: Path = Path()
 
@@ -57,6 +60,11 @@ class S3Server:
             "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
             "AWS_REGION": self.region,
         }
+
+    def role_env(self, role: str) -> dict[str, str]:
+        """The AWS variables of one role's credentials."""
+        key, secret = self.role_keys[role]
+        return {**self.env(), "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
 
 
 def weed_binary() -> str | None:
@@ -95,8 +103,13 @@ def free_port_pair(offset: int = _GRPC_OFFSET, tries: int = 50) -> tuple[int, in
     raise RuntimeError("no free port pair for the SeaweedFS admin server")
 
 
-def identities_json(admin: tuple[str, str], reader: tuple[str, str]) -> str:
-    """A SeaweedFS S3 identities file: one admin identity and one that may only read."""
+def identities_json(
+    admin: tuple[str, str], reader: tuple[str, str],
+    roles: dict[str, tuple[str, str]] | None = None,
+) -> str:
+    """A SeaweedFS S3 identities file: one admin identity, one that may only read, and one
+    per role in `roles` with that role's actions (`infra.provision.seaweed_actions`)."""
+    from infra.provision import seaweed_actions
 
     def identity(name: str, keys: tuple[str, str], actions: list[str]) -> dict[str, object]:
         creds = [{"accessKey": keys[0], "secretKey": keys[1]}]
@@ -107,6 +120,8 @@ def identities_json(admin: tuple[str, str], reader: tuple[str, str]) -> str:
             "identities": [
                 identity("custody-test", admin, ["Admin", "Read", "Write", "List", "Tagging"]),
                 identity("custody-reader", reader, ["Read", "List"]),
+                *(identity(f"custody-role-{role}", keys, seaweed_actions(role))
+                  for role, keys in (roles or {}).items()),
             ]
         },
         indent=2,
@@ -183,7 +198,11 @@ def start_weed_mini(
     access, secret = "CUSTODYTEST" + secrets.token_hex(4).upper(), secrets.token_hex(20)
     reader = "CUSTODYREAD" + secrets.token_hex(4).upper(), secrets.token_hex(20)
     s3_config = workdir / "s3-identities.json"
-    s3_config.write_text(identities_json((access, secret), reader), encoding="utf-8")
+    from infra.provision import ROLES
+
+    roles = {r: (f"CUSTODY{r.upper().replace('_', '')[:8]}{secrets.token_hex(3).upper()}",
+                 secrets.token_hex(20)) for r in ROLES}
+    s3_config.write_text(identities_json((access, secret), reader, roles), encoding="utf-8")
     os.chmod(s3_config, 0o600)
     ports = dict(zip(_PORT_FLAGS, free_ports(len(_PORT_FLAGS)), strict=True))
     ports["admin.port"], ports["admin.port.grpc"] = free_port_pair()
@@ -193,6 +212,7 @@ def start_weed_mini(
         secret_access_key=secret,
         reader_access_key_id=reader[0],
         reader_secret_access_key=reader[1],
+        role_keys=roles,
         data_dir=workdir / "data",
         log_path=workdir / "weed.log",
     )

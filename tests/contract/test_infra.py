@@ -43,10 +43,18 @@ def test_no_role_may_delete_or_bypass(role: str) -> None:
     )
 
 
-@pytest.mark.parametrize("role", ["auxiliary", "analyst"])
-def test_auxiliary_and_analyst_cannot_change_locks_or_write(role: str) -> None:
+@pytest.mark.parametrize("role", ["analyst", "administrator"])
+def test_analyst_and_administrator_only_read(role: str) -> None:
     policy = role_policies("custody-evidence")[role]
     assert not allowed(policy) & (LOCK_CHANGES | {"s3:PutObject"})
+    assert denied_unconditionally(policy) >= LOCK_CHANGES
+
+
+def test_the_auxiliary_is_put_only_and_can_never_change_a_lock() -> None:
+    """AUX-10: ingest (the bucket's default retention locks it), never retention or holds."""
+    policy = role_policies("custody-evidence")["auxiliary"]
+    assert "s3:PutObject" in allowed(policy)
+    assert not allowed(policy) & LOCK_CHANGES
     assert denied_unconditionally(policy) >= LOCK_CHANGES
 
 
@@ -61,7 +69,7 @@ def test_operator_may_place_but_never_lift_a_legal_hold() -> None:
     }
 
 
-def test_only_legal_may_lift_a_legal_hold() -> None:
+def test_only_the_roles_that_lift_holds_may_lift_a_legal_hold() -> None:
     policies = role_policies("custody-evidence")
     unconditional = {
         role
@@ -71,7 +79,7 @@ def test_only_legal_may_lift_a_legal_hold() -> None:
         and "s3:PutObjectLegalHold" in st["Action"]
         and "Condition" not in st
     }
-    assert unconditional == {"legal"}
+    assert unconditional == {"legal_unit", "records_officer"}  # hold.lift in the table
 
 
 def test_committed_policies_match_the_generator() -> None:
