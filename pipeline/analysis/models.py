@@ -137,14 +137,29 @@ def _unwrap(x: I64, bits: int) -> I64:
     return out
 
 
+def _near(x: I64, ref: I64, bits: int) -> I64:
+    """Each known value of `x` moved by whole periods to lie near `ref` (a packet's pts
+    is within a few frames of its decode time)."""
+    has = (x != NOPTS) & (ref != NOPTS)
+    period = 1 << bits
+    k = np.zeros(x.shape, dtype=np.int64)
+    k[has] = np.floor_divide(ref[has] - x[has] + (period >> 1), period)
+    return np.where(has, x + k * period, x)
+
+
 def clock_of(t: StreamTimeline, m: TimestampModel) -> StreamTimeline:
-    """The stream with the times its family stores, continuous (33-bit wraps undone)."""
+    """The stream with the times its family stores, continuous (33-bit wraps undone).
+
+    One reference per packet (its dts, else its pts) is unwrapped in demux order; pts and
+    dts are then each put within half a period of it, so both are unwrapped alike even
+    where one of them is missing."""
     if m.wrap_bits is None:
         return t
-    pts, dts = _unwrap(t.pts, m.wrap_bits), _unwrap(t.dts, m.wrap_bits)
-    if pts is t.pts and dts is t.dts:
+    ref = np.where(t.dts != NOPTS, t.dts, t.pts)
+    ref_u = _unwrap(ref, m.wrap_bits)
+    if ref_u is ref:
         return t
-    return replace(t, pts=pts, dts=dts)
+    return replace(t, pts=_near(t.pts, ref_u, m.wrap_bits), dts=_near(t.dts, ref_u, m.wrap_bits))
 
 
 def gap_times(t: StreamTimeline, m: TimestampModel) -> I64:
