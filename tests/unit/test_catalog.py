@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from pathlib import Path
 
 import pyarrow as pa
 
+from pipeline.catalog.commits import Manifest, link_of, register_recorder
 from pipeline.catalog.core import Catalog
+from pipeline.integrity.chain import verify_chain
 from schemas.records import ChunkRecord, arrow_schema
 
 
@@ -88,3 +92,65 @@ def test_read_table_gives_what_the_view_gives_across_batches(tmp_path: Path) -> 
     assert rows(cat.read_table(ChunkRecord, ["recording_blake3", "blake3"])) == rows(
         cat.query("SELECT recording_blake3, blake3 FROM chunks")
     )
+
+
+def test_a_part_put_under_batches_is_not_read(tmp_path: Path) -> None:
+    """The views read the files the commit list names, never a glob of batches/."""
+    cat = Catalog(tmp_path)
+    b = cat.batch()
+    b.add(ChunkRecord, [_chunk("a")])
+    b.commit(dt.date(2026, 11, 27))
+    committed = next(tmp_path.glob("batches/*/*/chunks.parquet"))
+    forged = tmp_path / "batches" / "date=2026-11-28" / "batch=forged" / "chunks.parquet"
+    forged.parent.mkdir(parents=True)
+    forged.write_bytes(committed.read_bytes())
+    assert cat.query("SELECT count(*) AS n FROM chunks").column("n")[0].as_py() == 1
+    assert cat.read_table(ChunkRecord).num_rows == 1
+
+
+def test_commits_are_chained_lines_naming_each_part_with_its_sha256(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path)
+    for day in (27, 28):
+        b = cat.batch(f"b{day}")
+        b.add(ChunkRecord, [_chunk(str(day))])
+        b.commit(dt.date(2026, 11, day))
+    lines = (tmp_path / "commits.jsonl").read_bytes().splitlines()
+    assert verify_chain(lines, link_of) is None
+    docs = [json.loads(line) for line in lines]
+    assert [d["batch_id"] for d in docs] == ["b27", "b28"]
+    for d in docs:
+        (part,) = [p for p in d["parts"] if p["table"] == "chunks"]
+        data = (tmp_path / part["name"]).read_bytes()
+        assert (part["size_bytes"], part["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+
+
+def test_the_recorder_is_told_before_the_commit_is_visible(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path)
+    seen: list[tuple[str, int]] = []
+
+    def recorder(location: str, manifest: Manifest, digest: str) -> None:
+        visible = cat.query("SELECT count(*) AS n FROM chunks").column("n")[0].as_py()
+        seen.append((manifest.batch_id, visible))
+
+    unregister = register_recorder(tmp_path, recorder)
+    b = cat.batch("b1")
+    b.add(ChunkRecord, [_chunk("a")])
+    b.commit(dt.date(2026, 11, 27))
+    unregister()
+    b = cat.batch("b2")
+    b.add(ChunkRecord, [_chunk("b")])
+    b.commit(dt.date(2026, 11, 27))
+    assert seen == [("b1", 0)]  # told first; nothing after it was unregistered
+
+
+def test_a_catalog_made_before_commits_were_listed_keeps_its_rows(tmp_path: Path) -> None:
+    """Its batches are adopted into the commit list on first open (verify names them)."""
+    cat = Catalog(tmp_path)
+    b = cat.batch("old")
+    b.add(ChunkRecord, [_chunk("a")])
+    b.commit(dt.date(2026, 11, 27))
+    (tmp_path / "commits.jsonl").unlink()
+    again = Catalog(tmp_path)
+    assert again.query("SELECT count(*) AS n FROM chunks").column("n")[0].as_py() == 1
+    (doc,) = [json.loads(x) for x in (tmp_path / "commits.jsonl").read_text().splitlines()]
+    assert (doc["batch_id"], doc["adopted"]) == ("old", True)
