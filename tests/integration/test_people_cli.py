@@ -146,32 +146,43 @@ def test_audit_verify_passes_on_a_whole_chain(custody):
     assert custody.out.startswith("OK audit chain whole")
 
 
-def test_audit_verify_names_an_edited_record(custody):
-    custody("staff", "list", who="X-1")  # refused: record 4 of the log
-    custody("audit", "show", who="A-1")  # record 5 follows it
-    seg = custody.segment()
+def _refusal_of_x1(seg: Path) -> tuple[list[bytes], int, int]:
+    """The segment's lines, and the index and seq of X-1's refusal (catalog commits are
+    audited too, so its position depends on how many commits came before)."""
     lines = seg.read_bytes().splitlines(keepends=True)
-    assert b'"actor_id":"X-1"' in lines[3] and b'"refused"' in lines[3]
-    lines[3] = lines[3].replace(b'"refused"', b'"allowed"')  # hide the refusal
+    (i,) = [n for n, line in enumerate(lines)
+            if b'"actor_id":"X-1"' in line and b'"refused"' in line]
+    return lines, i, int(json.loads(lines[i])["seq"])
+
+
+def test_audit_verify_names_an_edited_record(custody):
+    custody("staff", "list", who="X-1")  # refused
+    custody("audit", "show", who="A-1")  # a record follows it
+    seg = custody.segment()
+    lines, i, seq = _refusal_of_x1(seg)
+    lines[i] = lines[i].replace(b'"refused"', b'"allowed"')  # hide the refusal
     seg.write_bytes(b"".join(lines))
     assert custody("audit", "verify", "--json", who="L-1") == 1
     brk = json.loads(custody.out)["first_break"]
-    assert (brk["kind"], brk["segment"], brk["record_number"], brk["seq"]) == ("edited", 1, 4, 4)
+    assert (brk["kind"], brk["segment"], brk["record_number"], brk["seq"]) == (
+        "edited", 1, i + 1, seq)
     assert custody("audit", "verify", who="L-1") == 1
-    assert custody.out.startswith("BROKEN audit chain: first break at segment 1, record 4 "
-                                  "(seq 4): edited: the record was changed after it was written")
+    assert custody.out.startswith(f"BROKEN audit chain: first break at segment 1, record "
+                                  f"{i + 1} (seq {seq}): edited: the record was changed after "
+                                  "it was written")
 
 
 def test_audit_verify_names_a_deleted_record(custody):
     custody("staff", "list", who="X-1")
     custody("audit", "show", who="A-1")
     seg = custody.segment()
-    lines = seg.read_bytes().splitlines(keepends=True)
-    seg.write_bytes(b"".join(lines[:3] + lines[4:]))  # remove the refusal of X-1
+    lines, i, seq = _refusal_of_x1(seg)
+    seg.write_bytes(b"".join(lines[:i] + lines[i + 1:]))  # remove the refusal of X-1
     assert custody("audit", "verify", "--json", who="L-1") == 1
     brk = json.loads(custody.out)["first_break"]
-    assert (brk["kind"], brk["segment"], brk["record_number"], brk["seq"]) == ("deleted", 1, 4, 5)
-    assert "record seq 4 deleted" in brk["detail"]
+    assert (brk["kind"], brk["segment"], brk["record_number"], brk["seq"]) == (
+        "deleted", 1, i + 1, seq + 1)
+    assert f"record seq {seq} deleted" in brk["detail"]
 
 
 def test_audit_seal_moves_the_open_segment_into_the_store(custody):
