@@ -214,7 +214,7 @@ class AuditLog:
             if self._stale():
                 self._reload()
             assert self._fd is not None
-            if action != CATALOG_COMMIT:
+            if action != CATALOG_COMMIT and result == ALLOWED:
                 self._last_actor = actor_id
             rec = AuditRecord(
                 seq=self._last_seq + 1, at_utc=self._clock(), actor_id=actor_id,
