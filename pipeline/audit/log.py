@@ -22,7 +22,7 @@ Catalog commits. An `AuditLog.for_catalog` registers itself as the recorder of t
 catalog's commits (`pipeline.catalog.commits.register_recorder`) until it is closed: each
 batch committed meanwhile, by whichever service, is appended here (`catalog_commit`, its
 manifest and digest, made durable at once) before the batch becomes visible, as the
-person who acted last through this log (or `catalog`).
+person last allowed to act through this log (or `catalog`).
 
 Limits (said in `verify`'s docs too): this is tamper-EVIDENT. Records after the last seal
 are only as safe as the local disk: truncating the tail of the open segment leaves a
