@@ -4,19 +4,22 @@ An MPEG transport stream has no index: its timing lives in the PES headers at th
 each elementary-stream packet, spread over 188-byte TS packets. FFmpeg's demuxer walks
 every TS packet in C and its parsers re-frame the payload (about 0.45 s for a 10-minute,
 470 MB file even for one stream), which is most of an ingest. This module reads the same
-headers with numpy over a memory mapping, in chunks of TS packets (memory stays bounded
-for multi-GB files): PID, payload_unit_start, adaptation field (random access and
-discontinuity indicators), continuity counter, and at each PES start its PTS/DTS and
-the TS packet's byte offset. It gives per PES what FFmpeg's demuxer hands its parser:
-the byte position of the TS packet that starts it, the payload size after the PES header,
-the raw 33-bit PTS and DTS. `adts_frames` splits AAC PES payloads into the ADTS frames
-FFmpeg's parser returns; `h264_parser_keys`/`hevc_parser_keys` tell which access units
-FFmpeg's parsers flag as keyframes from the first bytes of each PES.
+headers with numpy over a memory mapping, header columns only: per chunk of TS packets
+the first four bytes of each as one big-endian word (sync, PID, payload_unit_start,
+scrambling, adaptation field control, continuity counter), then for the packets of the
+wanted PIDs the adaptation field's length and flags, and at each PES start its header
+bytes, all by fancy indexing on the mapping; no 188-byte row is ever copied. A PES's
+payload size is the difference of the running payload count at consecutive starts, so
+chunk boundaries do not matter. Per PES: the byte position of its first TS packet, the
+payload size after the PES header, the raw 33-bit PTS/DTS, the random_access_indicator,
+and the first payload bytes of its first TS packet (`head`).
 
-Not yet used by the probe (issue 9): on the 10-minute benchmark remux the scan takes
-0.46-1.2 s (a copy of every selected row per PID; it must read header columns only), nine
-video PES sizes differ from the parser's access units at the joins of the remuxed minutes,
-and x264's per-frame pic_timing SEI makes `h264_parser_keys` undecided on every frame.
+`TsFile.prefix` reads a PES's first payload bytes across its TS packets (keyframes'
+parameter sets, SEI). `adts_frames` splits AAC payloads into the ADTS frames FFmpeg's
+parser returns; `h264_keys` tells which access units FFmpeg's H.264 parser flags as
+keyframes (an IDR slice, or a recovery point SEI before the first slice); `wrap` is
+FFmpeg's 33-bit wrap correction. The probe's use of all this, and its proof against a
+demux, is `probe/indexed.py:from_mpegts`.
 
 Anything this reader does not model (another packet size, lost sync, transport errors,
 scrambling, continuity or discontinuity breaks, PES headers split across TS packets, PES
@@ -26,23 +29,26 @@ and numpy, the file read through `mmap`.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 from collections.abc import Collection
 from dataclasses import dataclass
+from types import TracebackType
 
 import numpy as np
 import numpy.typing as npt
 
+from pipeline.media.nal import unescape
 from schemas.media import NOPTS
 
-__all__ = ["PesScan", "PesStream", "adts_frames", "h264_parser_keys", "hevc_parser_keys",
-           "scan"]
+__all__ = ["PesScan", "PesStream", "TsFile", "adts_frames", "h264_keys", "scan", "wrap"]
 
 TS = 188
-HEAD = 40  # payload bytes kept of each PES's first TS packet (PES header + first NALs)
-CHUNK_PACKETS = 1 << 18  # 48 MiB of TS packets per numpy pass
+HEAD = 176  # payload bytes kept of each PES's first TS packet (what follows its header)
+CHUNK_PACKETS = 1 << 20  # TS packets per numpy pass (4 MiB of header words)
 _NO_OPTIONAL_HEADER = frozenset({0xBC, 0xBE, 0xBF, 0xF0, 0xF1, 0xF2, 0xF8, 0xFF})
+WRAP_BITS = 33
 
 I64 = npt.NDArray[np.int64]
 
@@ -59,6 +65,8 @@ class PesStream:
     rai: npt.NDArray[np.bool_]  # random_access_indicator on the starting TS packet
     head: npt.NDArray[np.uint8]  # (n, HEAD): the payload's first bytes (0 past the packet)
     head_len: I64  # how many of `head` are payload of the first TS packet
+    want: I64  # the payload size the PES header announces (0: unbounded)
+    hlen: I64  # per PES, its header's length
     stream_id: int = 0
     payload: bytes | None = None  # the whole elementary stream, when asked for
 
@@ -73,216 +81,266 @@ class _Doubt(Exception):
     pass
 
 
-class _Open:
-    """A PID's PES still collecting payload at the end of a chunk."""
+class _Pid:
+    """One PID's running state and its per-chunk columns."""
 
-    __slots__ = ("parts", "size", "want")
+    __slots__ = ("base", "cc", "cols", "rows")
 
     def __init__(self) -> None:
-        self.size = -1  # payload bytes so far of the open PES (-1: none open yet)
-        self.want = 0  # the payload bytes its header announces (0: unbounded)
-        self.parts: list[bytes] = []
+        self.base = 0  # payload bytes of this PID before the current chunk
+        self.cc = -1  # last continuity counter
+        self.rows: list[I64] = []  # its TS packets' file indices (payload_of PIDs only)
+        self.cols: list[tuple[np.ndarray, ...]] = []
+
+
+class TsFile:
+    """A TS file mapped read-only; `scan` its PES headers, `prefix` a PES's first bytes."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        size = os.path.getsize(path)
+        self.n = size // TS
+        self._mm: mmap.mmap | None = None
+        self.flat = np.zeros(0, dtype=np.uint8)
+        self.doubt: str | None = None
+        if self.n == 0 or size % TS:
+            self.doubt = f"{size} bytes is not a whole number of 188-byte TS packets"
+            return
+        with open(path, "rb") as fh:
+            self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        if hasattr(self._mm, "madvise"):
+            self._mm.madvise(mmap.MADV_SEQUENTIAL)
+        self.flat = np.frombuffer(self._mm, dtype=np.uint8, count=self.n * TS)
+
+    def __enter__(self) -> TsFile:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Unmap (every array handed out is a copy, so nothing refers into the mapping)."""
+        self.flat = np.zeros(0, dtype=np.uint8)
+        if self._mm is not None:
+            with contextlib.suppress(BufferError):  # a view still alive: the GC unmaps it
+                self._mm.close()
+            self._mm = None
+
+    def scan(self, pids: Collection[int], *, payload_of: Collection[int] = (),
+             chunk_packets: int = CHUNK_PACKETS) -> PesScan:
+        """The PES packets of `pids`; the elementary stream bytes too for the PIDs in
+        `payload_of` (keep those small: audio). Never raises on bad data."""
+        if self.doubt is not None:
+            return PesScan({}, self.doubt)
+        try:
+            return PesScan(self._scan(frozenset(pids), frozenset(payload_of), chunk_packets))
+        except _Doubt as exc:
+            return PesScan({}, str(exc))
+
+    def _scan(self, pids: frozenset[int], payload_of: frozenset[int],
+              chunk_packets: int) -> dict[int, PesStream]:
+        state = {p: _Pid() for p in pids}
+        for a in range(0, self.n, chunk_packets):
+            b = min(self.n, a + chunk_packets)
+            words = self._words(a, b)
+            sync = (words >> 24) != 0x47
+            if sync.any():
+                raise _Doubt(f"TS packet {a + int(np.flatnonzero(sync)[0])} has no sync byte")
+            pid_all = ((words >> 8) & 0x1FFF).astype(np.uint16)
+            for pid in pids:
+                sel = np.flatnonzero(pid_all == pid)
+                if sel.size:
+                    sel += a
+                    self._packets(pid, words[sel - a], sel, state[pid], pid in payload_of)
+        return {pid: self._stream(pid, state[pid], pid in payload_of) for pid in pids}
+
+    def _words(self, a: int, b: int) -> npt.NDArray[np.uint32]:
+        """The first four bytes of TS packets a..b as native integers (one strided read;
+        the view into the mapping ends here)."""
+        assert self._mm is not None
+        view = np.ndarray((b - a,), dtype=">u4", buffer=self._mm, offset=a * TS,
+                          strides=(TS,))
+        try:
+            return view.astype(np.uint32)
+        finally:
+            del view
+
+    def _packets(self, pid: int, w: npt.NDArray[np.uint32], rows: I64, st: _Pid,
+                 keep: bool) -> None:
+        """One chunk's TS packets of `pid`: their header words and file indices. Only the
+        packets with an adaptation field (a few per PES) and the PES starts are read
+        further; a PES's payload is counted as 184 bytes a packet less what adaptation
+        fields take."""
+        if (w & 0x800000).any():
+            raise _Doubt(f"PID {pid}: transport error indicator set")
+        if (w & 0xC0).any():
+            raise _Doubt(f"PID {pid}: scrambled TS packets")
+        if ((w & 0x30) == 0).any():
+            raise _Doubt(f"PID {pid}: TS packet with reserved adaptation_field_control")
+        cc = (w & 0xF).astype(np.uint8)
+        hp = ((w >> 4) & 1).astype(np.uint8)
+        # FFmpeg's continuity check: +1 on a packet with payload, unchanged without.
+        step = ((cc[1:] - cc[:-1] - hp[1:]) & 0xF) != 0
+        if (st.cc >= 0 and (int(cc[0]) - st.cc - int(hp[0])) & 0xF) or step.any():
+            k = 0 if not step.any() else 1 + int(np.flatnonzero(step)[0])
+            if st.cc >= 0 and (int(cc[0]) - st.cc - int(hp[0])) & 0xF:
+                k = 0
+            raise _Doubt(f"PID {pid}: continuity counter break at TS packet {int(rows[k])}")
+        st.cc = int(cc[-1])
+        afi = np.flatnonzero(w & 0x20)
+        af_len = self.flat[rows[afi] * TS + 4].astype(np.int64)
+        af_flags = np.where(af_len > 0, self.flat[rows[afi] * TS + 5], 0)
+        af_hp = hp[afi].astype(bool)
+        if (af_len[af_hp] > 182).any() or (af_len > 183).any():
+            raise _Doubt(f"PID {pid}: adaptation field longer than its TS packet")
+        if (af_flags & 0x80).any():
+            raise _Doubt(f"PID {pid}: discontinuity indicator set")
+        # Payload an adaptation field takes from its packet's 184 bytes (all without payload).
+        loss = np.where(af_hp, 1 + af_len, TS - 4)
+        cum_loss = np.concatenate(([0], np.cumsum(loss)))
+        si = np.flatnonzero((w & 0x400010) == 0x400010)
+        if si.size:
+            at = np.searchsorted(afi, si)  # adaptation fields before each start
+            before = st.base + (TS - 4) * si - cum_loss[at]
+            at_af = np.append(afi, -1)[at] == si  # the start has one itself
+            off = 4 + np.where(at_af, 1 + np.append(af_len, 0)[at], 0)
+            rai = at_af & ((np.append(af_flags, 0)[at] & 0x40) != 0)
+            st.cols.append((rows[si], off, before, rai))
+        st.base += (TS - 4) * w.size - int(cum_loss[-1])
+        if keep:
+            st.rows.append(rows)
+
+    def _stream(self, pid: int, st: _Pid, keep: bool) -> PesStream:
+        if not st.cols:
+            raise _Doubt(f"PID {pid} has no PES packet")
+        srow, soff, before, rai = (np.concatenate(c) for c in zip(*st.cols, strict=True))
+        splen = TS - soff
+        if (splen < 9).any():
+            raise _Doubt(f"PID {pid}: a PES header continues in the next TS packet")
+        hdr = self._gather(srow, soff, 19)
+        if not ((hdr[:, 0] == 0) & (hdr[:, 1] == 0) & (hdr[:, 2] == 1)).all():
+            raise _Doubt(f"PID {pid}: a payload_unit_start without a PES start code")
+        sids = hdr[:, 3].astype(np.int64)
+        if np.isin(sids, list(_NO_OPTIONAL_HEADER)).any():
+            raise _Doubt(f"PID {pid}: PES without the optional header")
+        if len(set(sids.tolist())) != 1:
+            raise _Doubt(f"PID {pid} carries PES of stream ids {sorted(set(sids.tolist()))}")
+        if ((hdr[:, 6] & 0xC0) != 0x80).any() or (hdr[:, 6] & 0x30).any():
+            raise _Doubt(f"PID {pid}: not an MPEG-2 PES header, or a scrambled PES")
+        pes_len = (hdr[:, 4].astype(np.int64) << 8) | hdr[:, 5]
+        flags = hdr[:, 7] >> 6
+        if (flags == 1).any():
+            raise _Doubt(f"PID {pid}: PES with a DTS but no PTS")
+        hlen = 9 + hdr[:, 8].astype(np.int64)
+        if (hlen > splen).any() or ((flags >= 2) & (hlen < 14)).any() or (
+            (flags == 3) & (hlen < 19)
+        ).any():
+            raise _Doubt(f"PID {pid}: a PES header continues in the next TS packet")
+        pts = np.where(flags >= 2, _timestamp(hdr[:, 9:14]), NOPTS)
+        dts = np.where(flags == 3, _timestamp(hdr[:, 14:19]), NOPTS)
+        # The last PES ends at the end of the file (FFmpeg flushes it).
+        sizes = np.diff(np.concatenate((before, [st.base]))) - hlen
+        want = np.where(pes_len > 0, pes_len + 6 - hlen, 0)
+        bad = (want > 0) & (sizes != want)
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            # FFmpeg cuts a longer one and flags a shorter one as corrupt: demux it.
+            raise _Doubt(f"PID {pid}: a PES holds {int(sizes[k])} payload bytes, its "
+                         f"header says {int(want[k])}")
+        if (sizes < 0).any():
+            raise _Doubt(f"PID {pid}: a PES shorter than its header")
+        head_len = np.minimum(splen - hlen, HEAD)
+        head = self._gather(srow, soff + hlen, HEAD)
+        payload = None
+        if keep:
+            rows = np.concatenate(st.rows)
+            payload = self._payload(rows[np.searchsorted(rows, srow[0]):], srow, soff + hlen)
+        return PesStream(pid, srow * TS, sizes, pts, dts, rai, head, head_len, want, hlen,
+                         int(sids[0]), payload)
+
+    def _gather(self, rows: I64, off: I64, k: int) -> npt.NDArray[np.uint8]:
+        """Bytes off[i] : off[i] + k of TS packet rows[i], zero past the packet's end: the
+        packets copied whole (188 bytes each, padded), then one window of each."""
+        pad = np.zeros((rows.size, TS + k), dtype=np.uint8)
+        pad[:, :TS] = self.flat.reshape(self.n, TS)[rows]
+        win = np.lib.stride_tricks.sliding_window_view(pad.reshape(-1), k)
+        got: npt.NDArray[np.uint8] = win[np.arange(rows.size) * (TS + k) + off]
+        return got
+
+    def _offsets(self, rows: I64) -> I64:
+        """Where each TS packet's payload starts (TS for a packet without payload)."""
+        b3 = self.flat[rows * TS + 3].astype(np.int64)
+        af = (b3 & 0x20) != 0
+        off = 4 + np.where(af, 1 + self.flat[rows * TS + 4].astype(np.int64), 0)
+        return np.where((b3 & 0x10) != 0, np.minimum(off, TS), TS)
+
+    def _payload(self, rows: I64, starts: I64, body: I64) -> bytes:
+        """The payloads of TS packets `rows`, less each PES header (a start row's payload
+        begins at `body`)."""
+        off = self._offsets(rows)
+        off[np.searchsorted(rows, starts)] = body
+        mask = np.arange(TS) >= off[:, None]
+        return self.flat.reshape(self.n, TS)[rows][mask].tobytes()
+
+    def prefix(self, s: PesStream, k: int, nbytes: int) -> bytes:
+        """The first `nbytes` of PES `k`'s payload (fewer where the PES is shorter): its
+        PID's TS packets from its start on, found by reading their PIDs."""
+        return self.prefixes(s, np.array([k], dtype=np.int64), nbytes)[0]
+
+    def prefixes(self, s: PesStream, ks: I64, nbytes: int) -> list[bytes]:
+        """`prefix` of each PES in `ks`, the TS packets of all read at once: a window of
+        packets after each start, those of the PID in it, each one's payload."""
+        out: list[bytes] = []
+        if ks.size == 0:
+            return out
+        want = np.minimum(int(nbytes), s.size[ks])
+        a = s.pos[ks] // TS
+        nxt = np.append(s.pos, self.n * TS)[ks + 1] // TS
+        width = int(min(max(4 + int(want.max()) // 90, 2), self.n))
+        rows = a[:, None] + np.arange(width)
+        inside = rows < nxt[:, None]
+        rows = np.minimum(rows, self.n - 1)
+        pid = ((self.flat[rows * TS + 1].astype(np.int64) & 0x1F) << 8) | self.flat[rows * TS + 2]
+        mine = inside & (pid == s.pid)
+        off = self._offsets(rows.reshape(-1)).reshape(rows.shape)
+        off[:, 0] += s.hlen[ks]
+        off[~mine] = TS
+        pk = self.flat.reshape(self.n, TS)[rows]
+        mask = np.arange(TS) >= off[:, :, None]
+        got = pk[mask]
+        ends = np.cumsum(mask.sum(axis=(1, 2)))
+        starts = ends - mask.sum(axis=(1, 2))
+        for i in range(ks.size):
+            n_i = int(want[i])
+            if ends[i] - starts[i] >= n_i or not inside[i, -1]:
+                out.append(got[starts[i] : starts[i] + n_i].tobytes())
+            else:  # the window was short of the PID's packets: a wider one for this PES
+                out.append(self._prefix_wide(s, int(ks[i]), n_i))
+        return out
+
+    def _prefix_wide(self, s: PesStream, k: int, nbytes: int) -> bytes:
+        a = int(s.pos[k]) // TS
+        end = int(s.pos[k + 1]) // TS if k + 1 < s.pos.size else self.n
+        m = a + 8 + nbytes // 45
+        while True:
+            b = min(end, m)
+            w = self._words(a, b)
+            rows = a + np.flatnonzero(((w >> 8) & 0x1FFF) == s.pid)
+            off = self._offsets(rows)
+            off[0] += int(s.hlen[k])
+            got = self.flat.reshape(self.n, TS)[rows][np.arange(TS) >= off[:, None]]
+            if got.size >= nbytes or b >= end:
+                return got[:nbytes].tobytes()
+            m = a + 2 * (m - a)
 
 
 def scan(
     path: str | os.PathLike[str], pids: Collection[int], *, payload_of: Collection[int] = (),
     chunk_packets: int = CHUNK_PACKETS,
 ) -> PesScan:
-    """The PES packets of `pids` in the TS file at `path`; the elementary stream bytes too
-    for the PIDs in `payload_of` (keep those small: audio). Never raises on bad data."""
-    try:
-        return PesScan(_scan(path, frozenset(pids), frozenset(payload_of), chunk_packets))
-    except _Doubt as exc:
-        return PesScan({}, str(exc))
-
-
-def _scan(
-    path: str | os.PathLike[str], pids: frozenset[int], payload_of: frozenset[int],
-    chunk_packets: int,
-) -> dict[int, PesStream]:
-    size = os.path.getsize(path)
-    n = size // TS
-    if n == 0 or size % TS:
-        raise _Doubt(f"{size} bytes is not a whole number of 188-byte TS packets")
-    recs: dict[int, list[tuple[np.ndarray, ...]]] = {p: [] for p in pids}
-    open_: dict[int, _Open] = {p: _Open() for p in pids}
-    last_cc = dict.fromkeys(pids, -1)
-    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        if hasattr(mm, "madvise"):
-            mm.madvise(mmap.MADV_SEQUENTIAL)
-        doubt = _walk(mm, n, chunk_packets, pids, payload_of, recs, open_, last_cc)
-    if doubt is not None:
-        raise _Doubt(doubt)
-    out = {}
-    for pid in pids:
-        o = open_[pid]
-        if not recs[pid]:
-            raise _Doubt(f"PID {pid} has no PES packet")
-        cols = [np.concatenate(c) for c in zip(*recs[pid], strict=True)]
-        pos, sizes, pts, dts, rai, head, head_len, sid = cols
-        sizes[-1] = o.size  # the last PES ends at the end of the file (FFmpeg flushes it)
-        _close(pid, o.size, o.want)
-        ids = set(sid.tolist())
-        if len(ids) != 1:
-            raise _Doubt(f"PID {pid} carries PES of stream ids {sorted(ids)}")
-        payload = b"".join(o.parts) if pid in payload_of else None
-        out[pid] = PesStream(pid, pos, sizes, pts, dts, rai.astype(bool), head, head_len,
-                             int(sid[0]), payload)
-    return out
-
-
-def _walk(
-    mm: mmap.mmap, n: int, chunk_packets: int, pids: frozenset[int], payload_of: frozenset[int],
-    recs: dict[int, list[tuple[np.ndarray, ...]]], open_: dict[int, _Open],
-    last_cc: dict[int, int],
-) -> str | None:
-    """Every chunk of TS packets in turn; the doubt, if any. The mapping's views end with
-    this call (a doubt is returned, not raised, so no traceback keeps one alive), and
-    the mapping can close: nothing kept refers into it, every column is a copy."""
-    whole = np.frombuffer(mm, dtype=np.uint8, count=n * TS)
-    try:
-        for a in range(0, n, chunk_packets):
-            b = min(n, a + chunk_packets)
-            _chunk(whole[a * TS : b * TS].reshape(b - a, TS), a, pids, payload_of, recs,
-                   open_, last_cc)
-    except _Doubt as exc:
-        return str(exc)
-    return None
-
-
-def _chunk(
-    pk: np.ndarray, first: int, pids: frozenset[int], payload_of: frozenset[int],
-    recs: dict[int, list[tuple[np.ndarray, ...]]], open_: dict[int, _Open],
-    last_cc: dict[int, int],
-) -> None:
-    if not (pk[:, 0] == 0x47).all():
-        bad = first + int(np.flatnonzero(pk[:, 0] != 0x47)[0])
-        raise _Doubt(f"TS packet {bad} has no sync byte")
-    b1 = pk[:, 1].astype(np.int64)
-    pid_all = ((b1 & 0x1F) << 8) | pk[:, 2]
-    for pid in pids:
-        sel = np.flatnonzero(pid_all == pid)
-        if sel.size == 0:
-            continue
-        rows = pk[sel]
-        h1, h3 = rows[:, 1], rows[:, 3]
-        if (h1 & 0x80).any():
-            raise _Doubt(f"PID {pid}: transport error indicator set")
-        if (h3 & 0xC0).any():
-            raise _Doubt(f"PID {pid}: scrambled TS packets")
-        afc = (h3 >> 4) & 3
-        if (afc == 0).any():
-            raise _Doubt(f"PID {pid}: TS packet with reserved adaptation_field_control")
-        cc = (h3 & 0xF).astype(np.int64)
-        has_payload = (afc & 1).astype(bool)
-        # FFmpeg's continuity check: +1 on a packet with payload, unchanged without.
-        prev = np.concatenate(([last_cc[pid]], cc[:-1]))
-        expected = np.where(has_payload, (prev + 1) & 0xF, prev)
-        expected[0] = cc[0] if last_cc[pid] < 0 else expected[0]
-        if (cc != expected).any():
-            at = first + int(sel[np.flatnonzero(cc != expected)[0]])
-            raise _Doubt(f"PID {pid}: continuity counter break at TS packet {at}")
-        last_cc[pid] = int(cc[-1])
-        has_af = (afc & 2).astype(bool)
-        af_len = np.where(has_af, rows[:, 4], 0).astype(np.int64)
-        if (af_len[has_af & has_payload] > 182).any() or (af_len > 183).any():
-            raise _Doubt(f"PID {pid}: adaptation field longer than its TS packet")
-        af_flags = np.where(has_af & (af_len > 0), rows[:, 5], 0)
-        if (af_flags & 0x80).any():
-            raise _Doubt(f"PID {pid}: discontinuity indicator set")
-        off = 4 + np.where(has_af, 1 + af_len, 0)
-        plen = np.where(has_payload, TS - off, 0)
-        start = has_payload & ((h1 & 0x40) != 0)
-        _pes(pid, rows, sel, first, off, plen, start, (af_flags & 0x40) != 0,
-             pid in payload_of, recs[pid], open_[pid])
-
-
-def _pes(
-    pid: int, rows: np.ndarray, sel: np.ndarray, first: int, off: I64, plen: I64,
-    start: np.ndarray, rai: np.ndarray, keep: bool, recs: list[tuple[np.ndarray, ...]],
-    o: _Open,
-) -> None:
-    si = np.flatnonzero(start)
-    # Payload before this chunk's first PES start belongs to the open PES (or, before the
-    # PID's first start, is skipped as FFmpeg skips it).
-    lead = int(si[0]) if si.size else rows.shape[0]
-    if o.size >= 0 and lead:
-        o.size += int(plen[:lead].sum())
-        if keep:
-            o.parts.append(_payload(rows[:lead], plen[:lead]))
-    if si.size == 0:
-        return
-    # PES headers: they must lie within their first TS packet.
-    srow = rows[si]
-    soff = off[si]
-    if (plen[si] < 19).any():
-        need = 9 + _gather(srow, soff, 9)[:, 8].astype(np.int64)
-        if (plen[si] < need).any():
-            raise _Doubt(f"PID {pid}: a PES header continues in the next TS packet")
-    hdr = _gather(srow, soff, 19)
-    if not ((hdr[:, 0] == 0) & (hdr[:, 1] == 0) & (hdr[:, 2] == 1)).all():
-        raise _Doubt(f"PID {pid}: a payload_unit_start without a PES start code")
-    sid = hdr[:, 3].astype(np.int64)
-    if np.isin(sid, list(_NO_OPTIONAL_HEADER)).any():
-        raise _Doubt(f"PID {pid}: PES without the optional header")
-    if ((hdr[:, 6] & 0xC0) != 0x80).any() or (hdr[:, 6] & 0x30).any():
-        raise _Doubt(f"PID {pid}: not an MPEG-2 PES header, or a scrambled PES")
-    pes_len = (hdr[:, 4].astype(np.int64) << 8) | hdr[:, 5]
-    flags = hdr[:, 7] >> 6
-    if (flags == 1).any():
-        raise _Doubt(f"PID {pid}: PES with a DTS but no PTS")
-    hlen = 9 + hdr[:, 8].astype(np.int64)
-    if (hlen > plen[si]).any() or ((flags >= 2) & (hlen < 14)).any() or (
-        (flags == 3) & (hlen < 19)
-    ).any():
-        raise _Doubt(f"PID {pid}: PES header longer than its TS packet or its fields")
-    pts = np.where(flags >= 2, _timestamp(hdr[:, 9:14]), NOPTS)
-    dts = np.where(flags == 3, _timestamp(hdr[:, 14:19]), NOPTS)
-    # Each PES's payload bytes: its packets' payloads, less its header.
-    csum = np.concatenate(([0], np.cumsum(plen)))
-    ends = np.concatenate((si[1:], [rows.shape[0]]))
-    sizes = csum[ends] - csum[si] - hlen
-    want = np.where(pes_len > 0, pes_len + 6 - hlen, 0)
-    # The PES left open by the previous chunk closes at this chunk's first start.
-    if o.size >= 0:
-        _close(pid, o.size, o.want)
-    bad = (want[:-1] > 0) & (sizes[:-1] != want[:-1])
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        _close(pid, int(sizes[k]), int(want[k]))
-    head = _gather(srow, soff + hlen, HEAD)
-    head_len = np.minimum(plen[si] - hlen, HEAD)
-    head = np.where(np.arange(HEAD) < head_len[:, None], head, 0).astype(np.uint8)
-    pos = (first + sel[si]).astype(np.int64) * TS
-    recs.append((pos, sizes, pts, dts, rai[si], head, head_len, sid))
-    o.size = int(sizes[-1])
-    o.want = int(want[-1])
-    if keep:
-        # The payload of the PES packets that start here, each without its header.
-        body_len = plen.copy()
-        body_len[si] -= hlen
-        o.parts.append(_payload(rows[si[0]:], body_len[si[0]:]))
-
-
-def _close(pid: int, size: int, want: int) -> None:
-    """A PES whose header gave its length must hold exactly that many bytes (FFmpeg cuts
-    a longer one and flags a shorter one as corrupt: either way, demux it)."""
-    if want and size != want:
-        raise _Doubt(f"PID {pid}: a PES holds {size} payload bytes, its header says {want}")
-
-
-def _gather(rows: np.ndarray, off: I64, k: int) -> np.ndarray:
-    """rows[i, off[i] : off[i] + k], zero past the end of the TS packet."""
-    cols = off[:, None] + np.arange(k)
-    inside = cols < TS
-    got = np.take_along_axis(rows, np.minimum(cols, TS - 1), axis=1)
-    return np.where(inside, got, 0)
-
-
-def _payload(rows: np.ndarray, plen: I64) -> bytes:
-    """The last `plen[i]` bytes of each row, in order: a TS packet's payload ends it."""
-    mask = (np.arange(TS) >= (TS - plen)[:, None]) & (plen[:, None] > 0)
-    return rows[mask].tobytes()
+    """The PES packets of `pids` in the TS file at `path` (`TsFile.scan`)."""
+    with TsFile(path) as ts:
+        return ts.scan(pids, payload_of=payload_of, chunk_packets=chunk_packets)
 
 
 def _timestamp(b: np.ndarray) -> I64:
@@ -292,13 +350,32 @@ def _timestamp(b: np.ndarray) -> I64:
     ) | (b[:, 4] >> 1)
 
 
-# --- what FFmpeg's parsers make of the payloads ---------------------------------------------
+# --- what FFmpeg makes of the PES -------------------------------------------------------------
+
+
+def wrap(ts: I64, ref: int, ticks_60s: int) -> I64:
+    """FFmpeg's 33-bit wrap correction (`update_wrap_reference`, `wrap_timestamp`): the
+    reference is 60 s before the first packet's timestamp `ref`; a reference in the
+    first 7/8 of the range adds 2**33 to timestamps below it, one in the last 1/8 (and
+    60 s) takes 2**33 from those at or above it (early timestamps go negative)."""
+    span = 1 << WRAP_BITS
+    ref &= span - 1
+    lim = ref - ticks_60s
+    add = ref < span - (span >> 3) or ref < span - ticks_60s
+    out = ts.copy()
+    ok = ts != NOPTS
+    if add:
+        out[ok & (ts < lim)] += span
+    else:
+        out[ok & (ts >= lim)] -= span
+    return out
 
 
 def adts_frames(payload: bytes, pes_sizes: I64) -> tuple[I64, I64] | None:
     """The ADTS frames of an AAC elementary stream as FFmpeg's parser cuts them: (index of
     the PES each frame starts in, frame size). None where a PES does not start with a
-    frame, a frame crosses into the next PES, or a header is not ADTS."""
+    frame, a frame crosses into the next PES, a header is not ADTS, or a frame holds more
+    than one raw data block (1024 samples each is the model)."""
     bounds = np.concatenate(([0], np.cumsum(pes_sizes)))
     if int(bounds[-1]) != len(payload):
         return None
@@ -311,7 +388,7 @@ def adts_frames(payload: bytes, pes_sizes: I64) -> tuple[I64, I64] | None:
     total = len(payload)
     mv = payload
     while p < total:
-        if p + 7 > total or mv[p] != 0xFF or (mv[p + 1] & 0xF6) != 0xF0:
+        if p + 7 > total or mv[p] != 0xFF or (mv[p + 1] & 0xF6) != 0xF0 or mv[p + 6] & 3:
             return None
         flen = ((mv[p + 3] & 3) << 11) | (mv[p + 4] << 3) | (mv[p + 5] >> 5)
         if flen < 7 or p + flen > total:
@@ -329,39 +406,106 @@ def adts_frames(payload: bytes, pes_sizes: I64) -> tuple[I64, I64] | None:
     return np.asarray(pes_of, dtype=np.int64), np.asarray(sizes, dtype=np.int64)
 
 
-def _nal_types(head: np.ndarray, head_len: I64, type_of: int, shift: int) -> np.ndarray:
-    """(n, HEAD) NAL unit types at each start code in the heads (-1 elsewhere)."""
-    h = head.astype(np.int16)
+def one_adts_frame_each(s: PesStream) -> bool:
+    """Whether every PES is exactly one ADTS frame of one raw data block (read from the
+    heads alone, so the payload need not be read)."""
+    h = s.head.astype(np.int64)
+    if (s.head_len < 7).any():
+        return False
+    flen = ((h[:, 3] & 3) << 11) | (h[:, 4] << 3) | (h[:, 5] >> 5)
+    return bool(((h[:, 0] == 0xFF) & ((h[:, 1] & 0xF6) == 0xF0) & ((h[:, 6] & 3) == 0)
+                 & (flen == s.size)).all())
+
+
+KEY_WIDTH = 96  # head bytes `h264_keys` reads: AUD, SPS, PPS, a short SEI, the slice NAL
+
+
+def h264_keys(head: np.ndarray, head_len: I64) -> npt.NDArray[np.int8]:
+    """Per access unit (one per PES), FFmpeg's H.264 parser keyframe flag from its first
+    bytes: 1 when the first slice is an IDR slice or an SEI before it holds a recovery
+    point, 0 for another slice, -1 when the head cannot tell (no slice in it, an SEI
+    that is not one plain message, data partitioning: `h264_key` then reads more). The
+    parser reads NAL units up to the first slice only (`parse_nal_units`), its SEI state
+    reset per access unit."""
+    n = head.shape[0]
+    width = min(head.shape[1], KEY_WIDTH)
+    h = np.ascontiguousarray(head[:, :width])
+    hl = np.minimum(head_len, width)
     sc = (h[:, :-3] == 0) & (h[:, 1:-2] == 0) & (h[:, 2:-1] == 1)
-    sc &= (np.arange(HEAD - 3) + 3 < head_len[:, None])
-    types = np.where(sc, (h[:, 3:] >> shift) & type_of, -1)
-    return types
+    sc &= np.arange(width - 3) + 4 <= hl[:, None]  # the NAL header byte is in the head
+    r, c = np.nonzero(sc)
+    hv = h.reshape(-1)
 
+    def at(col: I64) -> I64:
+        got: I64 = hv[r * width + np.minimum(col, width - 1)].astype(np.int64)
+        return got
 
-def h264_parser_keys(head: np.ndarray, head_len: I64) -> npt.NDArray[np.int8] | None:
-    """Per PES, whether FFmpeg's H.264 parser calls its access unit a keyframe: 1 when the
-    first slice NAL in the head is an IDR slice, 0 when it is another slice with no SEI
-    before it, -1 when the head cannot tell (SEI first, or no slice in the head)."""
-    types = _nal_types(head, head_len, 0x1F, 0)
-    slice_mask = (types == 1) | (types == 5) | (types == 2)
-    has_slice = slice_mask.any(axis=1)
-    first = np.argmax(slice_mask, axis=1)
-    ftype = types[np.arange(types.shape[0]), first]
-    col = np.arange(types.shape[1])
-    sei_before = ((types == 6) & (col < first[:, None])).any(axis=1)
-    out = np.where(ftype == 5, 1, 0).astype(np.int8)
-    out[~has_slice | (sei_before & (ftype != 5))] = -1
+    t = at(c + 3) & 0x1F
+    out = np.full(n, -1, dtype=np.int8)
+    is_slice = (t == 1) | (t == 5)
+    sr, first = np.unique(r[is_slice], return_index=True)
+    first_c = np.full(n, width, dtype=np.int64)
+    first_c[sr] = c[is_slice][first]
+    first_t = np.full(n, -1, dtype=np.int64)
+    first_t[sr] = t[is_slice][first]
+    before = c < first_c[r]
+    # Units before the first slice: AUD, SPS, PPS, end of sequence/stream, filler, SPS
+    # extension, subset SPS are plain; data partitions and unknown ones: undecided.
+    plain = np.isin(t, [7, 8, 9, 10, 11, 12, 13, 15])
+    last = np.concatenate((r[1:] != r[:-1], [True]))
+    nxt = np.where(last, width, np.concatenate((c[1:], [width])))
+    # An SEI of one message: type and size under 255, the rbsp stop bit right after its
+    # payload, the next start code right after that, no emulation-prevention byte.
+    ptype, psize = at(c + 4), at(c + 5)
+    stop = c + 6 + psize
+    e3 = np.zeros((n, width + 1), dtype=np.int16)
+    e3[:, 3:] = np.cumsum((h[:, :-2] == 0) & (h[:, 1:-1] == 0) & (h[:, 2:] == 3), axis=1)
+    e3v = e3.reshape(-1)
+    clean = e3v[r * (width + 1) + np.minimum(nxt, width)] == e3v[r * (width + 1) + c + 3]
+    single = ((t == 6) & (ptype != 0xFF) & (psize != 0xFF) & (stop < nxt) & clean
+              & (at(stop) == 0x80)
+              & ((stop + 1 == nxt) | ((stop + 2 == nxt) & (at(stop + 1) == 0))))
+    undecided = np.zeros(n, dtype=bool)
+    undecided[r[before & ~plain & ~single]] = True
+    has_recovery = np.zeros(n, dtype=bool)
+    has_recovery[r[before & single & (ptype == 6)]] = True
+    decided = (first_t >= 0) & ~undecided
+    out[decided] = ((first_t[decided] == 5) | has_recovery[decided]).astype(np.int8)
     return out
 
 
-def hevc_parser_keys(head: np.ndarray, head_len: I64) -> npt.NDArray[np.int8] | None:
-    """Per PES, FFmpeg's HEVC parser keyframe (an IRAP slice, NAL types 16-23, first):
-    1/0, or -1 when no slice NAL is in the head."""
-    types = _nal_types(head, head_len, 0x3F, 1)
-    slice_mask = (types >= 0) & (types <= 31)
-    has_slice = slice_mask.any(axis=1)
-    first = np.argmax(slice_mask, axis=1)
-    ftype = types[np.arange(types.shape[0]), first]
-    out: npt.NDArray[np.int8] = ((ftype >= 16) & (ftype <= 23)).astype(np.int8)
-    out[~has_slice] = -1
-    return out
+def h264_key(data: bytes) -> int:
+    """`h264_keys` for one access unit's first bytes, parsing its SEI: 1/0, -1 when no
+    slice is in `data` or a unit is one the model does not know."""
+    from pipeline.media.nal import split_nals
+
+    recovery = False
+    for nal in split_nals(data, 0):
+        if not nal:
+            continue
+        t = nal[0] & 0x1F
+        if t in (1, 5):
+            return 1 if t == 5 or recovery else 0
+        if t == 6:
+            body = unescape(nal[1:])
+            p = 0
+            while p < len(body) and body[p] != 0x80:
+                ptype, p = _sei_number(body, p)
+                psize, p = _sei_number(body, p)
+                if p > len(body):
+                    return -1
+                recovery |= ptype == 6
+                p += psize
+        elif t not in (7, 8, 9, 10, 11, 12, 13, 15):
+            return -1
+    return -1
+
+
+def _sei_number(body: bytes, p: int) -> tuple[int, int]:
+    value = 0
+    while p < len(body) and body[p] == 0xFF:
+        value += 255
+        p += 1
+    if p >= len(body):
+        return value, len(body) + 1
+    return value + body[p], p + 1

@@ -29,7 +29,13 @@ from pipeline.errors import InputError
 from pipeline.media import exif, isobmff
 from pipeline.media.metadata import device_fields, exif_fields, merged_tags
 from pipeline.media.nal import HEAD_BYTES, ParamInspector
-from pipeline.media.probe.indexed import Attempt, Collector, from_fragments, from_sample_tables
+from pipeline.media.probe.indexed import (
+    Attempt,
+    Collector,
+    from_fragments,
+    from_mpegts,
+    from_sample_tables,
+)
 from schemas.media import NOPTS, EditListEntry, ProbeResult, StreamTimeline
 
 __all__ = ["probe"]
@@ -41,8 +47,9 @@ _NOT_MEDIA_FORMATS = frozenset({"tty"})
 def probe(path: str | os.PathLike[str], *, full_demux: bool = False) -> ProbeResult:
     """Demux every stream of `path` and return its timelines and declared metadata.
 
-    A plain MP4/MOV is timed from its sample tables (proved against a demux of its first
-    packets, `_from_sample_tables`); `full_demux` reads every packet instead.
+    A plain MP4/MOV is timed from its sample tables, a fragmented one from its `moof`
+    boxes, an MPEG-TS from its PES headers (each proved against a demux of its first
+    packets, `probe/indexed.py`); `full_demux` reads every packet instead.
 
     Raises `InputError` only when the file cannot be read from disk (missing, not a
     regular file, no permission). Anything wrong with the media itself is reported in
@@ -56,7 +63,7 @@ def probe(path: str | os.PathLike[str], *, full_demux: bool = False) -> ProbeRes
     if isobmff.looks_like_isobmff(head):
         boxes = isobmff.read_movie_info(spath)
     exif_info: exif.ExifInfo | None = None
-    if head.startswith(b"\xff\xd8"):
+    if exif.has_exif_container(head):
         exif_info = exif.read_exif(spath)
 
     # FFmpeg logs go to a thread-local capture, never to stderr or Python logging: the
@@ -190,6 +197,8 @@ def _demux(
         indexed = from_sample_tables(spath, container, streams, boxes, inspectors, attempt)
         if indexed is None:
             indexed = from_fragments(spath, container, streams, boxes, inspectors, attempt)
+        if indexed is None and boxes is None:
+            indexed = from_mpegts(spath, container, streams, inspectors, attempt)
     fresh: Any = None
     if indexed is not None:
         col = indexed

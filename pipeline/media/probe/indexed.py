@@ -3,7 +3,8 @@
 A demux costs per-packet Python (PyAV builds a packet object for each) and reads every byte
 of media; for the containers that describe their packets somewhere, that description gives
 the same columns in a fraction of the time: the sample tables of a plain MP4/MOV (with
-FFmpeg's index), the `moof`/`trun` boxes of a fragmented MP4 (`fragments`). Each path
+FFmpeg's index), the `moof`/`trun` boxes of a fragmented MP4 (`fragments`), the PES
+headers of an MPEG-TS (`mpegts`). Each path
 models what FFmpeg's demuxer does, proves it by demuxing every stream's first packets and
 comparing field by field, and returns None on any doubt: the caller then demuxes. PyAV
 objects stay inside the probe package.
@@ -12,15 +13,16 @@ objects stay inside the probe package.
 from __future__ import annotations
 
 from array import array
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
-from pipeline.media import fragments, isobmff
+from pipeline.media import fragments, isobmff, mpegts
 from pipeline.media.nal import HEAD_BYTES, ParamInspector
 from schemas.media import NOPTS
 
-__all__ = ["Attempt", "Collector", "from_fragments", "from_sample_tables"]
+__all__ = ["Attempt", "Collector", "from_fragments", "from_mpegts", "from_sample_tables"]
 
 
 class Attempt:
@@ -152,15 +154,17 @@ def _collect(
 
 
 def _agrees_with_demux(
-    container: Any, per: dict[int, tuple[np.ndarray, ...]], *, shift_dts: bool = False
+    container: Any, per: dict[int, tuple[np.ndarray, ...]], *, shift_dts: bool = False,
+    shift: bool = True, learn_duration: frozenset[int] = frozenset(),
 ) -> bool:
     """Demux the first packets of every stream and compare them with the tables; learn
     each stream's constant pts shift on the way (applied to `per` in place). With
     `shift_dts` the shift is learnt from dts and moves pts and dts alike (FFmpeg's
-    edit-list offset of a fragmented track)."""
+    edit-list offset of a fragmented track); without `shift` none is learnt. The streams
+    in `learn_duration` take the first packet's duration for all their packets."""
     want = {si: min(_CHECK_PACKETS, cols[0].size) for si, cols in per.items()}
     seen = dict.fromkeys(per, 0)
-    shift: dict[int, int] = {}
+    shifts: dict[int, int] = {}
     budget = _CHECK_BUDGET
     for pkt in container.demux():
         budget -= 1
@@ -180,12 +184,15 @@ def _agrees_with_demux(
         dts, pts, dur, fl, size, pos = per[si]
         p_pts = NOPTS if pkt.pts is None else pkt.pts
         p_dts = NOPTS if pkt.dts is None else pkt.dts
-        if si not in shift:
-            shift[si] = (p_dts - int(dts[i])) if shift_dts else (p_pts - int(pts[i]))
+        p_dur = NOPTS if pkt.duration is None else pkt.duration
+        if i == 0 and si in learn_duration:
+            dur[:] = p_dur
+        if si not in shifts:
+            shifts[si] = 0 if not shift else (
+                (p_dts - int(dts[i])) if shift_dts else (p_pts - int(pts[i])))
         if shift_dts:
-            p_dts -= shift[si]
-        got = (p_dts, p_pts - shift[si],
-               NOPTS if pkt.duration is None else pkt.duration,
+            p_dts -= shifts[si]
+        got = (p_dts, p_pts - shifts[si], p_dur,
                int(pkt.is_keyframe) | (int(pkt.is_discard) << 1), pkt.size,
                NOPTS if pkt.pos is None else pkt.pos)
         exp = (int(dts[i]), int(pts[i]), int(dur[i]), int(fl[i]), int(size[i]), int(pos[i]))
@@ -195,7 +202,7 @@ def _agrees_with_demux(
             break
     if any(seen[k] < want[k] for k in want):
         return False
-    for si, d in shift.items():
+    for si, d in shifts.items():
         if d:
             per[si][1][:] += d
             if shift_dts:
@@ -285,5 +292,246 @@ def _last_index_entry_agrees(streams: list[Any], per: dict[int, tuple[np.ndarray
         exp = (int(dts[n - 1]), int(pos[n - 1]), int(size[n - 1]), int(fl[n - 1] & 1),
                int(fl[n - 1] >> 1))
         if got != exp:
+            return False
+    return True
+
+
+# --- timestamps from PES headers (MPEG-TS) ---------------------------------------------------
+
+_TAIL_PACKETS = 12  # per stream, the last packets compared with a demux after a seek
+_TAIL_SECONDS = 4  # the seek for them goes this far before the shortest stream's end
+
+
+def from_mpegts(
+    spath: str,
+    container: Any,
+    streams: list[Any],
+    inspectors: dict[int, ParamInspector],
+    attempt: Attempt,
+) -> Collector | None:
+    """Every packet's timing from a numpy scan of the PES headers (`mpegts`), without a
+    demux; None where that may not be exactly what a demux gives.
+
+    H.264 video and ADTS AAC audio only, as FFmpeg's mpegts demuxer and parsers make
+    packets of them: one video access unit per PES (each starts with an access unit
+    delimiter, and dts advances by exactly one frame duration from PES to PES, so no PES
+    holds two), its keyframe flag the H.264 parser's (an IDR slice or a recovery point
+    SEI before the first slice); AAC cut into its ADTS frames of 1024 samples, the first
+    frame of a PES with the PES's pts and position, the others with the pts interpolated
+    by the frame duration (rounded down to the time base) and no position; times
+    corrected for the 33-bit wrap against the first packet the demuxer returns. The
+    video frame duration is the demux's first one. Proved by a demux of every stream's
+    first packets, then of the last ones after a seek near the end.
+    """
+    fmt = container.format.name if container.format is not None else ""
+    if fmt != "mpegts" or not streams:
+        return None
+    video: set[int] = set()
+    rate: dict[int, int] = {}
+    for s in streams:
+        cc = s.codec_context
+        name = cc.name if cc is not None else None
+        if int(s.discard) >= 48 or s.time_base is None:
+            return None
+        if s.type == "video" and name == "h264":
+            video.add(s.index)
+        elif s.type == "audio" and name == "aac" and cc.sample_rate:
+            rate[s.index] = int(cc.sample_rate)
+        else:
+            return None  # a codec whose parser this does not model: demux the file
+    pid_of = {s.index: int(s.id) for s in streams}
+    if len(set(pid_of.values())) != len(streams):
+        return None
+    per: dict[int, tuple[np.ndarray, ...]] = {}
+    heads: dict[int, list[tuple[int, bytes]]] = {}
+    with mpegts.TsFile(spath) as ts:
+        found = ts.scan(pid_of.values())
+        if found.doubt is not None:
+            return None
+        pes = found.streams
+        two = [pes[p] for p in pid_of.values()]
+        for s in streams:
+            p = pes[pid_of[s.index]]
+            if s.index in video:
+                cols = _h264_columns(ts, p, bool(s.codec_context.has_b_frames))
+                if cols is None:
+                    return None
+                per[s.index] = cols
+                if s.index in inspectors:
+                    ks = np.flatnonzero(cols[3] & 1)
+                    heads[s.index] = list(zip(ks.tolist(), ts.prefixes(p, ks, HEAD_BYTES),
+                                              strict=True))
+            else:
+                audio = _aac_columns(ts, p, rate[s.index], s.time_base)
+                if audio is None:
+                    return None
+                per[s.index] = audio
+    if not _wrapped(per, two, {s.index: pid_of[s.index] for s in streams}, streams):
+        return None
+    for si in video:
+        dts = per[si][0]
+        if dts.size > 1 and np.unique(np.diff(dts)).size != 1:
+            return None  # not one frame per PES at a constant rate: demux to be sure
+    attempt.demuxed = True
+    if not _agrees_with_demux(container, per, shift=False, learn_duration=frozenset(video)):
+        return None
+    for si in video:
+        d = per[si][2]
+        if per[si][0].size > 1 and int(d[0]) != int(per[si][0][1] - per[si][0][0]):
+            return None
+    if not _tail_agrees(container, streams, per):
+        return None
+    col = Collector()
+    for si, (dts, pts, dur, fl, size, pos) in per.items():
+        col.sidx.extend(array("q", [si]) * dts.size)
+        col.pts.frombytes(pts.tobytes())
+        col.dts.frombytes(dts.tobytes())
+        col.dur.frombytes(dur.tobytes())
+        col.flags.frombytes(fl.tobytes())
+        col.size.frombytes(size.tobytes())
+        col.pos.frombytes(pos.tobytes())
+    for si, found_heads in heads.items():
+        for k, head in found_heads:
+            inspectors[si].inspect(head, k)
+    return col
+
+
+def _h264_columns(
+    ts: mpegts.TsFile, p: mpegts.PesStream, b_frames: bool
+) -> tuple[np.ndarray, ...] | None:
+    """(dts, pts, duration 0 for now, flags, size, pos) of an H.264 PID's access units,
+    raw 33-bit times; None where the PES are not one access unit each as modelled."""
+    n = p.pos.size
+    if (p.head_len < 6).any() or (p.pts == NOPTS).any():
+        return None
+    h = p.head
+    aud3 = (h[:, 0] == 0) & (h[:, 1] == 0) & (h[:, 2] == 1) & ((h[:, 3] & 0x1F) == 9)
+    aud4 = (h[:, 0] == 0) & (h[:, 1] == 0) & (h[:, 2] == 0) & (h[:, 3] == 1) & (
+        (h[:, 4] & 0x1F) == 9)
+    if not (aud3 | aud4).all():
+        return None  # the parser would cut access units elsewhere than at PES starts
+    has_dts = p.dts != NOPTS
+    if has_dts.any() and not has_dts.all():
+        return None
+    dts = p.dts.copy() if has_dts.all() else p.pts.copy()
+    if b_frames and (p.pts == dts).any():
+        return None  # FFmpeg may drop such a dts ("invalid dts/pts combination")
+    keys = mpegts.h264_keys(p.head, p.head_len).astype(np.int64)
+    for k in np.flatnonzero(keys < 0).tolist():
+        keys[k] = mpegts.h264_key(ts.prefix(p, k, 4096))
+        if keys[k] < 0 and p.size[k] > 4096:
+            keys[k] = mpegts.h264_key(ts.prefix(p, k, int(p.size[k])))
+        if keys[k] < 0:
+            return None
+    return (dts, p.pts.copy(), np.zeros(n, dtype=np.int64), keys, p.size.copy(),
+            p.pos.copy())
+
+
+def _aac_columns(
+    ts: mpegts.TsFile, p: mpegts.PesStream, sample_rate: int, time_base: Any
+) -> tuple[np.ndarray, ...] | None:
+    """(dts, pts, duration, flags, size, pos) of an AAC PID's ADTS frames, raw times."""
+    tb = Fraction(time_base.numerator, time_base.denominator)
+    dur = (1024 * tb.denominator) // (sample_rate * tb.numerator)
+    if mpegts.one_adts_frame_each(p):
+        pes_of = np.arange(p.pos.size)
+        size = p.size.copy()
+    else:
+        again = ts.scan([p.pid], payload_of=[p.pid])
+        if again.doubt is not None or again.streams[p.pid].payload is None:
+            return None
+        frames = mpegts.adts_frames(again.streams[p.pid].payload or b"", p.size)
+        if frames is None:
+            return None
+        pes_of, size = frames
+    n = pes_of.size
+    first = np.ones(n, dtype=bool)
+    first[1:] = pes_of[1:] != pes_of[:-1]
+    pts_first = np.where(first, p.pts[pes_of], NOPTS)
+    known = pts_first != NOPTS
+    if n == 0 or not known[0]:
+        return None
+    # Interpolated: the last frame with a pts, plus a frame duration per frame since.
+    anchor = np.maximum.accumulate(np.where(known, np.arange(n), 0))
+    pts = pts_first[anchor] + (np.arange(n) - anchor) * dur
+    pos = np.where(first, p.pos[pes_of], NOPTS)
+    return (pts.copy(), pts, np.full(n, dur, dtype=np.int64), np.ones(n, dtype=np.int64),
+            size, pos)
+
+
+def _wrapped(
+    per: dict[int, tuple[np.ndarray, ...]], pes: list[mpegts.PesStream],
+    pid_of: dict[int, int], streams: list[Any],
+) -> bool:
+    """Unwrap every stream's 33-bit times in place as FFmpeg does against the first
+    packet its demuxer returns (a PES goes out when the next one of its PID starts, or
+    once complete where its header gives a length). Where that packet is unclear, every
+    candidate must give the same times; False when they do not."""
+    by_pid = {p.pid: p for p in pes}
+    emitted: dict[int, tuple[int, int]] = {}
+    for si, pid in pid_of.items():
+        p = by_pid[pid]
+        ref = int(p.dts[0]) if p.dts[0] != NOPTS else int(p.pts[0])
+        out_at = int(p.pos[1]) if p.pos.size > 1 else 1 << 62
+        emitted[si] = (out_at if not p.want[0] else int(p.pos[0]), ref)
+    tb = {s.index: s.time_base for s in streams}
+    results = []
+    order = sorted(emitted.values())
+    certain = all(not by_pid[pid].want[0] for pid in pid_of.values())
+    refs = [order[0][1]] if certain else sorted({r for _, r in order})
+    for ref in refs:
+        res = {}
+        for si, cols in per.items():
+            t = tb[si]
+            ticks = (60 * t.denominator) // t.numerator
+            dts = mpegts.wrap(cols[0], ref, ticks)
+            pts = mpegts.wrap(cols[1], ref, ticks)
+            # FFmpeg: a dts more than 2**32 above its pts was wrapped once too few.
+            both = (dts != NOPTS) & (pts != NOPTS)
+            dts[both & (dts - (1 << 32) > pts)] -= 1 << 33
+            res[si] = (dts, pts)
+        results.append(res)
+    for res in results[1:]:
+        if any(not (np.array_equal(res[si][0], results[0][si][0])
+                    and np.array_equal(res[si][1], results[0][si][1])) for si in per):
+            return False
+    for si, (dts, pts) in results[0].items():
+        per[si][0][:] = dts
+        per[si][1][:] = pts
+    return True
+
+
+def _tail_agrees(container: Any, streams: list[Any], per: dict[int, tuple[np.ndarray, ...]]
+                 ) -> bool:
+    """Seek a few seconds before the end and demux to it: each stream's last packets
+    equal ours field by field (the wrap reference stays the one of the first packet)."""
+    sv = next((s for s in streams if s.index in per), None)
+    if sv is None:
+        return False
+    t = sv.time_base
+    end = min(int(cols[1].max()) for cols in per.values())
+    ticks = (_TAIL_SECONDS * t.denominator) // t.numerator
+    try:
+        container.seek(max(0, end - ticks), stream=sv)
+    except Exception:
+        return False
+    tail: dict[int, list[tuple[int, ...]]] = {}
+    budget = 20 * _CHECK_BUDGET
+    for pkt in container.demux():
+        budget -= 1
+        if budget < 0:
+            return False
+        if pkt.size == 0 and pkt.pts is None and pkt.dts is None:
+            continue
+        tail.setdefault(pkt.stream_index, []).append((
+            NOPTS if pkt.dts is None else pkt.dts, NOPTS if pkt.pts is None else pkt.pts,
+            NOPTS if pkt.duration is None else pkt.duration,
+            int(pkt.is_keyframe) | (int(pkt.is_discard) << 1), pkt.size,
+            NOPTS if pkt.pos is None else pkt.pos))
+    for si, cols in per.items():
+        k = min(_TAIL_PACKETS, cols[0].size)
+        got = tail.get(si, [])[-k:]
+        exp = list(zip(*(c[-k:].tolist() for c in cols), strict=True))
+        if len(got) != k or got != exp:
             return False
     return True
