@@ -39,11 +39,15 @@ def sniff_bytes(head: bytes) -> Sniffed:
     if box in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot", b"uuid"):
         brand = head[8:12] if box == b"ftyp" else b""
         hint = "audio" if brand in (b"M4A ", b"M4B ", b"F4A ") else "av"
+        # HEIF/AVIF still images (phones: heic, heix, mif1; bursts and sequences: msf1,
+        # heim, heis, hevc, hevx, avis stay video-capable, so the probe decides).
         if brand in (b"heic", b"heix", b"mif1", b"avif"):
             hint = "image"
         return Sniffed("isobmff", hint, "ISO BMFF / QuickTime")
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return Sniffed("matroska", "av", "Matroska / WebM")
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return Sniffed("webp", "image", "WebP")
     if head.startswith(b"RIFF") and head[8:12] in (b"AVI ", b"WAVE"):
         return Sniffed("riff", "av" if head[8:12] == b"AVI " else "audio", "RIFF")
     if _is_mpegts(head):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.media.sniff import sniff_bytes
+from pipeline.media.sniff import Sniffed, sniff_bytes
 
 
 @pytest.mark.parametrize(
@@ -36,3 +36,8 @@ def test_empty_file_is_not_media_and_says_empty() -> None:
 
 def test_m4a_brand_hints_audio_only() -> None:
     assert sniff_bytes(b"\x00\x00\x00\x18ftypM4A " + b"\x00" * 8).media_hint == "audio"
+
+
+def test_webp_is_an_image() -> None:
+    head = b"RIFF" + (1234).to_bytes(4, "little") + b"WEBPVP8 " + bytes(20)
+    assert sniff_bytes(head) == Sniffed("webp", "image", "WebP")
