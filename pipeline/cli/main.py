@@ -49,7 +49,7 @@ config file (the first found wins; `custody config show` says which):
 
 exit codes:
   0  clean
-  1  findings (a gap, a damaged object, a broken audit chain)
+  1  findings (a gap, a file not archived, a damaged object, a broken audit chain)
   2  error: bad input, refused, or a crash (one line; --debug for the traceback)
 
 examples:
