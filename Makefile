@@ -12,7 +12,7 @@ SYSSTAMP := $(VENV)/.sysdeps
 # roster page with the CJK fonts; espeak-ng speaks the Mandarin of the AV-9 voice tests.
 DEBS := ffmpeg b3sum chromium fonts-noto-cjk espeak-ng
 
-.PHONY: demo test bench lint install sysdeps clean
+.PHONY: demo test bench lint mutation install sysdeps clean
 
 install: $(STAMP) $(SYSSTAMP)
 
@@ -45,10 +45,16 @@ test: install
 bench: install
 	$(BIN)/python -m pytest benchmarks -q --benchmark-only --benchmark-columns=median,min,max,rounds
 
+# Mutation testing of the integrity-critical modules (mutation/modules.toml), each with only
+# its own tests; outside `make test` (minutes, not seconds). Report: .cache/mutation/report.md.
+# `make mutation MODULES="chain labels"` runs some; MUTATION_JOBS=1 uses one core.
+mutation: install
+	$(BIN)/python mutation/run.py $(MODULES)
+
 lint: install
 	$(BIN)/ruff check pipeline schemas tests benchmarks infra
 	$(BIN)/mypy
 	$(BIN)/mypy benchmarks
 
 clean:
-	rm -rf $(VENV) demo-data custody-data .benchmarks
+	rm -rf $(VENV) demo-data custody-data .benchmarks .cache/mutation mutants
