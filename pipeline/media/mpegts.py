@@ -34,6 +34,7 @@ import mmap
 import os
 from collections.abc import Collection
 from dataclasses import dataclass
+from fractions import Fraction
 from types import TracebackType
 
 import numpy as np
@@ -42,7 +43,8 @@ import numpy.typing as npt
 from pipeline.media.nal import unescape
 from schemas.media import NOPTS
 
-__all__ = ["PesScan", "PesStream", "TsFile", "adts_frames", "h264_keys", "scan", "wrap"]
+__all__ = ["PesScan", "PesStream", "TsFile", "add_stable", "adts_frames", "h264_key", "h264_keys",
+           "one_adts_frame_each", "scan", "wrap"]
 
 TS = 188
 HEAD = 176  # payload bytes kept of each PES's first TS packet (what follows its header)
@@ -369,6 +371,31 @@ def wrap(ts: I64, ref: int, ticks_60s: int) -> I64:
     else:
         out[ok & (ts >= lim)] -= span
     return out
+
+
+def _rescale(a: I64, b: int, c: int) -> I64:
+    """a * b / c rounded half away from zero (`av_rescale_rnd`, AV_ROUND_NEAR_INF)."""
+    q = (np.abs(a) * b + c // 2) // c
+    out: I64 = np.where(a < 0, -q, q)
+    return out
+
+
+def add_stable(ts: I64, tb: Fraction, inc: Fraction) -> I64:
+    """FFmpeg's `av_add_stable(tb, ts, inc, 1)`: `ts` (in `tb`) plus the duration `inc`
+    seconds, on the grid of multiples of `inc` so that rounding does not accumulate."""
+    m = inc.numerator * tb.denominator
+    d = inc.denominator * tb.numerator
+    if m % d == 0:
+        out: I64 = ts + m // d
+        return out
+    if m < d:
+        return ts.copy()
+    # av_rescale_q(ts, tb, inc), back, and one step on: old + 1 in tb, plus the remainder.
+    old = _rescale(ts, tb.numerator * inc.denominator, tb.denominator * inc.numerator)
+    old_ts = _rescale(old, inc.numerator * tb.denominator, inc.denominator * tb.numerator)
+    nxt: I64 = _rescale(old + 1, inc.numerator * tb.denominator,
+                        inc.denominator * tb.numerator) + (ts - old_ts)
+    return nxt
 
 
 def adts_frames(payload: bytes, pes_sizes: I64) -> tuple[I64, I64] | None:

@@ -573,3 +573,157 @@ def test_cut_off_fragmented_file_is_demuxed(
     result, fast = _timed_from_fragments(cut)
     assert not fast
     _same_timelines(result, probe(cut, full_demux=True))
+
+
+# --- the PES-header fast path for MPEG-TS equals a full demux ------------------------------
+
+# Debian's ffmpeg muxing what the scan models and what it leaves to the demux: x264 with
+# a pic_timing SEI on every frame and its banner, open GOPs (recovery point SEI on
+# non-IDR keyframes), AAC at 44.1 kHz (interpolated pts step 2089 or 2090 ticks); and,
+# demuxed: B-frames without a DTS in their PES (FFmpeg guesses it from a reorder
+# buffer), HEVC, MPEG-2 video with MP2 audio.
+TS_VARIANTS = {
+    "sei": "-c:v libx264 -preset veryfast -g 30 -bf 2 -x264-params pic-struct=1 -c:a aac",
+    "open-gop": "-c:v libx264 -preset veryfast -bf 2 "
+                "-x264-params open-gop=1:keyint=30:min-keyint=30:scenecut=0 -c:a aac",
+    "no-b-frames": "-c:v libx264 -preset veryfast -g 30 -bf 0 -c:a aac",
+    "aac-44k": "-vn -c:a aac -ar 44100",
+    "intra-refresh": "-c:v libx264 -preset veryfast -x264-params intra-refresh=1:keyint=30 "
+                     "-c:a aac",
+    "one-b-frame": "-c:v libx264 -preset veryfast -g 30 -bf 1 -c:a aac",
+    "hevc": "-c:v libx265 -preset veryfast -g 30 -x265-params log-level=error -c:a aac",
+    "mpeg2-mp2": "-c:v mpeg2video -g 15 -c:a mp2",
+}
+TS_DEMUXED = {"intra-refresh", "one-b-frame", "hevc", "mpeg2-mp2"}
+
+
+@pytest.fixture(scope="module")
+def ts_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """containergen's ffmpeg, PyAV and wrapping TS, and the variants above."""
+    from tests import containergen
+
+    d = tmp_path_factory.mktemp("ts")
+    try:
+        out = {"ffmpeg": containergen.ts_ffmpeg(d)[0], "pyav": containergen.ts_pyav(d)[0],
+               "wrap": containergen.ts_wrap_ffmpeg(d)[0]}
+    except containergen.Unavailable as exc:
+        pytest.skip(str(exc))
+    lavfi = ["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=30:duration=4", "-f", "lavfi",
+             "-i", "sine=frequency=440:sample_rate=48000:duration=4"]
+    for name, codecs in TS_VARIANTS.items():
+        dst = d / f"{name}.ts"
+        subprocess.run([containergen.FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
+                        *lavfi, *codecs.split(), str(dst)], check=True, capture_output=True)
+        out[name] = dst
+    return out
+
+
+def _timed_from_pes(path: Path) -> tuple[ProbeResult, bool]:
+    """The probe's result and whether the TS path gave it (not a demux)."""
+    from pipeline.media.probe import demux, indexed
+
+    used: list[bool] = []
+    real = indexed.from_mpegts
+
+    def spy(*args: Any) -> Any:
+        got = real(*args)
+        used.append(got is not None)
+        return got
+
+    demux.from_mpegts = spy  # type: ignore[assignment]
+    try:
+        result = probe(path)
+    finally:
+        demux.from_mpegts = real  # type: ignore[assignment]
+    return result, any(used)
+
+
+@pytest.mark.parametrize("name", ["ffmpeg", "pyav", "wrap", *TS_VARIANTS])
+def test_ts_timing_equals_a_full_demux(ts_files: dict[str, Path], name: str) -> None:
+    """pts, dts, duration, flags, size, pos, parameter sets, encoder SEI and errors equal a
+    demux's, whether the PES headers gave them or the file was demuxed."""
+    result, fast = _timed_from_pes(ts_files[name])
+    _same_timelines(result, probe(ts_files[name], full_demux=True))
+    assert all(s.packet_count > 0 for s in result.streams)
+    assert fast == (name not in TS_DEMUXED)
+
+
+def test_ts_wrap_shifts_early_times_negative(ts_files: dict[str, Path]) -> None:
+    """FFmpeg's reference is the first packet, 2 s before 2**33: the times before the wrap
+    come out negative, the later ones small and positive."""
+    result, fast = _timed_from_pes(ts_files["wrap"])
+    video = result.streams[0]
+    assert fast and int(video.pts[0]) < 0 < int(video.pts[-1]) < 2**32
+
+
+def test_ts_keyframes_of_open_gops_are_the_recovery_points(ts_files: dict[str, Path]) -> None:
+    """One IDR, then I-frames with a recovery point SEI, each a keyframe to FFmpeg."""
+    result, fast = _timed_from_pes(ts_files["open-gop"])
+    assert fast and int(result.streams[0].keyframe.sum()) == 4
+
+
+def test_ts_joined_copy_equals_a_full_demux(joined_copies: dict[str, Path]) -> None:
+    """The concat join (its B-frames' PES carry no DTS, so it is demuxed) still has the
+    second encoder's SPS/PPS at its first packet."""
+    result, fast = _timed_from_pes(joined_copies["ts"])
+    _same_timelines(result, probe(joined_copies["ts"], full_demux=True))
+    assert not fast and [i for i, _ in result.streams[0].param_sets] == [0, 50]
+
+
+def _ts_packet_of(data: bytes, pid: int, after: int) -> int:
+    return next(i for i in range(after, len(data) // 188)
+                if ((data[i * 188 + 1] & 0x1F) << 8 | data[i * 188 + 2]) == pid)
+
+
+def test_ts_doubts_fall_back_to_a_fresh_demux(ts_files: dict[str, Path], tmp_path: Path) -> None:
+    """A broken continuity counter, a set discontinuity indicator, a cut mid-packet: the
+    scan doubts, the file is demuxed from the start, errors included."""
+    data = ts_files["ffmpeg"].read_bytes()
+    cc = bytearray(data)
+    k = _ts_packet_of(data, 256, 200)
+    cc[k * 188 + 3] = (cc[k * 188 + 3] & 0xF0) | ((cc[k * 188 + 3] + 5) & 0x0F)
+    disc = bytearray(data)
+    k = next(i for i in range(200, len(data) // 188)
+             if _ts_packet_of(data, 256, i) == i and data[i * 188 + 3] & 0x20
+             and data[i * 188 + 4] > 0)
+    disc[k * 188 + 5] |= 0x80
+    for name, bad in (("cc", bytes(cc)), ("disc", bytes(disc)), ("cut", data[:-100])):
+        path = tmp_path / f"{name}.ts"
+        path.write_bytes(bad)
+        result, fast = _timed_from_pes(path)
+        assert not fast, name
+        _same_timelines(result, probe(path, full_demux=True))
+
+
+def test_ts_cut_at_a_packet_boundary_equals_a_full_demux(
+    ts_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """Cut between TS packets: the last PES is shorter; FFmpeg flushes it as it is."""
+    data = ts_files["ffmpeg"].read_bytes()
+    path = tmp_path / "cut.ts"
+    path.write_bytes(data[: (len(data) // 188 * 2 // 3) * 188])
+    result, _fast = _timed_from_pes(path)
+    _same_timelines(result, probe(path, full_demux=True))
+
+
+def test_full_demux_flag_skips_the_ts_path(ts_files: dict[str, Path]) -> None:
+    from pipeline.media.probe import demux, indexed
+
+    called: list[bool] = []
+    real = indexed.from_mpegts
+    demux.from_mpegts = lambda *a: called.append(True)  # type: ignore[assignment]
+    try:
+        result = probe(ts_files["ffmpeg"], full_demux=True)
+    finally:
+        demux.from_mpegts = real  # type: ignore[assignment]
+    assert called == [] and result.streams[0].packet_count == 120
+
+
+def test_ts_timing_on_the_shared_scte35_file(shared_media: Path) -> None:
+    """Its SCTE-35 cue stream has no parser the scan models: the whole file is demuxed."""
+    path = shared_media / "sample_scte35.ts"
+    if not path.exists():
+        pytest.skip(f"{path} not in the shared corpus")
+    result, fast = _timed_from_pes(path)
+    assert not fast
+    _same_timelines(result, probe(path, full_demux=True))

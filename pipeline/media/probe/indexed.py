@@ -318,7 +318,8 @@ def from_mpegts(
     holds two), its keyframe flag the H.264 parser's (an IDR slice or a recovery point
     SEI before the first slice); AAC cut into its ADTS frames of 1024 samples, the first
     frame of a PES with the PES's pts and position, the others with the pts interpolated
-    by the frame duration (rounded down to the time base) and no position; times
+    as FFmpeg's `av_add_stable` steps by 1024 / sample rate, and no position (the
+    duration is that step rounded down to the time base); times
     corrected for the 33-bit wrap against the first packet the demuxer returns. The
     video frame duration is the demux's first one. Proved by a demux of every stream's
     first packets, then of the last ones after a seek near the end.
@@ -447,13 +448,18 @@ def _aac_columns(
     n = pes_of.size
     first = np.ones(n, dtype=bool)
     first[1:] = pes_of[1:] != pes_of[:-1]
-    pts_first = np.where(first, p.pts[pes_of], NOPTS)
-    known = pts_first != NOPTS
+    pts = np.where(first, p.pts[pes_of], NOPTS)
+    known = pts != NOPTS
     if n == 0 or not known[0]:
         return None
-    # Interpolated: the last frame with a pts, plus a frame duration per frame since.
-    anchor = np.maximum.accumulate(np.where(known, np.arange(n), 0))
-    pts = pts_first[anchor] + (np.arange(n) - anchor) * dur
+    # Interpolated: from the last frame with a pts on, one frame duration at a time.
+    since = np.arange(n) - np.maximum.accumulate(np.where(known, np.arange(n), 0))
+    if int(since.max()) > 256:
+        return None
+    step = Fraction(1024, sample_rate)
+    for j in range(1, int(since.max()) + 1):
+        at = np.flatnonzero(since == j)
+        pts[at] = mpegts.add_stable(pts[at - 1], tb, step)
     pos = np.where(first, p.pos[pes_of], NOPTS)
     return (pts.copy(), pts, np.full(n, dur, dtype=np.int64), np.ones(n, dtype=np.int64),
             size, pos)
@@ -488,7 +494,8 @@ def _wrapped(
             pts = mpegts.wrap(cols[1], ref, ticks)
             # FFmpeg: a dts more than 2**32 above its pts was wrapped once too few.
             both = (dts != NOPTS) & (pts != NOPTS)
-            dts[both & (dts - (1 << 32) > pts)] -= 1 << 33
+            if (both & (dts - (1 << 32) > pts)).any():
+                return False  # FFmpeg moves dts or pts by 2**33 there, as its cur_dts says
             res[si] = (dts, pts)
         results.append(res)
     for res in results[1:]:
