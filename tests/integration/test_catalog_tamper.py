@@ -200,3 +200,29 @@ def test_s3_a_new_version_of_a_part_and_a_part_added_by_hand_are_named(
     found = sorted((f["code"], f["subject"]["id"]) for f in json.loads(out)["catalog"]["findings"])
     assert found == [("CATALOG_PART_EDITED", f"s3://{bucket}/{part}"),
                      ("CATALOG_PART_UNRECORDED", f"s3://{bucket}/{added}")]
+
+
+def test_s3_a_manifest_put_by_hand_is_named_unrecorded(
+    s3_server: Any, on_s3: tuple[Cli, str],
+) -> None:
+    """Whoever may put under commits/ can add a manifest, which readers take as a commit;
+    the audit chain has no record of it and verify names each part it makes them read."""
+    from pipeline.catalog.commits import Manifest, PartEntry
+
+    cli, bucket = on_s3
+    client = s3_config(s3_server).client()
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="catalog/parts/")
+            ["Contents"]]
+    data = client.get_object(Bucket=bucket, Key=next(
+        k for k in keys if k.endswith("/findings.parquet")))["Body"].read()
+    added = "parts/forged/findings.parquet"
+    client.put_object(Bucket=bucket, Key=f"catalog/{added}", Body=data,
+                      ChecksumAlgorithm="SHA256")
+    manifest = Manifest("forged", "2026-11-27", (
+        PartEntry("findings", added, 1, len(data), "0" * 64, None, "x"),))
+    client.put_object(Bucket=bucket, Key="catalog/commits/date=2026-11-27/forged.json",
+                      Body=manifest.to_json(), ChecksumAlgorithm="SHA256")
+    code, out, _ = cli("verify", "--json")
+    assert code == 1
+    found = [(f["code"], f["subject"]["id"]) for f in json.loads(out)["catalog"]["findings"]]
+    assert found == [("CATALOG_COMMIT_UNRECORDED", f"s3://{bucket}/catalog/{added}")]
