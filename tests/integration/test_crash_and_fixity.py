@@ -1,15 +1,19 @@
-"""A killed ingest leaves nothing half-visible; verify names a damaged chunk."""
+"""A killed ingest leaves nothing half-visible; verify names every damaged chunk, and
+appended or removed bytes, in the last chunk too."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,3 +149,155 @@ def test_fixity_is_one_verification_whose_findings_name_the_damaged_object(
     (f,) = broken.findings
     assert (broken.checked, broken.ok, f.code, f.rule) == (2, False, "OBJECT_MISSING", "AV-16")
     assert (f.subject.kind, f.subject.id) == ("object", key)
+
+
+# --- appended, removed and changed bytes, in the last chunk too ---------------------------
+
+CHUNK = 4096
+
+
+def _free_box_padded(src: Path, dst: Path, multiple: int) -> Path:
+    """`src` with a trailing ISO BMFF `free` box making its size a whole number of chunks
+    (a valid MP4: players skip free boxes)."""
+    data = src.read_bytes()
+    pad = -len(data) % multiple
+    if pad < 8:
+        pad += multiple
+    dst.write_bytes(data + pad.to_bytes(4, "big") + b"free" + bytes(pad - 8))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def archived(batch_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two recordings ingested with 4 KiB chunks: `ragged.mp4` (its last chunk is short)
+    and `whole.mp4` (a whole number of chunks)."""
+    root = tmp_path_factory.mktemp("fixity")
+    src = root / "src"
+    src.mkdir()
+    (src / "ragged.mp4").write_bytes((batch_dir / "REC0005.mp4").read_bytes())
+    _free_box_padded(batch_dir / "REC0006.mp4", src / "whole.mp4", CHUNK)
+    assert (src / "ragged.mp4").stat().st_size % CHUNK != 0
+    assert (src / "whole.mp4").stat().st_size % CHUNK == 0
+    code = main(["ingest", str(src), "--chunk-size", str(CHUNK), "--store",
+                 str(root / "store"), "--catalog", str(root / "catalog")], env={},
+                out=io.StringIO(), err=io.StringIO())
+    assert code in (0, 1)
+    return root
+
+
+def _damage_and_verify(
+    archived: Path, tmp_path: Path, name: str, damage: Callable[[bytearray], None]
+) -> tuple[int, dict[str, Any], int, str]:
+    """A copy of the archive with `name`'s stored object changed by `damage`; custody
+    verify --json on it: (exit code, that object's entry, recorded size, store key)."""
+    shutil.copytree(archived / "store", tmp_path / "store")
+    shutil.copytree(archived / "catalog", tmp_path / "catalog")
+    (row,) = Catalog(tmp_path / "catalog").query(
+        "SELECT store_key, size_bytes, chunk_size_bytes FROM recordings WHERE file_name = ?",
+        [name]).to_pylist()
+    assert row["chunk_size_bytes"] == CHUNK
+    path = LocalStore(tmp_path / "store").object_path(row["store_key"])
+    data = bytearray(path.read_bytes())
+    damage(data)
+    path.chmod(0o644)  # what an attacker with the machine's root could do
+    path.write_bytes(bytes(data))
+    out = io.StringIO()
+    code = main(["verify", "--json", "--store", str(tmp_path / "store"), "--catalog",
+                 str(tmp_path / "catalog")], env={}, out=out, err=io.StringIO())
+    doc = json.loads(out.getvalue())
+    assert doc["catalog"]["findings"] == []  # the copied catalog is intact
+    (obj,) = [o for o in doc["objects"] if o["file_name"] == name]
+    assert [o["ok"] for o in doc["objects"] if o["file_name"] != name] == [True]
+    return code, obj, row["size_bytes"], row["store_key"]
+
+
+def _last_chunk(size: int) -> tuple[int, int, int]:
+    index = (size - 1) // CHUNK
+    return index, index * CHUNK, size - index * CHUNK
+
+
+def _chunk_finding(name: str, key: str, index: int, offset: int, length: int) -> str:
+    return (f"{name} ({key}): chunk {index} at byte offset {offset}, length {length}, "
+            "does not match its recorded BLAKE3")
+
+
+def _size_finding(name: str, key: str, got: int, size: int) -> str:
+    return f"{name} ({key}): stored size {got} bytes, catalog says {size}"
+
+
+def test_an_intact_copy_of_the_archive_verifies(archived: Path, tmp_path: Path) -> None:
+    code, obj, _, _ = _damage_and_verify(archived, tmp_path, "ragged.mp4", lambda d: None)
+    assert (code, obj["ok"], obj["bad_chunks"], obj["findings"]) == (0, True, [], [])
+
+
+def test_verify_names_bytes_appended_into_a_short_last_chunk(
+    archived: Path, tmp_path: Path
+) -> None:
+    code, obj, size, key = _damage_and_verify(archived, tmp_path, "ragged.mp4",
+                                              lambda d: d.extend(b"\x00" * 10))
+    index, offset, length = _last_chunk(size)
+    assert (code, obj["ok"]) == (1, False)
+    assert obj["bad_chunks"] == [{"index": index, "offset": offset, "length": length}]
+    assert [(f["code"], f["detail"]) for f in obj["findings"]] == [
+        ("FIXITY_MISMATCH", _chunk_finding("ragged.mp4", key, index, offset, length)),
+        ("FIXITY_MISMATCH", _size_finding("ragged.mp4", key, size + 10, size)),
+    ]
+
+
+def test_verify_names_bytes_appended_after_the_last_whole_chunk(
+    archived: Path, tmp_path: Path
+) -> None:
+    """Every recorded chunk still matches: only the size says the object grew."""
+    code, obj, size, key = _damage_and_verify(archived, tmp_path, "whole.mp4",
+                                              lambda d: d.extend(b"\x00"))
+    assert (code, obj["ok"], obj["bad_chunks"]) == (1, False, [])
+    assert [(f["code"], f["detail"]) for f in obj["findings"]] == [
+        ("FIXITY_MISMATCH", _size_finding("whole.mp4", key, size + 1, size))]
+
+
+def test_verify_names_bytes_removed_from_the_end(archived: Path, tmp_path: Path) -> None:
+    def truncate(d: bytearray) -> None:
+        del d[-10:]
+
+    code, obj, size, key = _damage_and_verify(archived, tmp_path, "ragged.mp4", truncate)
+    index, offset, length = _last_chunk(size)
+    assert (code, obj["ok"]) == (1, False)
+    assert obj["bad_chunks"] == [{"index": index, "offset": offset, "length": length}]
+    assert [(f["code"], f["detail"]) for f in obj["findings"]] == [
+        ("FIXITY_MISMATCH", _chunk_finding("ragged.mp4", key, index, offset, length)),
+        ("FIXITY_MISMATCH", _size_finding("ragged.mp4", key, size - 10, size)),
+    ]
+
+
+def test_verify_names_a_whole_last_chunk_removed(archived: Path, tmp_path: Path) -> None:
+    def truncate(d: bytearray) -> None:
+        del d[-CHUNK:]
+
+    code, obj, size, key = _damage_and_verify(archived, tmp_path, "whole.mp4", truncate)
+    index, offset, length = _last_chunk(size)
+    assert length == CHUNK
+    assert (code, obj["ok"]) == (1, False)
+    assert obj["bad_chunks"] == [{"index": index, "offset": offset, "length": CHUNK}]
+    assert [(f["code"], f["detail"]) for f in obj["findings"]] == [
+        ("FIXITY_MISMATCH", _chunk_finding("whole.mp4", key, index, offset, CHUNK)),
+        ("FIXITY_MISMATCH", _size_finding("whole.mp4", key, size - CHUNK, size)),
+    ]
+
+
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_verify_names_the_one_chunk_with_a_changed_byte(
+    archived: Path, tmp_path: Path, where: str
+) -> None:
+    """The first byte of the object, or its very last byte (inside the short last chunk):
+    that chunk alone, and the size is unchanged."""
+    at = 0 if where == "first" else -1
+
+    def flip(d: bytearray) -> None:
+        d[at] ^= 0x01
+
+    code, obj, size, key = _damage_and_verify(archived, tmp_path, "ragged.mp4", flip)
+    index, offset, length = (0, 0, CHUNK) if where == "first" else _last_chunk(size)
+    assert (code, obj["ok"]) == (1, False)
+    assert obj["bad_chunks"] == [{"index": index, "offset": offset, "length": length}]
+    assert [(f["code"], f["detail"]) for f in obj["findings"]] == [
+        ("FIXITY_MISMATCH", _chunk_finding("ragged.mp4", key, index, offset, length))]
