@@ -8,7 +8,10 @@ goes first), the median of the per-round ratios against the target of 1.2. The r
 (PyAV stream copies of the cached input) are cached beside it (`conftest.ensure_remux`).
 
 Each benchmark checks its result: every round archived, the object's BLAKE3 equal to
-b3sum's, and the catalog holding every packet of both streams.
+b3sum's, and the catalog holding every packet of both streams. The MPEG-TS one first
+checks (untimed) that the probe took the PES-header path and that its timelines equal a
+full demux's field by field (pts, dts, duration, keyframe, discard, size, pos, parameter
+sets, encoder SEI).
 """
 
 from __future__ import annotations
@@ -111,9 +114,36 @@ def _paired(benchmark: Any, inp: BenchInput, run_dirs: RunDirs, name: str) -> No
                         statistics.median(paired.peer), ratios.PAIRED[name])
 
 
+def _probe_is_a_full_demux(inp: BenchInput, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PES-header path gave the probe's timelines, and they are a full demux's."""
+    import numpy as np
+
+    from pipeline.media.probe import demux, indexed, probe
+
+    used: list[bool] = []
+    real = indexed.from_mpegts
+
+    def spy(*args: Any) -> Any:
+        got = real(*args)
+        used.append(got is not None)
+        return got
+
+    with monkeypatch.context() as m:
+        m.setattr(demux, "from_mpegts", spy)
+        fast = probe(inp.path)
+    full = probe(inp.path, full_demux=True)
+    assert used == [True]
+    assert len(fast.streams) == len(full.streams) and fast.demux_errors == full.demux_errors
+    for x, y in zip(fast.streams, full.streams, strict=True):
+        for field in ("pts", "dts", "duration", "keyframe", "discard", "size", "pos"):
+            assert np.array_equal(getattr(x, field), getattr(y, field)), (x.index, field)
+        assert x.param_sets == y.param_sets and x.encoder_signatures == y.encoder_signatures
+
+
 def test_paired_ingest_mpegts_and_durable_copy(
-    benchmark: Any, mpegts_input: BenchInput, run_dirs: RunDirs
+    benchmark: Any, mpegts_input: BenchInput, run_dirs: RunDirs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _probe_is_a_full_demux(mpegts_input, monkeypatch)
     _paired(benchmark, mpegts_input, run_dirs, "test_paired_ingest_mpegts_and_durable_copy")
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from fractions import Fraction
 from types import TracebackType
@@ -47,8 +47,8 @@ __all__ = ["PesScan", "PesStream", "TsFile", "add_stable", "adts_frames", "h264_
            "one_adts_frame_each", "scan", "wrap"]
 
 TS = 188
-HEAD = 176  # payload bytes kept of each PES's first TS packet (what follows its header)
-CHUNK_PACKETS = 1 << 20  # TS packets per numpy pass (4 MiB of header words)
+HEAD = 64  # payload bytes kept of each PES's first TS packet (what follows its header)
+CHUNK_PACKETS = 1 << 18  # TS packets per numpy pass (1 MiB of header words)
 _NO_OPTIONAL_HEADER = frozenset({0xBC, 0xBE, 0xBF, 0xF0, 0xF1, 0xF2, 0xF8, 0xFF})
 WRAP_BITS = 33
 
@@ -145,10 +145,11 @@ class TsFile:
         for a in range(0, self.n, chunk_packets):
             b = min(self.n, a + chunk_packets)
             words = self._words(a, b)
-            sync = (words >> 24) != 0x47
+            high = words >> 8
+            sync = (high >> 16) != 0x47
             if sync.any():
                 raise _Doubt(f"TS packet {a + int(np.flatnonzero(sync)[0])} has no sync byte")
-            pid_all = ((words >> 8) & 0x1FFF).astype(np.uint16)
+            pid_all = high & 0x1FFF
             for pid in pids:
                 sel = np.flatnonzero(pid_all == pid)
                 if sel.size:
@@ -219,7 +220,8 @@ class TsFile:
         splen = TS - soff
         if (splen < 9).any():
             raise _Doubt(f"PID {pid}: a PES header continues in the next TS packet")
-        hdr = self._gather(srow, soff, 19)
+        win = self._windows(srow)
+        hdr = win(soff)[:, :19]
         if not ((hdr[:, 0] == 0) & (hdr[:, 1] == 0) & (hdr[:, 2] == 1)).all():
             raise _Doubt(f"PID {pid}: a payload_unit_start without a PES start code")
         sids = hdr[:, 3].astype(np.int64)
@@ -252,7 +254,7 @@ class TsFile:
         if (sizes < 0).any():
             raise _Doubt(f"PID {pid}: a PES shorter than its header")
         head_len = np.minimum(splen - hlen, HEAD)
-        head = self._gather(srow, soff + hlen, HEAD)
+        head = win(soff + hlen)
         payload = None
         if keep:
             rows = np.concatenate(st.rows)
@@ -260,14 +262,19 @@ class TsFile:
         return PesStream(pid, srow * TS, sizes, pts, dts, rai, head, head_len, want, hlen,
                          int(sids[0]), payload)
 
-    def _gather(self, rows: I64, off: I64, k: int) -> npt.NDArray[np.uint8]:
-        """Bytes off[i] : off[i] + k of TS packet rows[i], zero past the packet's end: the
-        packets copied whole (188 bytes each, padded), then one window of each."""
-        pad = np.zeros((rows.size, TS + k), dtype=np.uint8)
+    def _windows(self, rows: I64) -> Callable[[I64], npt.NDArray[np.uint8]]:
+        """TS packets `rows` copied once (188 bytes each, zero-padded); the function gives
+        bytes off[i] : off[i] + HEAD of each, zero past the packet's end."""
+        pad = np.zeros((rows.size, TS + HEAD), dtype=np.uint8)
         pad[:, :TS] = self.flat.reshape(self.n, TS)[rows]
-        win = np.lib.stride_tricks.sliding_window_view(pad.reshape(-1), k)
-        got: npt.NDArray[np.uint8] = win[np.arange(rows.size) * (TS + k) + off]
-        return got
+        win = np.lib.stride_tricks.sliding_window_view(pad.reshape(-1), HEAD)
+        base = np.arange(rows.size) * (TS + HEAD)
+
+        def at(off: I64) -> npt.NDArray[np.uint8]:
+            got: npt.NDArray[np.uint8] = win[base + off]
+            return got
+
+        return at
 
     def _offsets(self, rows: I64) -> I64:
         """Where each TS packet's payload starts (TS for a packet without payload)."""
@@ -290,11 +297,13 @@ class TsFile:
         return self.prefixes(s, np.array([k], dtype=np.int64), nbytes)[0]
 
     def prefixes(self, s: PesStream, ks: I64, nbytes: int) -> list[bytes]:
-        """`prefix` of each PES in `ks`, the TS packets of all read at once: a window of
-        packets after each start, those of the PID in it, each one's payload."""
+        """`prefix` of each PES in `ks`: a window of TS packets after each start read at
+        once (their PIDs and payload offsets), then the payload slices joined."""
         out: list[bytes] = []
         if ks.size == 0:
             return out
+        assert self._mm is not None
+        mm = self._mm
         want = np.minimum(int(nbytes), s.size[ks])
         a = s.pos[ks] // TS
         nxt = np.append(s.pos, self.n * TS)[ks + 1] // TS
@@ -302,20 +311,20 @@ class TsFile:
         rows = a[:, None] + np.arange(width)
         inside = rows < nxt[:, None]
         rows = np.minimum(rows, self.n - 1)
-        pid = ((self.flat[rows * TS + 1].astype(np.int64) & 0x1F) << 8) | self.flat[rows * TS + 2]
+        at = rows * TS
+        pid = ((self.flat[at + 1].astype(np.int64) & 0x1F) << 8) | self.flat[at + 2]
         mine = inside & (pid == s.pid)
         off = self._offsets(rows.reshape(-1)).reshape(rows.shape)
         off[:, 0] += s.hlen[ks]
-        off[~mine] = TS
-        pk = self.flat.reshape(self.n, TS)[rows]
-        mask = np.arange(TS) >= off[:, :, None]
-        got = pk[mask]
-        ends = np.cumsum(mask.sum(axis=(1, 2)))
-        starts = ends - mask.sum(axis=(1, 2))
         for i in range(ks.size):
             n_i = int(want[i])
-            if ends[i] - starts[i] >= n_i or not inside[i, -1]:
-                out.append(got[starts[i] : starts[i] + n_i].tobytes())
+            got = bytearray()
+            for r, o in zip(at[i][mine[i]].tolist(), off[i][mine[i]].tolist(), strict=True):
+                got += mm[r + o : r + TS]
+                if len(got) >= n_i:
+                    break
+            if len(got) >= n_i or not inside[i, -1]:
+                out.append(bytes(got[:n_i]))
             else:  # the window was short of the PID's packets: a wider one for this PES
                 out.append(self._prefix_wide(s, int(ks[i]), n_i))
         return out
@@ -444,7 +453,10 @@ def one_adts_frame_each(s: PesStream) -> bool:
                  & (flen == s.size)).all())
 
 
-KEY_WIDTH = 96  # head bytes `h264_keys` reads: AUD, SPS, PPS, a short SEI, the slice NAL
+# Head bytes `h264_keys` reads: an AUD, a short SEI and the slice NAL of most access units;
+# an IDR's SPS and PPS push its slice further (those go to `h264_key` with their prefix,
+# which the probe reads for keyframes anyway).
+KEY_WIDTH = 48
 
 
 def h264_keys(head: np.ndarray, head_len: I64) -> npt.NDArray[np.int8]:
@@ -504,27 +516,28 @@ def h264_keys(head: np.ndarray, head_len: I64) -> npt.NDArray[np.int8]:
 def h264_key(data: bytes) -> int:
     """`h264_keys` for one access unit's first bytes, parsing its SEI: 1/0, -1 when no
     slice is in `data` or a unit is one the model does not know."""
-    from pipeline.media.nal import split_nals
-
     recovery = False
-    for nal in split_nals(data, 0):
-        if not nal:
-            continue
-        t = nal[0] & 0x1F
+    p = data.find(b"\x00\x00\x01")
+    while p >= 0 and p + 3 < len(data):
+        t = data[p + 3] & 0x1F
         if t in (1, 5):
             return 1 if t == 5 or recovery else 0
+        q = data.find(b"\x00\x00\x01", p + 3)
         if t == 6:
-            body = unescape(nal[1:])
-            p = 0
-            while p < len(body) and body[p] != 0x80:
-                ptype, p = _sei_number(body, p)
-                psize, p = _sei_number(body, p)
-                if p > len(body):
+            if q < 0:
+                return -1  # the SEI goes on past `data`
+            body = unescape(data[p + 4 : q])
+            i = 0
+            while i < len(body) and body[i] != 0x80:
+                ptype, i = _sei_number(body, i)
+                psize, i = _sei_number(body, i)
+                if i > len(body):
                     return -1
                 recovery |= ptype == 6
-                p += psize
+                i += psize
         elif t not in (7, 8, 9, 10, 11, 12, 13, 15):
             return -1
+        p = q
     return -1
 
 

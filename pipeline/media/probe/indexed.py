@@ -354,14 +354,16 @@ def from_mpegts(
         for s in streams:
             p = pes[pid_of[s.index]]
             if s.index in video:
-                cols = _h264_columns(ts, p, bool(s.codec_context.has_b_frames))
-                if cols is None:
+                got = _h264_columns(ts, p, bool(s.codec_context.has_b_frames))
+                if got is None:
                     return None
-                per[s.index] = cols
+                per[s.index], read = got
                 if s.index in inspectors:
-                    ks = np.flatnonzero(cols[3] & 1)
-                    heads[s.index] = list(zip(ks.tolist(), ts.prefixes(p, ks, HEAD_BYTES),
-                                              strict=True))
+                    ks = [k for k in np.flatnonzero(got[0][3] & 1).tolist() if k not in read]
+                    more = ts.prefixes(p, np.asarray(ks, dtype=np.int64), HEAD_BYTES)
+                    read.update(zip(ks, more, strict=True))
+                    heads[s.index] = sorted((k, read[k]) for k in np.flatnonzero(
+                        got[0][3] & 1).tolist())
             else:
                 audio = _aac_columns(ts, p, rate[s.index], s.time_base)
                 if audio is None:
@@ -399,9 +401,10 @@ def from_mpegts(
 
 def _h264_columns(
     ts: mpegts.TsFile, p: mpegts.PesStream, b_frames: bool
-) -> tuple[np.ndarray, ...] | None:
+) -> tuple[tuple[np.ndarray, ...], dict[int, bytes]] | None:
     """(dts, pts, duration 0 for now, flags, size, pos) of an H.264 PID's access units,
-    raw 33-bit times; None where the PES are not one access unit each as modelled."""
+    raw 33-bit times, and the first bytes of those it read to tell keyframes; None where
+    the PES are not one access unit each as modelled."""
     n = p.pos.size
     if (p.head_len < 6).any() or (p.pts == NOPTS).any():
         return None
@@ -418,14 +421,16 @@ def _h264_columns(
     if b_frames and (p.pts == dts).any():
         return None  # FFmpeg may drop such a dts ("invalid dts/pts combination")
     keys = mpegts.h264_keys(p.head, p.head_len).astype(np.int64)
-    for k in np.flatnonzero(keys < 0).tolist():
-        keys[k] = mpegts.h264_key(ts.prefix(p, k, 4096))
-        if keys[k] < 0 and p.size[k] > 4096:
+    unsure = np.flatnonzero(keys < 0)
+    heads = dict(zip(unsure.tolist(), ts.prefixes(p, unsure, HEAD_BYTES), strict=True))
+    for k, head in heads.items():
+        keys[k] = mpegts.h264_key(head)
+        if keys[k] < 0 and p.size[k] > len(head):
             keys[k] = mpegts.h264_key(ts.prefix(p, k, int(p.size[k])))
         if keys[k] < 0:
             return None
     return (dts, p.pts.copy(), np.zeros(n, dtype=np.int64), keys, p.size.copy(),
-            p.pos.copy())
+            p.pos.copy()), heads
 
 
 def _aac_columns(
