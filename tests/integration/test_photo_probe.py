@@ -47,16 +47,9 @@ PHOTOS: dict[str, tuple[Callable[[Path], bytes], tuple[object, ...]]] = {
     "photo.tif": (lambda _: tiff_image(">"), HUAWEI),
     "photo.heic": (lambda _: heic(sample(">")), GOOGLE),
 }
-# The probe (pipeline/media/probe/demux.py) reads EXIF only when the file starts FF D8.
-NOT_JPEG = pytest.mark.xfail(
-    strict=True, reason="demux.probe reads EXIF of JPEG only: it should ask "
-    "exif.has_exif_container(head) (issue 9 item 9; demux.py is not this change's)",
-)
-
-
-@pytest.mark.parametrize(
-    "name", [n if n.endswith(".jpg") else pytest.param(n, marks=NOT_JPEG) for n in PHOTOS]
-)
+# The probe (pipeline/media/probe/demux.py) reads EXIF of every format that can hold it
+# (exif.has_exif_container).
+@pytest.mark.parametrize("name", PHOTOS)
 def test_photo_capture_time_and_device_reach_the_probe_result(
     tmp_path: Path, name: str
 ) -> None:
