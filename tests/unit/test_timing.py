@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.analysis.timeline import modal
 from pipeline.analysis.timing import Tolerances, analyse
-from schemas.media import NOPTS
+from schemas.media import NOPTS, Finding, StreamTimeline
 from tests.timelines import AAC, AUDIO_TB, FRAME, audio, codes, regular, result, stream
 
 # --- gaps -------------------------------------------------------------------------------
@@ -82,10 +84,11 @@ def test_gap_at_seconds_counts_from_earliest_stream_start() -> None:
     v = regular(60, start=9000)  # video starts 0.1 s after audio
     v[30:] += 150 * FRAME
     a = regular(100, AAC)
-    f = codes(analyse(result(stream(v), stream(a, index=1, kind="audio", tb=AUDIO_TB))))
-    gap = next(x for x in f if x.code == "GAP_IN_STREAM")
-    assert gap.at_seconds is not None
-    assert abs(gap.at_seconds - (0.1 + 29 / 30)) < 1e-9
+    f = codes(analyse(result(stream(v), stream(a, index=1, kind="audio", tb=AUDIO_TB))),
+              "GAP_IN_STREAM")
+    assert [(x.stream_index, x.pts) for x in f] == [(0, int(v[29]))]
+    assert f[0].at_seconds is not None
+    assert abs(f[0].at_seconds - (0.1 + 29 / 30)) < 1e-9
 
 
 def test_data_streams_are_not_judged() -> None:
@@ -100,14 +103,14 @@ def test_dts_going_backwards_is_reported() -> None:
     dts = regular(20)
     dts[10] = dts[8]
     f = codes(analyse(result(stream(regular(20), dts=dts))), "TS_BACKWARDS")
-    assert [x.pts for x in f] == [int(dts[10])]
+    assert [(x.stream_index, x.pts, x.at_seconds) for x in f] == [(0, int(dts[10]), 8 / 30)]
 
 
 def test_repeated_dts_is_reported() -> None:
     dts = regular(20)
     dts[10] = dts[9]
     f = codes(analyse(result(stream(regular(20), dts=dts))), "TS_REPEATED")
-    assert len(f) == 1
+    assert [(x.stream_index, x.pts, x.at_seconds) for x in f] == [(0, int(dts[9]), 9 / 30)]
 
 
 def test_dts_after_pts_beyond_reorder_allowance_is_reported() -> None:
@@ -115,7 +118,8 @@ def test_dts_after_pts_beyond_reorder_allowance_is_reported() -> None:
     dts = pts.copy()
     dts[5] = pts[5] + 10 * FRAME
     dts[6:] += 10 * FRAME
-    assert len(codes(analyse(result(stream(pts, dts=dts))), "DTS_AFTER_PTS")) >= 1
+    f = codes(analyse(result(stream(pts, dts=dts))), "DTS_AFTER_PTS")
+    assert [(x.stream_index, x.pts) for x in f] == [(0, int(p)) for p in pts[5:]]
 
 
 def test_small_negative_composition_offset_is_normal() -> None:
@@ -139,8 +143,8 @@ def test_packet_one_tick_apart_is_one_splice() -> None:
     pts = regular(200, AAC)
     pts = np.insert(pts, 100, pts[99] + 1)
     f = codes(analyse(result(audio(pts))), "SPLICE_IRREGULAR_DURATION")
-    assert len(f) == 1
-    assert "spaced 1 ticks" in f[0].detail
+    assert [(x.stream_index, x.pts) for x in f] == [(1, int(pts[99]))]
+    assert f[0].detail.endswith("are spaced 1 ticks apart.")
 
 
 def test_odd_first_and_last_spacing_are_priming_not_splices() -> None:
@@ -192,7 +196,8 @@ def test_every_threshold_can_be_changed() -> None:
     pts = regular(60)
     pts[30:] += 4 * FRAME
     tol = Tolerances(gap_floor_regular=Fraction(1, 10))
-    assert len(codes(analyse(result(stream(pts)), tol), "GAP_IN_STREAM")) == 1
+    f = codes(analyse(result(stream(pts)), tol), "GAP_IN_STREAM")
+    assert [(x.stream_index, x.pts) for x in f] == [(0, int(pts[29]))]
 
 
 def test_av9_one_video_frame_five_percent_late_is_capture_jitter_not_a_splice() -> None:
@@ -208,7 +213,7 @@ def test_av9_one_audio_packet_five_percent_off_is_a_splice_sign() -> None:
     pts[100:] += 51
     found = codes(analyse(result(stream(pts, kind="audio", tb=AUDIO_TB))),
                   "SPLICE_IRREGULAR_DURATION")
-    assert len(found) == 1
+    assert [(x.stream_index, x.pts) for x in found] == [(0, int(pts[99]))]
 
 
 def test_names_other_stages_import_stay_importable_from_timing() -> None:
@@ -219,3 +224,233 @@ def test_names_other_stages_import_stay_importable_from_timing() -> None:
     assert timing.resume_points is voice.resume_points
     assert timing.speech_like is voice.speech_like
     assert timing.EDITING_TOOLS is provenance.EDITING_TOOLS
+
+
+# --- properties: clean timelines of every kind, and one gap anywhere ---------------------
+#
+# The rules (README, "What the timestamps can and cannot prove"): a gap is a spacing of
+# presentation times of more than 3 frames and 0.2 s in a constant-rate stream, more than
+# 4x the 90th-percentile spacing and 1 s in a variable-rate one. A finding is at the last
+# packet presented before the hole, in the stream's ticks and in seconds from the file's
+# earliest presentation time.
+
+RATES = [Fraction(5), Fraction(10), Fraction(15), Fraction(24), Fraction(25),
+         Fraction(30000, 1001), Fraction(30), Fraction(50), Fraction(60)]
+TIME_BASES = [Fraction(1, 90000), Fraction(1, 30000), Fraction(1, 15360), Fraction(1, 1000),
+              Fraction(1, 600)]
+JUDGED = ("interruption", "edit")
+
+
+def _clock(n: int, rate: Fraction, tb: Fraction) -> np.ndarray:
+    """n frames of a constant-rate clock, as a muxer stores them: floor(i / rate / tb)."""
+    per = 1 / (rate * tb)
+    return np.asarray([int(i * per) for i in range(n)], dtype=np.int64)
+
+
+def _jittered(pts: np.ndarray, per: Fraction, rng: np.random.Generator) -> np.ndarray:
+    """Capture jitter: up to a third of the frames written up to 10% of a frame early or
+    late, never two neighbours (so no spacing misses the clock by more than 10%)."""
+    out = pts.copy()
+    limit = int(per / 10)
+    for i in range(1, pts.size - 1, 2):  # odd frames only: neighbours never both move
+        if rng.random() < 2 / 3:
+            out[i] += int(rng.integers(-limit, limit + 1))
+    return out
+
+
+def _b_frames(n_groups: int, m: int, per: int) -> tuple[np.ndarray, np.ndarray]:
+    """Groups of m frames in decode order (the group's anchor, then its m-1 B-frames),
+    pts in display order, dts delayed by m-1 frames: pts and dts in decode order."""
+    display: list[int] = []
+    for g in range(n_groups):
+        display += [g * m + m - 1, *range(g * m, g * m + m - 1)]
+    pts = np.asarray(display, dtype=np.int64) * per
+    dts = (np.arange(len(display), dtype=np.int64) - (m - 1)) * per
+    return pts, dts
+
+
+def _vfr(n: int, lo: int, hi: int, rng: np.random.Generator, scale: int) -> np.ndarray:
+    """A variable-rate phone: spacings lo..hi ms (uniform), in 1/(1000*scale) ticks."""
+    d = rng.integers(lo, hi + 1, size=n - 1) * scale
+    return np.concatenate([[0], np.cumsum(d)]).astype(np.int64)
+
+
+def _judged(fs: list[Finding]) -> list[tuple[str, int | None, int | None]]:
+    return [(f.code, f.stream_index, f.pts) for f in fs if f.category in JUDGED]
+
+
+def _audio_over(seconds: Fraction) -> StreamTimeline:
+    return audio(regular(int(seconds * 48000 / AAC), AAC))
+
+
+@settings(max_examples=80, deadline=None)
+@given(rate=st.sampled_from(RATES), tb=st.sampled_from(TIME_BASES),
+       n=st.integers(min_value=30, max_value=600), start=st.integers(0, 10**7))
+def test_a_clean_constant_rate_recording_has_no_gap_or_edit(
+    rate: Fraction, tb: Fraction, n: int, start: int
+) -> None:
+    v = stream(_clock(n, rate, tb) + start, tb=tb, duration=int(1 / (rate * tb)))
+    a = _audio_over(n / rate)
+    a = stream(a.pts + int(Fraction(start) * tb * 48000), index=1, kind="audio", tb=AUDIO_TB)
+    assert _judged(analyse(result(v, a))) == []
+
+
+@settings(max_examples=80, deadline=None)
+@given(rate=st.sampled_from(RATES), tb=st.sampled_from(TIME_BASES[:3]),
+       n=st.integers(min_value=30, max_value=600), seed=st.integers(0, 2**32 - 1))
+def test_capture_jitter_up_to_a_tenth_of_a_frame_is_no_gap_or_edit(
+    rate: Fraction, tb: Fraction, n: int, seed: int
+) -> None:
+    per = 1 / (rate * tb)
+    pts = _jittered(_clock(n, rate, tb), per, np.random.default_rng(seed))
+    assert _judged(analyse(result(stream(pts, tb=tb, duration=int(per))))) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(groups=st.integers(min_value=10, max_value=150), m=st.integers(min_value=2, max_value=4),
+       gop=st.sampled_from([0, 1, 2]))
+def test_b_frame_reordering_is_no_gap_or_edit(groups: int, m: int, gop: int) -> None:
+    """Presentation order differs from decode order (IBBP...); dts rise steadily and never
+    pass pts; keyframes at a fixed cadence of whole groups."""
+    pts, dts = _b_frames(groups, m, FRAME)
+    kf = (pts // FRAME) % (m * (gop + 1) * 5) == 0 if gop else None
+    s = stream(pts, dts=dts, keyframe=kf)
+    assert _judged(analyse(result(s))) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(min_value=60, max_value=500), lo=st.integers(4, 150),
+       width=st.integers(50, 154), scale=st.sampled_from([1, 90]),
+       seed=st.integers(0, 2**32 - 1))
+def test_a_clean_variable_rate_recording_has_no_gap_or_edit(
+    n: int, lo: int, width: int, scale: int, seed: int
+) -> None:
+    hi = min(lo + width, 304)
+    pts = _vfr(n, lo, hi, np.random.default_rng(seed), scale)
+    s = stream(pts, tb=Fraction(1, 1000 * scale), duration=70 * scale)
+    assert _judged(analyse(result(s))) == []
+
+
+def _with_hole(pts: np.ndarray, after: int, spacing: int) -> np.ndarray:
+    """pts (display order) with the frames after index `after` moved so that the spacing
+    across the hole is exactly `spacing` ticks."""
+    out = pts.copy()
+    out[after + 1 :] += spacing - (pts[after + 1] - pts[after])
+    return out
+
+
+def _one_gap(fs: list[Finding], stream_index: int, pts: int) -> None:
+    gaps = [(f.code, f.stream_index, f.pts) for f in fs if f.code == "GAP_IN_STREAM"]
+    assert gaps == [("GAP_IN_STREAM", stream_index, pts)]
+    assert _judged(fs) == gaps  # and no edit finding
+
+
+@settings(max_examples=80, deadline=None)
+@given(rate=st.sampled_from(RATES), tb=st.sampled_from(TIME_BASES),
+       n=st.integers(min_value=40, max_value=400), where=st.floats(0, 1),
+       longer=st.integers(min_value=1, max_value=10**6), jitter=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_a_gap_anywhere_in_a_constant_rate_recording_is_one_finding_at_its_pts(
+    rate: Fraction, tb: Fraction, n: int, where: float, longer: int, jitter: bool, seed: int
+) -> None:
+    """Over a second missing (longer than either rule's threshold), after any frame: one
+    GAP_IN_STREAM at that frame's pts, within a frame of its time on the clock."""
+    per = 1 / (rate * tb)
+    pts = _clock(n, rate, tb)
+    if jitter:
+        pts = _jittered(pts, per, np.random.default_rng(seed))
+    i = min(n - 2, int(where * (n - 1)))
+    holed = _with_hole(pts, i, int(1 / tb) + int(4 * per) + longer)
+    fs = analyse(result(stream(holed, tb=tb, duration=int(per))))
+    _one_gap(fs, 0, int(pts[i]))
+    (gap,) = [f for f in fs if f.code == "GAP_IN_STREAM"]
+    assert gap.at_seconds is not None
+    assert abs(gap.at_seconds - float(i / rate)) <= float(1 / rate)
+
+
+@settings(max_examples=50, deadline=None)
+@given(groups=st.integers(min_value=10, max_value=100), m=st.integers(min_value=2, max_value=4),
+       where=st.floats(0, 1), hole_frames=st.integers(min_value=7, max_value=3000))
+def test_a_gap_between_groups_of_b_frames_is_one_finding_at_the_last_shown_frame(
+    groups: int, m: int, where: float, hole_frames: int
+) -> None:
+    """The camera stopped after a group: every later packet (pts and dts) moves on by the
+    hole; the finding is at the group's last frame in display order, not in decode order."""
+    pts, dts = _b_frames(groups, m, FRAME)
+    g = 1 + min(groups - 2, int(where * (groups - 1)))  # the first group after the hole
+    later = np.arange(pts.size) >= g * m
+    pts = pts + later * hole_frames * FRAME
+    dts = dts + later * hole_frames * FRAME
+    _one_gap(analyse(result(stream(pts, dts=dts))), 0, (g * m - 1) * FRAME)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(min_value=60, max_value=400), lo=st.integers(4, 150),
+       width=st.integers(50, 154), where=st.floats(0, 1),
+       longer=st.integers(min_value=1, max_value=10**5), seed=st.integers(0, 2**32 - 1))
+def test_a_gap_anywhere_in_a_variable_rate_recording_is_one_finding_at_its_pts(
+    n: int, lo: int, width: int, where: float, longer: int, seed: int
+) -> None:
+    hi = min(lo + width, 304)
+    pts = _vfr(n, lo, hi, np.random.default_rng(seed), 1)
+    i = min(n - 2, int(where * (n - 1)))
+    holed = _with_hole(pts, i, 4 * hi + 1000 + longer)
+    _one_gap(analyse(result(stream(holed, tb=Fraction(1, 1000), duration=70))), 0,
+             int(pts[i]))
+
+
+# --- the thresholds themselves, at their boundary --------------------------------------------
+
+
+def _regular_threshold(d: np.ndarray, tb: Fraction) -> int:
+    """README: more than 3 frames (the modal spacing) and 0.2 s."""
+    return max(3 * modal(d[d > 0]), math.floor(Fraction(1, 5) / tb))
+
+
+def _vfr_threshold(d: np.ndarray, tb: Fraction) -> int:
+    """README: more than 4x the 90th-percentile spacing and 1 s (the hole itself counted
+    among the spacings: as the largest one, whatever its size)."""
+    q90 = int(np.percentile(d[d > 0], 90, method="higher"))
+    return max(4 * q90, math.floor(Fraction(1) / tb))
+
+
+@settings(max_examples=80, deadline=None)
+@given(rate=st.sampled_from(RATES), tb=st.sampled_from(TIME_BASES),
+       n=st.integers(min_value=40, max_value=300), where=st.floats(0, 1))
+def test_a_constant_rate_hole_of_exactly_the_threshold_is_no_gap_and_one_tick_more_is(
+    rate: Fraction, tb: Fraction, n: int, where: float
+) -> None:
+    pts = _clock(n, rate, tb)
+    i = min(n - 2, int(where * (n - 1)))
+    d = np.diff(_with_hole(pts, i, 10**9))
+    limit = _regular_threshold(d, tb)
+    s = lambda spacing: stream(_with_hole(pts, i, spacing), tb=tb)  # noqa: E731
+    assert codes(analyse(result(s(limit))), "GAP_IN_STREAM") == []
+    _one_gap(analyse(result(s(limit + 1))), 0, int(pts[i]))
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(min_value=60, max_value=400), lo=st.integers(4, 250),
+       width=st.integers(50, 154), where=st.floats(0, 1), seed=st.integers(0, 2**32 - 1))
+def test_a_variable_rate_hole_of_exactly_the_threshold_is_no_gap_and_one_tick_more_is(
+    n: int, lo: int, width: int, where: float, seed: int
+) -> None:
+    """Spacings up to 304 ms, so 4x their 90th percentile is often above the 1 s floor."""
+    hi = min(lo + width, 304)
+    tb = Fraction(1, 1000)
+    pts = _vfr(n, lo, hi, np.random.default_rng(seed), 1)
+    i = min(n - 2, int(where * (n - 1)))
+    limit = _vfr_threshold(np.diff(_with_hole(pts, i, 10**9)), tb)
+    s = lambda spacing: stream(_with_hole(pts, i, spacing), tb=tb, duration=70)  # noqa: E731
+    assert codes(analyse(result(s(limit))), "GAP_IN_STREAM") == []
+    _one_gap(analyse(result(s(limit + 1))), 0, int(pts[i]))
+
+
+def test_a_variable_rate_hole_just_over_four_times_the_90th_percentile_is_a_gap() -> None:
+    """Frames 250-304 ms apart: 4x the 90th percentile (about 1.2 s) is the threshold, not
+    the 1 s floor; a hole one tick longer is a gap (8x would call it none)."""
+    pts = _vfr(200, 250, 304, np.random.default_rng(7), 1)
+    limit = _vfr_threshold(np.diff(_with_hole(pts, 99, 10**9)), Fraction(1, 1000))
+    assert limit > 1000
+    holed = _with_hole(pts, 99, limit + 1)
+    _one_gap(analyse(result(stream(holed, tb=Fraction(1, 1000)))), 0, int(pts[99]))
