@@ -174,14 +174,16 @@ class TsFile:
         packets with an adaptation field (a few per PES) and the PES starts are read
         further; a PES's payload is counted as 184 bytes a packet less what adaptation
         fields take."""
-        if (w & 0x800000).any():
+        b1 = (w >> 16).astype(np.uint8)  # TEI, payload_unit_start, PID high bits
+        b3 = w.astype(np.uint8)  # scrambling, adaptation field control, continuity
+        if (b1 & 0x80).any():
             raise _Doubt(f"PID {pid}: transport error indicator set")
-        if (w & 0xC0).any():
+        if (b3 & 0xC0).any():
             raise _Doubt(f"PID {pid}: scrambled TS packets")
-        if ((w & 0x30) == 0).any():
+        if ((b3 & 0x30) == 0).any():
             raise _Doubt(f"PID {pid}: TS packet with reserved adaptation_field_control")
-        cc = (w & 0xF).astype(np.uint8)
-        hp = ((w >> 4) & 1).astype(np.uint8)
+        cc = b3 & 0xF
+        hp = (b3 >> 4) & 1
         # FFmpeg's continuity check: +1 on a packet with payload, unchanged without.
         step = ((cc[1:] - cc[:-1] - hp[1:]) & 0xF) != 0
         if (st.cc >= 0 and (int(cc[0]) - st.cc - int(hp[0])) & 0xF) or step.any():
@@ -190,7 +192,7 @@ class TsFile:
                 k = 0
             raise _Doubt(f"PID {pid}: continuity counter break at TS packet {int(rows[k])}")
         st.cc = int(cc[-1])
-        afi = np.flatnonzero(w & 0x20)
+        afi = np.flatnonzero(b3 & 0x20)
         af_len = self.flat[rows[afi] * TS + 4].astype(np.int64)
         af_flags = np.where(af_len > 0, self.flat[rows[afi] * TS + 5], 0)
         af_hp = hp[afi].astype(bool)
@@ -201,7 +203,7 @@ class TsFile:
         # Payload an adaptation field takes from its packet's 184 bytes (all without payload).
         loss = np.where(af_hp, 1 + af_len, TS - 4)
         cum_loss = np.concatenate(([0], np.cumsum(loss)))
-        si = np.flatnonzero((w & 0x400010) == 0x400010)
+        si = np.flatnonzero((b1 & 0x40) & (b3 << 2))  # a start with payload (0x10 << 2)
         if si.size:
             at = np.searchsorted(afi, si)  # adaptation fields before each start
             before = st.base + (TS - 4) * si - cum_loss[at]
