@@ -16,7 +16,6 @@ import socket
 import struct
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 import time
@@ -27,9 +26,9 @@ import pytest
 
 from pipeline.demo import synth
 from tests.mediagen import START, Generated
+from tests.unixusers import interpreter_for, throwaway_users, why_no_users
 
 ROOT = Path(__file__).resolve().parents[2]
-USER = "custody-ingest-test"
 
 
 def _parents() -> dict[int, int]:
@@ -110,31 +109,14 @@ def test_a_sigkilled_ingest_leaves_no_process_and_the_next_run_removes_its_stagi
 # --- the mixed dock folder, as a non-root user ---------------------------------------------
 
 
-def _acting_user() -> pwd.struct_passwd:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create the non-root user the CLI runs as (CI runs as root)")
-    if shutil.which("runuser") is None or shutil.which("useradd") is None:
-        pytest.skip("runuser/useradd not found")
-    try:
-        return pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                        "/usr/sbin/nologin", USER], check=False, capture_output=True)
-        return pwd.getpwnam(USER)  # created now (or by a concurrent run)
-
-
-def _interpreter(user: str, cwd: Path, env: dict[str, str]) -> str:
-    """An interpreter the user can run with the project's packages: this one, or (when its
-    home is not reachable, e.g. under /root) the system Python of the same version."""
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    for exe in (sys.executable, f"/usr/bin/python{version}"):
-        ok = subprocess.run(
-            ["runuser", "-u", user, "--", "env", *[f"{k}={v}" for k, v in env.items()],
-             exe, "-c", "import pyarrow, av, blake3, duckdb, pipeline.cli.main"],
-            cwd=cwd, capture_output=True, check=False, timeout=60)
-        if ok.returncode == 0:
-            return exe
-    pytest.skip(f"no Python {version} with the project's packages runnable by {user}")
+@pytest.fixture(scope="module")
+def acting_user() -> Iterator[pwd.struct_passwd]:
+    """A throw-away non-root account (removed afterwards)."""
+    why = why_no_users()
+    if why:
+        pytest.skip(why)
+    with throwaway_users(["ingest"]) as names:
+        yield pwd.getpwnam(names["ingest"])
 
 
 _IN_OPEN = 0x20
@@ -184,9 +166,9 @@ def dock_tmp() -> Iterator[Path]:
 
 def test_one_mixed_dock_folder_ingests_in_one_run_as_a_non_root_user(
     dock_tmp: Path, clean_recording: Generated, short_recording: Generated,
-    interrupted_recording: Generated,
+    interrupted_recording: Generated, acting_user: pwd.struct_passwd,
 ) -> None:
-    user = _acting_user()
+    user = acting_user
     src = dock_tmp / "dock"
     src.mkdir()
 
@@ -211,16 +193,19 @@ def test_one_mixed_dock_folder_ingests_in_one_run_as_a_non_root_user(
     locked = copy(clean_recording, "d_unreadable.mp4", 7)  # root's, mode 000
     locked.chmod(0)
     os.chmod(dock_tmp, 0o755)
-    env = {"PYTHONPATH": f"{ROOT}:{sysconfig.get_paths()['purelib']}", "HOME": str(dock_tmp),
-           "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-    exe = _interpreter(user.pw_name, dock_tmp, env)
+    python = interpreter_for(user.pw_name)
+    if python is None:
+        pytest.skip(f"no Python runnable by {user.pw_name} with the project's packages")
+    argv, pyenv = python
+    env = {**pyenv, "HOME": str(dock_tmp), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+           "LANG": "C.UTF-8"}
     # Deleted after the listing, before it is opened: when the first file is opened, the
     # listing is done and zz_deleted.mp4 (the last but one) is several files away.
     watch = _OnOpen(src, "a1_clean.mp4", victim.unlink)
     try:
         proc = subprocess.run(
             ["runuser", "-u", user.pw_name, "--", "env", *[f"{k}={v}" for k, v in env.items()],
-             exe, "-m", "pipeline.cli", "ingest", str(src), "--store", str(dock_tmp / "store"),
+             *argv, "-m", "pipeline.cli", "ingest", str(src), "--store", str(dock_tmp / "store"),
              "--catalog", str(dock_tmp / "catalog"), "--json", "--quiet", "--workers", "1"],
             cwd=dock_tmp, capture_output=True, text=True, timeout=180, check=False)
     finally:
