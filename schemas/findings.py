@@ -62,9 +62,10 @@ CODES: dict[str, FindingCode] = {
         FindingCode(
             "UNEXPLAINED_INTERRUPTION", "AV-9", _C.INTERRUPTION, _S.ERROR,
             "Interruption without a spoken explanation", "中断后未作语音说明",
-            "In the 10 s after recording resumed the audio shows no speech-like level "
-            "changes (or there is no audio). A level test, not speech recognition: it cannot "
-            "tell what was said, and loud speech-like noise would pass it.",
+            "In the 10 s after recording resumed a voice-activity detector (Silero VAD, after "
+            "steady hum and tones are removed) hears less than 1 s of speech, or there is no "
+            "audio. It detects a human voice, not what was said: an officer speaking about "
+            "something else counts as an explanation.",
         ),
         # --- AV-9: edits ------------------------------------------------------------
         FindingCode(
