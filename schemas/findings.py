@@ -21,6 +21,7 @@ class Category(StrEnum):
     LABELLING = "labelling"
     DEADLINE = "deadline"
     SAFEGUARD = "safeguard"  # the archive's own protections: audit chain, ledger, WORM store
+    COMPLIANCE = "compliance"  # a case's duties: steps recorded, exemptions, preservation
 
 
 class Severity(StrEnum):
@@ -288,6 +289,51 @@ CODES: dict[str, FindingCode] = {
             "Against a fresh test object, the store accepted a delete, an overwrite or a "
             "shorter retention, or could not be checked: it may not protect originals "
             "from deletion or change. Proves what the store did to the test object only.",
+        ),
+        # --- cases (issue 12): AV-5/AV-ANNEX, AV-6, AV-12, AV-13 ----------------------------
+        FindingCode(
+            "CASE_UNKNOWN", "AV-12", _C.LABELLING, _S.WARNING,
+            "Labelled case number names no known case", "标注的案号不存在",
+            "The recording's case-number label matches no case opened in Custody (a typo, "
+            "or a case not opened yet): the recording is not linked to any case.",
+        ),
+        FindingCode(
+            "RECORDING_UNLINKED", "AV-12", _C.LABELLING, _S.WARNING,
+            "Recording not linked to any case", "录像未关联案件",
+            "N days (default 7) after it was stored, the recording is linked to no case. "
+            "Proves the catalog's links, not whether the footage is evidence.",
+        ),
+        FindingCode(
+            "STEP_NOT_RECORDED", "AV-5", _C.COMPLIANCE, _S.ERROR,
+            "Required step has no recording", "应录制的执法环节没有录像",
+            "A step the checklist (AV-ANNEX 事项清单) requires for the case's type has no "
+            "linked recording and no acknowledged exemption. Proves the links, not what the "
+            "footage shows.",
+        ),
+        FindingCode(
+            "EXEMPTION_INCOMPLETE", "AV-6", _C.COMPLIANCE, _S.ERROR,
+            "Exemption lacks its reason, basis or author", "不录制说明缺少理由、依据或记录人",
+            "An AV-6 exemption record has no reason code, no written basis or no author.",
+        ),
+        FindingCode(
+            "EXEMPTION_UNACKNOWLEDGED", "AV-6", _C.COMPLIANCE, _S.ERROR,
+            "Exemption not acknowledged by the section chief", "不录制说明未经科室负责人确认",
+            "An AV-6 exemption was recorded but no section chief (科室负责人) has "
+            "acknowledged it.",
+        ),
+        FindingCode(
+            "EXEMPTION_ACK_LATE", "AV-6", _C.COMPLIANCE, _S.WARNING,
+            "Exemption acknowledged late", "不录制说明确认超时",
+            "The section chief acknowledged the exemption more than the allowed number of "
+            "days (default 3) after it was recorded.",
+        ),
+        FindingCode(
+            "NOT_PERMANENT", "AV-13", _C.SAFEGUARD, _S.ERROR,
+            "Case has an AV-13 event but a recording is not kept long-term",
+            "案件有长期保存情形但录像未长期保存",
+            "An objection, obstruction, review or litigation event was recorded for the case, "
+            "yet a linked recording's current retention is not permanent with a legal hold "
+            "(a store that refused, for example). Read from the catalog's retention events.",
         ),
     )
 }

@@ -86,6 +86,18 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "CATALOG_PART_UNRECORDED": ("AV-16", "falsifying records"),
     "CATALOG_COMMIT_UNRECORDED": ("AV-16", "falsifying records"),
     "CATALOG_COMMITS_BROKEN": ("AV-16", "deleting or falsifying records"),
+    # AV-12: "labelled with the case number" (a number naming no case; a recording linked
+    # to no case).
+    "CASE_UNKNOWN": ("AV-12", "labelled with the case number"),
+    "RECORDING_UNLINKED": ("AV-12", "labelled with the case number"),
+    # AV-5/AV-ANNEX: "a coverage report per case"; AV-6: "An activity with neither a
+    # recording nor an acknowledged exemption is a finding."
+    "STEP_NOT_RECORDED": ("AV-5", "a coverage report per case"),
+    "EXEMPTION_INCOMPLETE": ("AV-6", "reason code from this list, basis text, author"),
+    "EXEMPTION_UNACKNOWLEDGED": ("AV-6", "section chief's acknowledgement"),
+    "EXEMPTION_ACK_LATE": ("AV-6", "report it to the section chief"),
+    # AV-13: "Retention tier permanent, set by these case events".
+    "NOT_PERMANENT": ("AV-13", "retention tier permanent, set by these case events"),
 }
 
 
