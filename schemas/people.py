@@ -26,7 +26,9 @@ VIEW = "view"
 QUERY = "query"
 VERIFY = "verify"
 REPORT = "report"
-CASE_MANAGE = "case.manage"
+CASE_MANAGE = "case.manage"  # open a case, link recordings, documents, AV-13 events, exempt
+CASE_UNLINK = "case.unlink"  # take a recording out of a case (its retention stays)
+CASE_CLOSE = "case.close"  # close with the file's retention term; lifts holds (two people)
 EXEMPTION_ACK = "exemption.acknowledge"  # AV-6: the section chief acknowledges
 RETENTION_RAISE = "retention.raise"
 RETENTION_LOWER = "retention.lower"  # nobody: retention only grows (AV-11)
@@ -48,7 +50,8 @@ AUDIT_VERIFY = "audit.verify"
 ACT_AS = "identity.act_as"
 
 ACTIONS: tuple[str, ...] = (
-    INGEST, LABEL, VIEW, QUERY, VERIFY, REPORT, CASE_MANAGE, EXEMPTION_ACK,
+    INGEST, LABEL, VIEW, QUERY, VERIFY, REPORT, CASE_MANAGE, CASE_UNLINK, CASE_CLOSE,
+    EXEMPTION_ACK,
     RETENTION_RAISE, RETENTION_LOWER, DELETE, HOLD_PLACE, HOLD_LIFT,
     EXPORT_REQUEST, EXPORT_APPROVE, STAFF_VIEW, STAFF_MANAGE, STAFF_ROSTER,
     DEVICE_VIEW, DEVICE_MANAGE, AUDIT_VIEW, AUDIT_VERIFY,
@@ -58,6 +61,7 @@ ACTIONS: tuple[str, ...] = (
 AUX10_FORBIDDEN: frozenset[str] = frozenset({
     RETENTION_RAISE, RETENTION_LOWER, DELETE, HOLD_PLACE, HOLD_LIFT,
     EXPORT_REQUEST, EXPORT_APPROVE, EXEMPTION_ACK, STAFF_MANAGE, DEVICE_MANAGE,
+    CASE_UNLINK, CASE_CLOSE,
 })
 
 # --- roles and the permission table --------------------------------------------------------
@@ -88,17 +92,18 @@ _READ = frozenset({VIEW, QUERY, VERIFY, STAFF_ROSTER, AUDIT_VERIFY})
 PERMISSIONS: dict[str, frozenset[str]] = {
     # AUX-9: clerical work, data entry, equipment care, assisting officers.
     AUXILIARY: frozenset({INGEST, LABEL, VIEW, STAFF_ROSTER}),
-    OFFICER: _READ | {INGEST, LABEL, EXPORT_REQUEST, DEVICE_VIEW},
+    OFFICER: _READ | {INGEST, LABEL, CASE_MANAGE, EXPORT_REQUEST, DEVICE_VIEW},
     SECTION_CHIEF: _READ | {
         REPORT, EXEMPTION_ACK, EXPORT_REQUEST, EXPORT_APPROVE, HOLD_PLACE, STAFF_VIEW,
-        DEVICE_VIEW, AUDIT_VIEW,
+        DEVICE_VIEW, AUDIT_VIEW, CASE_MANAGE, CASE_UNLINK, CASE_CLOSE,
     },
     LEGAL_UNIT: _READ | {
         REPORT, RETENTION_RAISE, HOLD_PLACE, HOLD_LIFT, EXPORT_REQUEST, EXPORT_APPROVE,
         STAFF_VIEW, DEVICE_VIEW, AUDIT_VIEW,
     },
     RECORDS_OFFICER: _READ | {
-        LABEL, CASE_MANAGE, RETENTION_RAISE, HOLD_PLACE, HOLD_LIFT, EXPORT_REQUEST, DEVICE_VIEW,
+        LABEL, CASE_MANAGE, CASE_UNLINK, CASE_CLOSE, RETENTION_RAISE, HOLD_PLACE, HOLD_LIFT,
+        EXPORT_REQUEST, DEVICE_VIEW,
     },
     ANALYST: _READ | {REPORT},
     # Manages people and devices, reads the audit log; approves nothing (separation of duty).
