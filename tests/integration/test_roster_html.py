@@ -1,14 +1,18 @@
-"""AUX-13 public roster: only public columns in CSV and HTML; the HTML renders in Chromium."""
+"""AUX-13 public roster: only public columns in CSV and HTML; Chromium builds the HTML with
+its Chinese headings and names and draws their glyphs."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
 import io
+import json
 import os
+import re
 import shutil
-import struct
 import subprocess
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -127,14 +131,77 @@ def test_an_empty_roster_still_has_its_headings():
     assert "（暂无）" in roster_html([], as_of=dt.date(2025, 6, 1))
 
 
-def _png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    assert data[12:16] == b"IHDR"
-    width, height = struct.unpack(">II", data[16:24])
-    return int(width), int(height)
+# --- Chromium: the roster as a browser draws it -------------------------------------------
+#
+# Chromium parses the page (--dump-dom gives the DOM it built) and draws it (--screenshot).
+# To prove the text is drawn, the same page is drawn twice more: with every text made
+# transparent (only the text's pixels may change) and with every Chinese character
+# replaced by one character (boxes for missing glyphs would all look alike). Chromium
+# itself compares the screenshots: a page holding them as data: URIs draws each on a
+# canvas and counts the pixels that differ inside the table.
+
+WINDOW = (1000, 700)
+TRANSPARENT = "<style>* { color: transparent !important; }</style>"
+# Writes the table's box (CSS px; the screenshots are at scale 1) into the dumped DOM.
+MEASURE = ("<script>addEventListener('load', () => { const r = document.querySelector("
+           "'table').getBoundingClientRect(); document.body.dataset.table = [r.left, r.top, "
+           "r.right, r.bottom].map(Math.round).join(','); });</script>")
+COMPARE = """<!DOCTYPE html><html><body>%s<script>
+addEventListener('load', () => {
+  const pixels = (im) => {
+    const c = document.createElement('canvas');
+    c.width = im.naturalWidth; c.height = im.naturalHeight;
+    const g = c.getContext('2d'); g.drawImage(im, 0, 0);
+    return g.getImageData(0, 0, c.width, c.height);
+  };
+  const [x0, y0, x1, y1] = %s;
+  const imgs = [...document.images].map(pixels), base = imgs[0], out = {};
+  out.size = [base.width, base.height];
+  out.differ = imgs.slice(1).map((o) => {
+    let n = 0;
+    for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) {
+      const i = 4 * (y * base.width + x);
+      if (base.data[i] !== o.data[i] || base.data[i + 1] !== o.data[i + 1]
+          || base.data[i + 2] !== o.data[i + 2]) n++;
+    }
+    return n;
+  });
+  const pre = document.createElement('pre'); pre.id = 'result';
+  pre.textContent = JSON.stringify(out); document.body.append(pre);
+});
+</script></body></html>"""
 
 
-def test_aux13_the_html_roster_renders_in_headless_chromium(roster, tmp_path):
+def _chromium(tmp: Path, url: str, *extra: str) -> str:
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp / 'profile'}", "--hide-scrollbars",
+         "--force-device-scale-factor=1", f"--window-size={WINDOW[0]},{WINDOW[1]}", *extra,
+         url],
+        capture_output=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+    return proc.stdout.decode("utf-8")
+
+
+def _one_glyph(text: str) -> str:
+    """Every CJK character of the page's text (not its markup) replaced by 口."""
+    return re.sub(r">([^<]*)<", lambda m: ">" + re.sub(r"[\u4e00-\u9fff]", "口", m.group(1))
+                  + "<", text)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    dom: str  # the DOM Chromium built from the roster file
+    table: tuple[int, int, int, int]  # the table's box in the screenshots
+    size: tuple[int, int]  # the screenshots' size
+    differ_transparent: int  # table pixels that change when the text is transparent
+    differ_one_glyph: int  # ... when every Chinese character is 口
+
+
+@pytest.fixture(scope="module")
+def rendered(roster: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} not found: install the Debian package `chromium` "
                     "(and fonts-noto-cjk for the Chinese glyphs)")
@@ -143,20 +210,61 @@ def test_aux13_the_html_roster_renders_in_headless_chromium(roster, tmp_path):
                                       check=False).stdout.strip():
         pytest.skip("no Chinese font: the screenshot would show boxes; install the Debian "
                     "package fonts-noto-cjk")
+    tmp = tmp_path_factory.mktemp("chromium")
     _, html_path = roster
-    png = tmp_path / "roster.png"
-    proc = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars",
-         "--window-size=1000,700", f"--screenshot={png}", html_path.as_uri()],
-        capture_output=True, timeout=120, check=False,
-    )
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
-    data = png.read_bytes()
-    width, height = _png_size(data)
-    assert (width, height) == (1000, 700)
-    assert len(data) > 10_000, "screenshot is nearly empty"
+    page = html_path.read_text(encoding="utf-8")
+    assert page.count("</body>") == 1 and page.count("</head>") == 1
+    shots = [tmp / "roster.png", tmp / "transparent.png", tmp / "one_glyph.png"]
+    dom = _chromium(tmp, html_path.as_uri(), f"--screenshot={shots[0]}", "--dump-dom")
+    clear = tmp / "transparent.html"
+    clear.write_text(page.replace("</head>", TRANSPARENT + "</head>").replace(
+        "</body>", MEASURE + "</body>"), encoding="utf-8")
+    measured = _chromium(tmp, clear.as_uri(), f"--screenshot={shots[1]}", "--dump-dom")
+    m = re.search(r'data-table="(\d+),(\d+),(\d+),(\d+)"', measured)
+    assert m, measured[:500]
+    box = (int(m[1]), int(m[2]), int(m[3]), int(m[4]))
+    glyph = tmp / "one_glyph.html"
+    glyph.write_text(_one_glyph(page), encoding="utf-8")
+    _chromium(tmp, glyph.as_uri(), f"--screenshot={shots[2]}")
     keep = os.environ.get("CUSTODY_KEEP_SCREENSHOT")
     if keep:
-        shutil.copy(png, keep)
+        shutil.copy(shots[0], keep)
+
+    imgs = "".join(f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
+                   for p in shots)
+    compare = tmp / "compare.html"
+    compare.write_text(COMPARE % (imgs, json.dumps(list(box))), encoding="utf-8")
+    out = _chromium(tmp, compare.as_uri(), "--dump-dom")
+    m = re.search(r'<pre id="result">([^<]*)</pre>', out)
+    assert m, out[-500:]
+    result = json.loads(m[1])
+    return Rendered(dom, box, tuple(result["size"]), *result["differ"])
+
+
+def test_aux13_chromium_builds_the_roster_with_its_chinese_headings_and_names(
+    rendered: Rendered,
+) -> None:
+    table = _Table()
+    table.feed(rendered.dom)
+    assert table.headings == PUBLIC_HEADINGS
+    assert [r for r in table.rows if r] == [["王五", "X-1", "综合执法队", "协管员", "在岗"],
+                                            ["欧阳晓<燕>", "X-2", "综合执法队", "协管员", "停岗"]]
+    assert "<h1>行政执法辅助人员公示</h1>" in rendered.dom
+    assert not [p for p in PRIVATE if p in rendered.dom]
+
+
+def test_aux13_the_roster_text_is_drawn_in_the_table(rendered: Rendered) -> None:
+    """The same page with transparent text differs in thousands of the table's pixels: 40
+    Chinese characters and two staff numbers, each some tens of pixels at 11 pt (about
+    5,000 here)."""
+    x0, y0, x1, y1 = rendered.table
+    assert rendered.size == WINDOW
+    assert 0 <= x0 < x1 <= WINDOW[0] and 0 <= y0 < y1 <= WINDOW[1]
+    assert x1 - x0 >= 500 and y1 - y0 >= 60, rendered.table  # three rows across the page
+    assert rendered.differ_transparent >= 2000, rendered
+
+
+def test_aux13_the_chinese_glyphs_are_drawn_not_boxes(rendered: Rendered) -> None:
+    """Each Chinese character replaced by 口 changes the table: missing glyphs would be
+    the same box for every character, and the two pages would look alike."""
+    assert rendered.differ_one_glyph >= 1000, rendered
