@@ -535,11 +535,15 @@ def _tail_agrees(container: Any, streams: list[Any], per: dict[int, tuple[np.nda
             return False
         if pkt.size == 0 and pkt.pts is None and pkt.dts is None:
             continue
+        if pkt.stream_index not in per:
+            return False  # a stream the scan does not know (a later PMT added it)
         tail.setdefault(pkt.stream_index, []).append((
             NOPTS if pkt.dts is None else pkt.dts, NOPTS if pkt.pts is None else pkt.pts,
             NOPTS if pkt.duration is None else pkt.duration,
             int(pkt.is_keyframe) | (int(pkt.is_discard) << 1), pkt.size,
             NOPTS if pkt.pos is None else pkt.pos))
+    if len(container.streams) != len(streams):
+        return False
     for si, cols in per.items():
         k = min(_TAIL_PACKETS, cols[0].size)
         got = tail.get(si, [])[-k:]
