@@ -1,4 +1,5 @@
-"""Shared test fixtures. Media generators and the S3 server live in their own plugins."""
+"""Shared test fixtures. Media generators, the S3 server and the session check that the
+working tree is unchanged (`tests.treecheck`) live in their own plugins."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.mediagen", "tests.s3server"]
+pytest_plugins = ["tests.mediagen", "tests.s3server", "tests.treecheck", "pytester"]
 
 SHARED_MEDIA = Path(
     os.environ.get("CUSTODY_SHARED_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media")
@@ -28,3 +29,4 @@ def require_tool(name: str) -> str:
     if path is None:
         pytest.skip(f"{name} not on PATH (Debian package; `make test` installs it as root)")
     return path
+
