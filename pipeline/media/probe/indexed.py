@@ -373,7 +373,7 @@ def from_mpegts(
         return None
     for si in video:
         dts = per[si][0]
-        if dts.size > 1 and np.unique(np.diff(dts)).size != 1:
+        if dts.size > 2 and not (np.diff(dts) == dts[1] - dts[0]).all():
             return None  # not one frame per PES at a constant rate: demux to be sure
     attempt.demuxed = True
     if not _agrees_with_demux(container, per, shift=False, learn_duration=frozenset(video)):
@@ -475,29 +475,23 @@ def _wrapped(
     pid_of: dict[int, int], streams: list[Any],
 ) -> bool:
     """Unwrap every stream's 33-bit times in place as FFmpeg does against the first
-    packet its demuxer returns (a PES goes out when the next one of its PID starts, or
-    once complete where its header gives a length). Where that packet is unclear, every
-    candidate must give the same times; False when they do not."""
+    packet its demuxer returns (per program: this does not know the programs). Each
+    stream's first timestamp is tried as that reference, and all must give the same
+    times (they do unless a timestamp lies near 60 s before the start); False when not."""
     by_pid = {p.pid: p for p in pes}
-    emitted: dict[int, tuple[int, int]] = {}
-    for si, pid in pid_of.items():
+    refs = set()
+    for pid in pid_of.values():
         p = by_pid[pid]
-        ref = int(p.dts[0]) if p.dts[0] != NOPTS else int(p.pts[0])
-        out_at = int(p.pos[1]) if p.pos.size > 1 else 1 << 62
-        emitted[si] = (out_at if not p.want[0] else int(p.pos[0]), ref)
+        refs.add(int(p.dts[0]) if p.dts[0] != NOPTS else int(p.pts[0]))
     tb = {s.index: s.time_base for s in streams}
     results = []
-    order = sorted(emitted.values())
-    certain = all(not by_pid[pid].want[0] for pid in pid_of.values())
-    refs = [order[0][1]] if certain else sorted({r for _, r in order})
-    for ref in refs:
+    for ref in sorted(refs):
         res = {}
         for si, cols in per.items():
             t = tb[si]
             ticks = (60 * t.denominator) // t.numerator
             dts = mpegts.wrap(cols[0], ref, ticks)
             pts = mpegts.wrap(cols[1], ref, ticks)
-            # FFmpeg: a dts more than 2**32 above its pts was wrapped once too few.
             both = (dts != NOPTS) & (pts != NOPTS)
             if (both & (dts - (1 << 32) > pts)).any():
                 return False  # FFmpeg moves dts or pts by 2**33 there, as its cur_dts says
