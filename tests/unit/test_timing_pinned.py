@@ -1,0 +1,373 @@
+"""Timing findings pinned for mutation testing (issue 11 items 1 and 4): each finding's
+code, count, stream, pts, time and sentence, and each threshold on both of its sides.
+
+Timelines are built in the test (`tests.timelines`): 30 fps video in 1/90000 (3000 ticks
+a frame), AAC audio at 48 kHz (1024 ticks a packet).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from pipeline.analysis import timing as tm
+from pipeline.analysis.timeline import Clock
+from pipeline.analysis.tolerances import Tolerances
+from schemas.media import Finding, StreamTimeline
+from tests.timelines import AAC, AUDIO_TB, FRAME, audio, regular, result, stream
+
+TOL = Tolerances()
+
+
+def _f(f: Finding) -> tuple[str, str, int | None, int | None, float | None]:
+    return (f.code, f.detail, f.stream_index, f.pts, f.at_seconds)
+
+
+def _gaps(t: StreamTimeline, tol: Tolerances = TOL) -> list[Finding]:
+    return tm.find_gaps_and_splices(t, Clock([t]), tol)
+
+
+# --- gaps ------------------------------------------------------------------------------------
+
+
+def test_a_regular_gap_is_one_finding_with_its_exact_sentence() -> None:
+    v = stream(np.concatenate([regular(10), regular(20, start=20 * FRAME)]))
+    assert [_f(f) for f in _gaps(v)] == [(
+        "GAP_IN_STREAM",
+        "In video stream 0 nothing is presented for 0.367 s after 0.300 s (pts 27000) until "
+        "0.667 s (pts 60000); its packets are normally 0.033 s (3000 ticks) apart.",
+        0, 27000, 0.3)]
+
+
+def test_the_regular_gap_threshold_is_the_larger_of_three_frames_and_the_floor() -> None:
+    """3 frames = 9000 ticks; the 0.2 s floor = 18000 ticks wins: 18000 is no gap."""
+    at = 10 * FRAME
+    for hole, found in ((18000, 0), (18001, 1)):
+        v = stream(np.concatenate([regular(11), at + hole + regular(20)]))
+        assert len(_gaps(v)) == found, hole
+    # with no floor, three frames is the threshold
+    tol = Tolerances(gap_floor_regular=Fraction(0))
+    for hole, found in ((3 * FRAME, 0), (3 * FRAME + 1, 1)):
+        v = stream(np.concatenate([regular(11), at + hole + regular(20)]))
+        assert len(_gaps(v, tol)) == found, hole
+
+
+def test_gap_frames_regular_sets_the_multiple_of_the_mode() -> None:
+    tol = Tolerances(gap_floor_regular=Fraction(0), gap_frames_regular=2)
+    at = 10 * FRAME
+    for hole, found in ((2 * FRAME, 0), (2 * FRAME + 1, 1)):
+        v = stream(np.concatenate([regular(11), at + hole + regular(20)]))
+        assert len(_gaps(v, tol)) == found, hole
+
+
+def test_a_variable_rate_gap_is_found_at_its_pts() -> None:
+    d = [33, 34, 30, 40, 35, 33, 31, 36, 33, 29, 38, 34] * 3
+    first = np.cumsum([0, *d]) * 90
+    pts = np.concatenate([first, first[-1] + 90 * 5000 + np.cumsum([0, *d]) * 90])
+    assert [_f(f) for f in _gaps(stream(pts))] == [(
+        "GAP_IN_STREAM",
+        "In video stream 0 nothing is presented for 5.000 s after 1.218 s (pts 109620) "
+        "until 6.218 s (pts 559620); its packets are normally 0.033 s (2970 ticks) apart.",
+        0, 109620, 1.218)]
+
+
+def _vfr(hole: int) -> StreamTimeline:
+    """An irregular 37-packet stream whose 90th-percentile spacing is 40 ms (3600 ticks),
+    then a hole of `hole` ticks."""
+    d = [33, 34, 30, 40, 35, 33, 31, 36, 33, 29, 38, 34] * 3
+    first = np.cumsum([0, *d]) * 90
+    return stream(np.concatenate([first, first[-1] + hole + np.cumsum([0, *d]) * 90]))
+
+
+def test_the_variable_rate_threshold_is_the_larger_of_four_p90_and_one_second() -> None:
+    assert [len(_gaps(_vfr(h))) for h in (90000, 90001)] == [0, 1]
+    tol = Tolerances(gap_floor_vfr=Fraction(0))
+    p90 = 38 * 90  # the higher-method 90th percentile of the spacings above (incl. the hole)
+    assert [len(_gaps(_vfr(h), tol)) for h in (4 * p90 + 90, 4 * p90 - 90 + 3000)] == [1, 1]
+
+
+def test_doubling_the_variable_rate_factor_hides_a_gap_of_five_p90() -> None:
+    tol = Tolerances(gap_floor_vfr=Fraction(0))
+    assert len(_gaps(_vfr(int(4.5 * 3420)), tol)) == 1
+    assert len(_gaps(_vfr(int(4.5 * 3420)), Tolerances(gap_floor_vfr=Fraction(0),
+                                                       gap_factor_vfr=8))) == 0
+
+
+def test_too_few_spacings_are_not_judged() -> None:
+    """Four spacings are judged, three are not (a 9100-tick hole is a gap over three
+    frames when there is no floor, and still "near" 3 frames for regularity)."""
+    tol = Tolerances(gap_floor_regular=Fraction(0))
+    v = stream([0, FRAME, 2 * FRAME, 3 * FRAME, 3 * FRAME + 9100])
+    assert [f.pts for f in _gaps(v, tol)] == [9000]
+    v = stream([0, FRAME, 2 * FRAME, 2 * FRAME + 9100])
+    assert _gaps(v, tol) == []
+
+
+def test_a_stream_whose_times_never_advance_is_not_judged() -> None:
+    assert _gaps(stream([5, 5, 5, 5, 5, 5])) == []
+
+
+def test_gaps_past_the_cap_are_counted_in_one_more_finding() -> None:
+    p = np.concatenate([regular(20, start=i * 36 * FRAME) for i in range(25)])
+    found = _gaps(stream(p))
+    assert len(found) == 21
+    assert [f.pts for f in found[:2]] == [19 * FRAME, 55 * FRAME]
+    last = found[-1]
+    assert (last.code, last.detail, last.stream_index, last.pts) == (
+        "GAP_IN_STREAM",
+        "Video stream 0 has 4 more findings of this kind, not listed one by one.", 0, None)
+
+
+# --- splices -------------------------------------------------------------------------------
+
+
+def _spliced(shift: int, n: int = 40, at: int = 20) -> StreamTimeline:
+    a = regular(n, AAC)
+    a[at:] -= shift
+    return audio(a)
+
+
+def test_one_odd_audio_spacing_is_a_splice_with_its_sentence() -> None:
+    assert [_f(f) for f in _gaps(_spliced(24))] == [(
+        "SPLICE_IRREGULAR_DURATION",
+        "In audio stream 1, perfectly regular at 1024 ticks (0.021 s), the packets after "
+        "0.405 s (pts 19456) are spaced 1000 ticks apart.",
+        1, 19456, 0.4053333333333333)]
+
+
+def test_audio_is_allowed_only_its_rounding_not_the_video_jitter() -> None:
+    """1024 // 50 = 20 ticks: 20 off is regular, 21 off is a splice."""
+    assert _gaps(_spliced(20)) == []
+    assert [f.code for f in _gaps(_spliced(21))] == ["SPLICE_IRREGULAR_DURATION"]
+
+
+def test_video_is_allowed_a_tenth_of_a_frame() -> None:
+    for shift, found in ((300, 0), (301, 1)):
+        p = regular(40)
+        p[20:] -= shift
+        assert len(_gaps(stream(p))) == found, shift
+
+
+def test_adjacent_odd_spacings_are_one_splice_listing_both() -> None:
+    a = regular(40, AAC)
+    a[20] -= 500  # 524 after its predecessor, 1524 before the next
+    (f,) = _gaps(audio(a))
+    assert f.detail.endswith("the packets after 0.405 s (pts 19456) are spaced 524, 1524 "
+                             "ticks apart.")
+    assert f.pts == 19456
+
+
+def test_two_separate_odd_spacings_are_two_splices() -> None:
+    a = regular(40, AAC)
+    a[10:] -= 30
+    a[30:] -= 30
+    assert [f.pts for f in _gaps(audio(a))] == [9 * AAC, 29 * AAC - 30]
+
+
+def test_more_odd_spacings_than_the_limit_are_not_splices() -> None:
+    a = regular(60, AAC)
+    for at in (10, 20, 30, 40):
+        a[at:] -= 30
+    assert _gaps(audio(a)) == []
+    assert len(_gaps(audio(a), Tolerances(splice_max_odd=4))) == 4
+
+
+def test_a_stream_of_fewer_than_eight_spacings_has_no_splice() -> None:
+    tol = Tolerances(regular_share=Fraction(3, 4))  # one odd spacing in 7 or 8 is regular
+    a = regular(8, AAC)
+    a[4:] -= 30
+    assert _gaps(audio(a), tol) == []
+    a = regular(9, AAC)
+    a[4:] -= 30
+    assert [f.pts for f in _gaps(audio(a), tol)] == [3 * AAC]
+
+
+def test_the_first_and_last_spacings_are_never_splices() -> None:
+    a = regular(40, AAC)
+    a[1:] -= 30
+    a[39] -= 30
+    assert _gaps(audio(a)) == []
+
+
+def test_a_gap_is_not_also_a_splice() -> None:
+    a = regular(40, AAC)
+    a[20:] += 48000 + 17
+    assert [f.code for f in _gaps(audio(a))] == ["GAP_IN_STREAM"]
+
+
+# --- decode order ---------------------------------------------------------------------------
+
+
+def _order(t: StreamTimeline, model: object = None) -> list[Finding]:
+    return tm.find_decode_order(t, Clock([t]), TOL, model)  # type: ignore[arg-type]
+
+
+def test_a_decode_time_running_back_is_ts_backwards() -> None:
+    dts = regular(10)
+    dts[5] = dts[3]
+    findings = _order(stream(regular(10), dts=dts))
+    assert [_f(f) for f in findings] == [(
+        "TS_BACKWARDS",
+        "In video stream 0 packet 5 is decoded at 0.100 s (dts 9000), 0.033 s before the "
+        "packet ahead of it (dts 12000).", 0, 9000, 0.1)]
+
+
+def test_a_repeated_decode_time_is_ts_repeated() -> None:
+    dts = regular(10)
+    dts[6] = dts[5]
+    assert [_f(f) for f in _order(stream(regular(10), dts=dts))] == [(
+        "TS_REPEATED",
+        "In video stream 0 packets 5 and 6 share the decode time 0.167 s (dts 15000).",
+        0, 15000, 0.16666666666666666)]
+
+
+def test_a_decode_far_after_its_presentation_is_dts_after_pts() -> None:
+    """The allowance is four spacings (12000 ticks): 12000 late is fine, 13000 is not."""
+    for lead, found in ((12000, []), (13000, [(
+        "DTS_AFTER_PTS",
+        "In video stream 0 packet 9 is decoded at dts 27000, 0.144 s after it is due on "
+        "screen at 0.156 s (pts 14000).", 0, 14000, 0.15555555555555556)])):
+        p = regular(10)
+        p[9] = 27000 - lead
+        assert [_f(f) for f in _order(stream(p, dts=regular(10)))] == found, lead
+
+
+def test_packets_without_a_decode_time_are_left_out() -> None:
+    from schemas.media import NOPTS
+
+    dts = regular(10)
+    dts[5] = NOPTS
+    assert _order(stream(regular(10), dts=dts)) == []
+    assert _order(stream([0], dts=[0])) == []
+
+
+def test_in_ogg_only_page_times_are_judged() -> None:
+    from pipeline.analysis.models import model_for
+
+    ogg = model_for("ogg")
+    dts = regular(10)
+    dts[4] = dts[3]  # packet 3 does not end its page (same byte position as packet 4)
+    t = stream(regular(10), dts=dts)
+    t.pos[3] = t.pos[4]
+    assert _order(t, ogg) == []
+    assert [f.code for f in _order(t)] == ["TS_REPEATED"]
+
+
+# --- keyframes -------------------------------------------------------------------------------
+
+
+def test_a_short_gop_in_a_fixed_cadence_is_a_keyframe_break() -> None:
+    kf = np.zeros(200, dtype=np.bool_)
+    kf[::15] = True
+    kf[50] = True
+    found = tm.find_keyframe_breaks(stream(regular(200), keyframe=kf),
+                                    Clock([stream(regular(200))]), TOL)
+    assert [_f(f) for f in found] == [
+        ("KEYFRAME_INTERVAL_BREAK",
+         "In video stream 0 keyframes come every 0.500 s, but the one at 1.500 s (pts 135000) "
+         "is followed by the next after only 0.167 s (pts 150000).", 0, 135000, 1.5),
+        ("KEYFRAME_INTERVAL_BREAK",
+         "In video stream 0 keyframes come every 0.500 s, but the one at 1.667 s (pts 150000) "
+         "is followed by the next after only 0.333 s (pts 180000).", 0, 150000,
+         1.6666666666666667),
+    ]
+
+
+def test_a_gop_shorter_by_the_slack_only_is_no_break() -> None:
+    """Slack is a tenth of the cadence: 15 frames = 45000 ticks, slack 4500."""
+    pts = regular(200)
+    kf = np.zeros(200, dtype=np.bool_)
+    kf[::15] = True
+    t = stream(pts, keyframe=kf)  # dts is the same array as pts here
+    t.pts[75:] -= 4500
+    assert tm.find_keyframe_breaks(t, Clock([t]), TOL) == []
+    t.pts[75:] -= 1
+    assert [f.pts for f in tm.find_keyframe_breaks(t, Clock([t]), TOL)] == [60 * FRAME]
+
+
+def test_too_few_keyframe_intervals_are_not_judged() -> None:
+    kf = np.zeros(70, dtype=np.bool_)
+    kf[[0, 15, 30, 35, 50]] = True  # 4 intervals, 3 of them the cadence: judged
+    t = stream(regular(70), keyframe=kf)
+    assert [f.pts for f in tm.find_keyframe_breaks(t, Clock([t]), TOL)] == [30 * FRAME]
+    assert tm.find_keyframe_breaks(t, Clock([t]), Tolerances(keyframe_min_intervals=5)) == []
+
+
+def test_discarded_keyframes_do_not_count() -> None:
+    kf = np.zeros(200, dtype=np.bool_)
+    kf[::15] = True
+    kf[50] = True
+    discard = np.zeros(200, dtype=np.bool_)
+    discard[50] = True
+    t = stream(regular(200), keyframe=kf, discard=discard)
+    assert tm.find_keyframe_breaks(t, Clock([t]), TOL) == []
+
+
+# --- audio against video -----------------------------------------------------------------
+
+
+def test_audio_and_video_covering_different_spans_is_av_drift() -> None:
+    v = stream(regular(90))
+    a = audio(regular(200, AAC, start=48000))
+    (f,) = tm.find_drift(result(v, a), Clock([v, a]), TOL)
+    assert _f(f) == (
+        "AV_DRIFT",
+        "Video stream 0 covers 0.000-3.000 s but audio stream 1 covers 1.000-5.267 s (starts "
+        "1.000 s apart, ends 2.267 s apart).", 1, None, None)
+
+
+def _audio_ending(end_ticks: int, start: int = 0) -> StreamTimeline:
+    """AAC packets from `start`, the last one's duration stretched to end at `end_ticks`."""
+    pts = regular(164, AAC, start=start)
+    t = stream(pts, index=1, kind="audio", tb=AUDIO_TB)
+    t.duration[-1] = end_ticks - int(pts[-1])
+    return t
+
+
+def test_drift_of_exactly_the_tolerance_at_either_end_is_none() -> None:
+    v = stream(regular(90))  # 0 .. 3 s
+    for a, found in ((_audio_ending(168000), 0),  # ends 3.5 s: 0.5 s after the video
+                     (_audio_ending(168001), 1),
+                     (_audio_ending(190000, start=24000), 1),  # starts 0.5 s late, ends late
+                     ):
+        assert len(tm.find_drift(result(v, a), Clock([v, a]), TOL)) == found
+    late = audio(regular(117, AAC, start=24000))  # starts 0.5 s late, ends 2.996 s
+    assert tm.find_drift(result(v, late), Clock([v, late]), TOL) == []
+    later = audio(regular(117, AAC, start=24001))
+    assert len(tm.find_drift(result(v, later), Clock([v, later]), TOL)) == 1
+
+
+def test_drift_needs_both_a_video_and_an_audio_stream_with_two_packets() -> None:
+    v = stream(regular(90))
+    assert tm.find_drift(result(v), Clock([v]), TOL) == []
+    one = audio(np.array([0]))
+    assert tm.find_drift(result(v, one), Clock([v, one]), TOL) == []
+
+
+# --- analyse ------------------------------------------------------------------------------
+
+
+def test_analyse_runs_every_check_per_media_stream_in_order() -> None:
+    p = np.concatenate([regular(10), regular(30, start=20 * FRAME)])
+    dts = p.copy()
+    dts[25] = dts[24]
+    v = stream(p, dts=dts)
+    a = _spliced(24)
+    codes = [(f.code, f.stream_index) for f in tm.analyse(result(v, a))]
+    assert codes == [("GAP_IN_STREAM", 0), ("TS_REPEATED", 0),
+                     ("SPLICE_IRREGULAR_DURATION", 1), ("AV_DRIFT", 1)]
+
+
+def test_analyse_skips_data_and_empty_streams() -> None:
+    data = stream(np.array([0, 90000 * 10, 3]), kind="data")
+    empty = stream(np.array([], dtype=np.int64), index=1)
+    assert tm.analyse(result(data, empty)) == []
+
+
+@pytest.mark.parametrize("hole", [18001, 90000])
+def test_analyse_places_a_gap_at_the_last_frame_before_it(hole: int) -> None:
+    v = stream(np.concatenate([regular(11), 10 * FRAME + hole + regular(20)]))
+    (f,) = tm.analyse(result(v))
+    assert (f.code, f.pts, f.at_seconds) == ("GAP_IN_STREAM", 10 * FRAME, 10 * FRAME / 90000)
