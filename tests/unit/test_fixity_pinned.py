@@ -9,7 +9,9 @@ length and size.
 from __future__ import annotations
 
 import datetime as dt
+import io
 from pathlib import Path
+from typing import BinaryIO
 
 import blake3
 import pytest
@@ -17,6 +19,7 @@ import pytest
 from pipeline.catalog.core import Catalog
 from pipeline.integrity import fixity
 from pipeline.progress import Tick
+from pipeline.storage.base import StoreUnavailable
 from pipeline.storage.local import LocalStore
 from schemas.media import Subject
 from schemas.records import ChunkRecord, RecordingRecord
@@ -48,9 +51,29 @@ def _chunks(b3: str, data: bytes) -> list[ChunkRecord]:
             for i in range(0, len(data), CHUNK)]
 
 
+class DroppingStore(LocalStore):
+    """A flawed store: the connection drops after the first `ok` bytes of any read, as an
+    S3 read does when the network goes (the store's own error, not a missing object)."""
+
+    ok = 20
+
+    def open(self, key: str, start: int = 0, end: int | None = None, *,
+             verify: bool = True) -> BinaryIO:
+        data = super().open(key, start, end, verify=verify).read()
+        store = self
+
+        class Dropping(io.BytesIO):
+            def read(self, n: int | None = -1) -> bytes:
+                if self.tell() >= store.ok:
+                    raise StoreUnavailable(f"{key}: connection reset after {store.ok} bytes")
+                return super().read(n)
+
+        return Dropping(data)
+
+
 class Archive:
-    def __init__(self, root: Path) -> None:
-        self.store = LocalStore(root / "store")
+    def __init__(self, root: Path, store: type[LocalStore] = LocalStore) -> None:
+        self.store = store(root / "store")
         self.catalog = Catalog(root / "catalog")
         self.keys: dict[str, str] = {}
 
@@ -131,8 +154,9 @@ def test_bytes_appended_after_a_short_last_chunk_change_it_and_the_size(
     r = _one(archive)
     key = archive.keys["a.mp4"]
     assert r.ok is False and r.bad_chunks == [(2, 32, 8)]
-    assert [(f.code, f.detail) for f in r.findings][1:] == [(
-        "FIXITY_MISMATCH", f"a.mp4 ({key}): stored size 60 bytes, catalog says 40")]
+    assert [(f.code, f.detail, f.subject) for f in r.findings][1:] == [(
+        "FIXITY_MISMATCH", f"a.mp4 ({key}): stored size 60 bytes, catalog says 40",
+        Subject("object", key))]
 
 
 def test_bytes_appended_to_a_whole_number_of_chunks_are_a_size_finding(
@@ -163,8 +187,9 @@ def test_a_whole_object_hash_other_than_recorded_is_its_own_finding(tmp_path: Pa
     key = a.put("b.mp4", DATA, recorded_b3="e" * 64)
     (r,) = fixity.verify(a.store, a.catalog)
     assert r.bad_chunks == []
-    assert [(f.code, f.detail) for f in r.findings] == [
-        ("FIXITY_MISMATCH", f"b.mp4 ({key}): whole-object BLAKE3 differs")]
+    assert [(f.code, f.detail, f.subject) for f in r.findings] == [
+        ("FIXITY_MISMATCH", f"b.mp4 ({key}): whole-object BLAKE3 differs",
+         Subject("object", key))]
     assert r.ok is False
 
 
@@ -203,3 +228,19 @@ def test_verify_fixity_is_one_verification_of_the_store(archive: Archive) -> Non
         "fixity", Subject("store", archive.store.uri), 2, fixity.NOTE)
     assert [(f.code, f.subject.id) for f in v.findings] == [
         ("OBJECT_MISSING", archive.keys["z.mp4"])]
+
+
+def test_verify_fixity_reports_progress_too(archive: Archive) -> None:
+    ticks: list[Tick] = []
+    fixity.verify_fixity(archive.store, archive.catalog, progress=ticks.append)
+    assert ticks == [Tick(0, 1, 0, 40, "a.mp4"), Tick(1, 1, 40, 40)]
+
+
+def test_a_read_the_store_cannot_finish_is_a_mismatch_naming_its_error(tmp_path: Path) -> None:
+    a = Archive(tmp_path, DroppingStore)
+    key = a.put("a.mp4", DATA)
+    (r,) = fixity.verify(a.store, a.catalog)
+    assert (r.ok, r.bad_chunks) == (False, [])
+    assert [(f.code, f.detail, f.subject) for f in r.findings] == [(
+        "FIXITY_MISMATCH", f"a.mp4: {key}: connection reset after 20 bytes",
+        Subject("object", key))]
