@@ -12,7 +12,7 @@ import pyarrow as pa
 from pipeline.catalog.commits import Manifest, link_of, register_recorder
 from pipeline.catalog.core import Catalog
 from pipeline.integrity.chain import verify_chain
-from schemas.records import ChunkRecord, arrow_schema
+from schemas.records import ChunkRecord, RetentionEventRecord, arrow_schema
 
 
 def _chunk(b3: str) -> ChunkRecord:
@@ -58,13 +58,29 @@ def test_duckdb_file_opens_with_views(tmp_path: Path) -> None:
 
 
 def test_a_table_added_after_the_catalog_was_made_has_an_empty_typed_view(tmp_path: Path) -> None:
-    """A catalog from an older release lacks parts of newer tables; views still work."""
-    Catalog(tmp_path)
-    for part in tmp_path.glob("batches/*/*/retention_events.parquet"):
-        part.unlink()
+    """A catalog from an older release lacks parts of newer tables; views still work.
+    Made for real: a batch with a retention_events part, then that part and the commit
+    list (both newer than such a catalog) removed."""
     cat = Catalog(tmp_path)
-    assert cat.query("SELECT count(*) AS n FROM retention_current").column("n")[0].as_py() == 0
-    assert cat.query("SELECT * FROM retention_events").num_rows == 0
+    b = cat.batch("old")
+    b.add(ChunkRecord, [_chunk("a")])
+    at = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
+    b.add(RetentionEventRecord, [RetentionEventRecord(
+        "a", "one_year", at, False, None, None, None, "A-1", at, "file:///store")])
+    b.commit(dt.date(2026, 11, 27))
+    assert cat.query("SELECT count(*) AS n FROM retention_events").column("n")[0].as_py() == 1
+    (part,) = tmp_path.glob("batches/*/*/retention_events.parquet")
+    part.unlink()
+    (tmp_path / "commits.jsonl").unlink()
+
+    old = Catalog(tmp_path)
+    assert old.query("SELECT count(*) AS n FROM retention_current").column("n")[0].as_py() == 0
+    empty = old.query("SELECT * FROM retention_events")
+    assert (empty.num_rows, empty.schema.names) == (0, arrow_schema(RetentionEventRecord).names)
+    assert old.query("SELECT recording_blake3 FROM chunks").to_pylist() == [
+        {"recording_blake3": "a"}]  # the older table keeps its rows
+    (doc,) = [json.loads(x) for x in (tmp_path / "commits.jsonl").read_text().splitlines()]
+    assert [p["table"] for p in doc["parts"]] == ["chunks"]
 
 
 def test_read_table_gives_what_the_view_gives_across_batches(tmp_path: Path) -> None:
