@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from pipeline.people.registry import (
 )
 from pipeline.rules.devices import DEVICE_NO_SERIAL, DEVICE_REGISTERED, DEVICE_UNKNOWN
 from pipeline.storage.local import LocalStore
+from schemas.records import ChunkRecord
 
 AT = dt.datetime(2025, 6, 1, 9, 0, tzinfo=dt.UTC)
 
@@ -209,8 +211,28 @@ def test_a_custodian_change_is_appended(world):
 
 
 def test_a_catalog_from_before_the_registry_reads_as_empty(tmp_path):
+    """Made for real: a catalog with a batch of its own, a person and a device registered,
+    then the registry's batches and the commit list (both newer than such a catalog)
+    removed; the older rows stay readable."""
     catalog = Catalog(tmp_path / "c")
-    for part in catalog.root.rglob("*_events.parquet"):
-        part.unlink()
+    b = catalog.batch("old")
+    b.add(ChunkRecord, [ChunkRecord("a", 0, 0, 1, "f" * 64)])
+    b.commit(AT.date())
+    audit = AuditLog.for_catalog(catalog.root, store=LocalStore(tmp_path / "store"), clock=clock)
     reg = Registry(catalog)
-    assert reg.is_empty() and reg.devices() == []
+    auth = Authority(reg, audit)
+    reg.add_staff(auth, "A-1", admin(), at_utc=AT)  # the bootstrap administrator
+    reg.add_device(auth, "A-1", "SN1", "voice_recorder", "综合执法队", "A-1", at_utc=AT)
+    audit.close()
+    parts = sorted(catalog.root.glob("batches/*/*/*_events.parquet"))
+    assert sorted(p.name for p in parts) == ["device_events.parquet", "staff_events.parquet"]
+    for part in parts:
+        assert [p.name for p in part.parent.iterdir()] == [part.name]  # its own batch
+        shutil.rmtree(part.parent)
+    (catalog.root / "commits.jsonl").unlink()
+
+    old = Catalog(tmp_path / "c")
+    reg = Registry(old)
+    assert (reg.is_empty(), reg.staff("A-1"), reg.devices()) == (True, None, [])
+    assert old.query("SELECT recording_blake3 FROM chunks").to_pylist() == [
+        {"recording_blake3": "a"}]
