@@ -202,6 +202,38 @@ class ExportEventRecord:
     at_utc: dt.datetime
 
 
+@dataclass(frozen=True, slots=True)
+class CaseEventRecord:
+    """One event of a case (案件), appended and never edited (schemas.cases.EVENTS).
+
+    `opened` carries the case's type, entity, section and officers; `linked`/`unlinked` a
+    recording (and its step); `document` an enforcement document (文书) with the times it
+    states and its scan's BLAKE3; `trigger` an AV-13 event; `exempted` an AV-6 exemption
+    (reason code, basis, author), `acknowledged` the chief's acknowledgement of one
+    (`item_id`); `closed` the case file's retention term."""
+
+    TABLE: ClassVar[str] = "case_events"
+    case_number: str
+    event: str
+    at_utc: dt.datetime
+    actor_id: str
+    item_id: str | None = None  # document / exemption / event ID (the acknowledged one)
+    case_type: str | None = None
+    inspected_entity: str | None = None
+    section: str | None = None
+    officer_ids: list[str] = dataclasses.field(default_factory=list)
+    recording_blake3: str | None = None
+    step: str | None = None
+    kind: str | None = None  # document kind, AV-13 trigger, AV-6 reason code
+    start_utc: dt.datetime | None = None  # a document's stated start
+    end_utc: dt.datetime | None = None
+    file_blake3: str | None = None  # a document's scan in the store
+    store_key: str | None = None
+    text: str | None = None  # note, AV-6 basis, unlink reason
+    author_id: str | None = None  # AV-6: who wrote the exemption record
+    retain_until_utc: dt.datetime | None = None  # closed: the case file's retention end
+
+
 TABLES: tuple[type[Any], ...] = (
     RecordingRecord,
     StreamRecord,
@@ -212,6 +244,7 @@ TABLES: tuple[type[Any], ...] = (
     IngestFileRecord,
     RetentionEventRecord,
     ExportEventRecord,
+    CaseEventRecord,
 )
 
 

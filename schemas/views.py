@@ -7,6 +7,25 @@ officer and time of use) and of the night operator (what came in late, what was 
 
 from __future__ import annotations
 
+from schemas.cases import load_checklist
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _checklist_sql() -> str:
+    """The AV-ANNEX checklist (schemas/checklist.toml) as a VALUES list: the view follows
+    the file the town edits, each time the views are made."""
+    rows = [
+        f"({i}, {_quote(s.case_type)}, {_quote(s.step)}, {_quote(s.step_en)}, "
+        f"{_quote(s.unit)}, [{', '.join(_quote(a) for a in s.activities)}]::VARCHAR[])"
+        for i, s in enumerate(load_checklist())
+    ]
+    return ("SELECT * FROM (VALUES " + ", ".join(rows) + ") "
+            "AS t(ord, case_type, step, step_en, unit, activities)")
+
+
 DERIVED_VIEWS: dict[str, str] = {
     # One row per officer per recording (AV-12: classified by officer).
     "recordings_by_officer": """
@@ -73,5 +92,107 @@ DERIVED_VIEWS: dict[str, str] = {
         FROM recordings r
         WHERE r.recorded_end_utc IS NOT NULL
           AND r.ingested_at_utc > r.recorded_end_utc + INTERVAL 24 HOUR
+    """,
+    # --- cases (issue 12) ---------------------------------------------------------------
+    # Each case's current state, folded from its appended events (pipeline.rules.cases).
+    "cases_current": """
+        SELECT case_number,
+               arg_max(case_type, at_utc) FILTER (WHERE event = 'opened') AS case_type,
+               arg_max(inspected_entity, at_utc) FILTER (WHERE event = 'opened')
+                   AS inspected_entity,
+               arg_max(section, at_utc) FILTER (WHERE event = 'opened') AS section,
+               arg_max(officer_ids, at_utc) FILTER (WHERE event = 'opened') AS officer_ids,
+               min(at_utc) FILTER (WHERE event = 'opened') AS opened_at_utc,
+               min(at_utc) FILTER (WHERE event = 'closed') AS closed_at_utc,
+               CASE WHEN count(*) FILTER (WHERE event = 'closed') > 0 THEN 'closed'
+                    WHEN count(*) FILTER (WHERE event = 'opened') > 0 THEN 'open'
+                    ELSE 'unknown' END AS status,
+               min(retain_until_utc) FILTER (WHERE event = 'closed') AS retain_until_utc,
+               count(*) FILTER (WHERE event = 'trigger') > 0 AS permanent,
+               coalesce(list(DISTINCT kind) FILTER (WHERE event = 'trigger'), [])
+                   AS triggers,
+               count(*) FILTER (WHERE event = 'document') AS documents,
+               count(*) FILTER (WHERE event = 'exempted') AS exemptions
+        FROM case_events GROUP BY case_number
+    """,
+    # The recordings each case links now: the latest link/unlink event of each pair.
+    "case_links_current": """
+        SELECT case_number, recording_blake3, step, linked_at_utc FROM (
+            SELECT case_number, recording_blake3,
+                   arg_max(event, at_utc) AS last_event,
+                   arg_max(step, at_utc) FILTER (WHERE event = 'linked' AND step IS NOT NULL)
+                       AS step,
+                   max(at_utc) FILTER (WHERE event = 'linked') AS linked_at_utc
+            FROM case_events
+            WHERE event IN ('linked', 'unlinked') AND recording_blake3 IS NOT NULL
+            GROUP BY ALL)
+        WHERE last_event = 'linked'
+    """,
+    "case_documents": """
+        SELECT case_number, item_id AS document_id, kind, step, start_utc, end_utc,
+               file_blake3, store_key, actor_id, at_utc
+        FROM case_events WHERE event = 'document'
+    """,
+    # AV-6: each exemption with its acknowledgement (the first one counts).
+    "case_exemptions": """
+        SELECT e.case_number, e.item_id AS exemption_id, e.step, e.kind AS reason,
+               e.text AS basis, e.author_id, e.at_utc AS exempted_at_utc,
+               a.acked_at_utc, a.acked_by,
+               date_diff('second', e.at_utc, a.acked_at_utc) / 86400.0 AS ack_days
+        FROM case_events e
+        LEFT JOIN (SELECT case_number, item_id, min(at_utc) AS acked_at_utc,
+                          arg_min(actor_id, at_utc) AS acked_by
+                   FROM case_events WHERE event = 'acknowledged' GROUP BY ALL) a
+          ON a.case_number = e.case_number AND a.item_id = e.item_id
+        WHERE e.event = 'exempted'
+    """,
+    "case_checklist": _checklist_sql(),
+    # AV-5/AV-ANNEX: each required step of each case, and what covers it (NULL: nothing;
+    # the same answer as pipeline.rules.cases.av5_coverage).
+    "check_av5_coverage": """
+        WITH steps AS (
+            SELECT c.case_number, c.case_type, k.step, k.step_en, k.ord
+            FROM cases_current c JOIN case_checklist k ON k.case_type = c.case_type),
+        linked AS (
+            SELECT l.case_number, coalesce(l.step, (
+                       SELECT arg_min(k.step, k.ord) FROM case_checklist k
+                       WHERE k.case_type = c.case_type
+                         AND list_contains(k.activities, r.activity_type))) AS step
+            FROM case_links_current l
+            JOIN cases_current c USING (case_number)
+            LEFT JOIN recordings r ON r.blake3 = l.recording_blake3)
+        SELECT s.case_number, s.case_type, s.step, s.step_en,
+               CASE WHEN EXISTS (SELECT 1 FROM linked l WHERE l.case_number = s.case_number
+                                 AND l.step = s.step) THEN 'recording'
+                    WHEN EXISTS (SELECT 1 FROM case_exemptions x
+                                 WHERE x.case_number = s.case_number AND x.step = s.step
+                                   AND x.acked_at_utc IS NOT NULL) THEN 'exemption'
+               END AS covered_by
+        FROM steps s ORDER BY s.case_number, s.ord
+    """,
+    # AV-6 with the default limit (3 days; pipeline.rules.cases.av6_exemptions takes any).
+    "check_av6_exemptions": """
+        SELECT *, acked_at_utc IS NULL AS unacknowledged,
+               coalesce(ack_days > 3, false) AS ack_late,
+               coalesce(trim(reason), '') = '' OR coalesce(trim(basis), '') = ''
+                   OR coalesce(trim(author_id), '') = '' AS incomplete
+        FROM case_exemptions
+    """,
+    # AV-13: recordings of a case with an AV-13 event that are not permanent and held.
+    "check_av13_permanent": """
+        SELECT l.case_number, l.recording_blake3, r.file_name, r.tier, r.legal_hold
+        FROM case_links_current l
+        JOIN cases_current c USING (case_number)
+        LEFT JOIN retention_current r ON r.blake3 = l.recording_blake3
+        WHERE c.permanent
+          AND NOT (coalesce(r.tier, '') = 'permanent' AND coalesce(r.legal_hold, false))
+    """,
+    # AV-12: recordings linked to no case, with the days since they were stored (the
+    # check's default limit is 7 days: WHERE days_since_ingest > 7).
+    "check_av12_unlinked": """
+        SELECT r.blake3, r.file_name, r.case_number AS labelled_case, r.ingested_at_utc,
+               date_diff('second', r.ingested_at_utc, now()) / 86400.0 AS days_since_ingest
+        FROM recordings r
+        WHERE r.blake3 NOT IN (SELECT recording_blake3 FROM case_links_current)
     """,
 }

@@ -21,6 +21,7 @@ from typing import TextIO
 from pipeline import __version__
 from pipeline.cli.commands import (
     audit,
+    case,
     config,
     device,
     export,
@@ -36,7 +37,7 @@ from pipeline.cli.settings import DEFAULT_HOME, ENVIRONMENT, SYSTEM_CONFIG, buil
 from pipeline.errors import CustodyError
 from pipeline.people.identity import OsAccount
 
-GROUPS = (ingest, query, verify, retention, export, store, staff, device, audit, config)
+GROUPS = (ingest, query, verify, retention, case, export, store, staff, device, audit, config)
 
 EPILOG = f"""\
 environment:

@@ -24,7 +24,7 @@ from pipeline.people.permissions import Authority
 from pipeline.storage.base import RetentionRefused, WormStore
 from schemas.people import HOLD_PLACE, RETENTION_RAISE
 from schemas.records import RetentionEventRecord
-from schemas.retention import RetentionState, Tier, Trigger, raise_retention
+from schemas.retention import TIER_RANK, RetentionState, Tier, Trigger, raise_retention
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +147,83 @@ def release_hold(
     batch.add(RetentionEventRecord, events)
     batch.commit(now.date())
     return changes
+
+
+# --- retention follows the case (issue 12) -------------------------------------------------
+CASE_LINKED = "linked"  # linked to an open case: tier case, legal hold
+CASE_PERMANENT = "permanent"  # the case has an AV-13 event: permanent, legal hold
+CASE_CLOSED = "closed"  # the case closed: retain-until the term's end, the case hold lifted
+
+
+def follow_case(before: RetentionState, what: str, *, now: dt.datetime,
+                term_end_utc: dt.datetime | None = None,
+                held_elsewhere: bool = False) -> RetentionState:
+    """The state a case event leaves a linked recording in. Pure; never lower.
+
+    linked: at least `case`, held (the date stays: the term is known at closing);
+    permanent: `permanent`, held, the longest retention; closed: retain-until at least the
+    term's end, and the hold lifted unless the recording is permanent (AV-13 keeps it) or
+    another open case still holds it."""
+    if what == CASE_PERMANENT:
+        return raise_retention(before, Tier.PERMANENT, now=now)
+    if what == CASE_LINKED:
+        tier = before.tier if TIER_RANK[before.tier] >= TIER_RANK[Tier.CASE] else Tier.CASE
+        return RetentionState(tier, before.retain_until_utc, True)
+    if what == CASE_CLOSED:
+        until = max(before.retain_until_utc, term_end_utc or before.retain_until_utc)
+        keep = before.tier is Tier.PERMANENT or held_elsewhere
+        return RetentionState(before.tier, until, before.legal_hold and keep)
+    raise ValueError(f"unknown case retention event {what!r}")
+
+
+def apply_case_retention(
+    store: WormStore, auth: Authority, *, actor: str, now: dt.datetime, case_number: str,
+    rows: Sequence[dict[str, Any]], what: str, term_end_utc: dt.datetime | None = None,
+    held_elsewhere: frozenset[str] = frozenset(), trigger: str | None = None,
+    second: str | None = None, reason: str | None = None,
+) -> tuple[list[RetentionChange], list[RetentionEventRecord]]:
+    """Apply what a case event means for its recordings (`rows` of `retention_current`) to
+    the store, and return the changes and the `retention_events` rows for the caller's
+    batch (the case event and its retention commit together).
+
+    The case action itself is authorised by the caller. Raising and placing a hold follow
+    from it (AV-11, AV-13) and are audited as such, naming the case; lifting a hold (only
+    at closing) needs two different people allowed to lift holds (`second`)."""
+    changes: list[RetentionChange] = []
+    for row in rows:
+        before = RetentionState(Tier(row["tier"]), row["retain_until_utc"], row["legal_hold"])
+        after = follow_case(before, what, now=now, term_end_utc=term_end_utc,
+                            held_elsewhere=row["blake3"] in held_elsewhere)
+        if after != before:
+            changes.append(RetentionChange(row["blake3"], row["file_name"], before, after))
+    keys = {r["blake3"]: r["store_key"] for r in rows}
+    for ch in changes:  # authorise every lift before anything is touched
+        if ch.before.legal_hold and not ch.after.legal_hold:
+            if second is None:
+                raise InputError("lifting the case's legal holds needs a second person "
+                                 "(--second STAFF_ID)")
+            auth.authorize_hold_lift(actor, second, keys[ch.blake3])
+    events = []
+    for ch in changes:
+        key = keys[ch.blake3]
+        if ch.after.retain_until_utc > ch.before.retain_until_utc:
+            store.extend_retention(key, ch.after.retain_until_utc)
+        if ch.after.legal_hold != ch.before.legal_hold:
+            store.set_legal_hold(key, ch.after.legal_hold)
+        if ch.after.tier != ch.before.tier or ch.after.retain_until_utc > \
+                ch.before.retain_until_utc:
+            auth.record(actor, RETENTION_RAISE, key, "allowed",
+                        f"AV-11/AV-13: follows case {case_number} ({what}): "
+                        f"{ch.before.tier} -> {ch.after.tier}, retain-until "
+                        f"{ch.after.retain_until_utc.date()}")
+        if ch.after.legal_hold and not ch.before.legal_hold:
+            auth.record(actor, HOLD_PLACE, key, "allowed",
+                        f"follows case {case_number} ({what}): legal hold placed")
+        events.append(RetentionEventRecord(
+            recording_blake3=ch.blake3, tier=ch.after.tier.value,
+            retain_until_utc=ch.after.retain_until_utc, legal_hold=ch.after.legal_hold,
+            case_number=case_number, trigger=trigger, reason=reason or f"case {what}",
+            actor=actor if ch.after.legal_hold or second is None else f"{actor}+{second}",
+            at_utc=now, store_uri=store.uri,
+        ))
+    return changes, events
