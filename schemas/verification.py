@@ -1,5 +1,5 @@
 """The one result of every verification: fixity, the audit chain, the ledger, the self-test,
-the catalog.
+the catalog, a court-export package (`custody verify PACKAGE`, the receiver's check).
 
 A verification checks `checked` things (objects, audit records, ledger lines, self-test
 checks, catalog parts) of one `target` and records every failure as a `Finding` with a
@@ -18,7 +18,9 @@ from typing import Any
 
 from schemas.media import Finding, Subject
 
-KINDS: tuple[str, ...] = ("fixity", "audit_chain", "ledger", "store_selftest", "catalog")
+KINDS: tuple[str, ...] = (
+    "fixity", "audit_chain", "ledger", "store_selftest", "catalog", "package",
+)
 
 
 @dataclass(frozen=True, slots=True)

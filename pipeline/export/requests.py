@@ -6,13 +6,16 @@ therefore two appended events: `requested` (what, for whom, why, by whom) and `a
 by a different authorised person. Auxiliary staff may do neither (AUX-10). Every attempt,
 allowed or refused, is in the audit log.
 
-This module holds the approval workflow; building the verified court package from an
-approved export is the court-export stage that follows it.
+This module holds the approval workflow; `make.py` builds the verified court package
+from an approved export and appends a third event, `made`, whose `purpose` field carries
+the package's record as JSON (`bag_sha512`, the kept copy's `kept_key`, `out`): the
+export_events table is shared with another schema change in flight, so no column is added.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,13 +38,14 @@ RECIPIENTS = {
 @dataclass(frozen=True, slots=True)
 class ExportState:
     export_id: str
-    status: str  # requested | approved
+    status: str  # requested | approved | made
     recordings: tuple[str, ...]
     case_number: str | None
     recipient: str
     purpose: str
     requested_by: str
     approved_by: str | None
+    packages: tuple[dict[str, Any], ...] = ()  # made: bag_sha512, kept_key, out, by, at
 
 
 def _select(catalog: Catalog, selectors: Sequence[str], case_number: str | None) -> list[str]:
@@ -80,7 +84,7 @@ def approve_export(
 ) -> ExportState:
     events = _events(catalog, export_id)
     state = _state(events)
-    if state.status == "approved":
+    if state.approved_by is not None:
         raise InputError(f"{export_id} is already approved by {state.approved_by}")
     auth.authorize_export_approval(approver, state.requested_by, export_id)
     event = ExportEventRecord(export_id, "approved", list(state.recordings), state.case_number,
@@ -97,6 +101,25 @@ def list_exports(catalog: Catalog) -> list[ExportState]:
     for r in rows:
         by_id.setdefault(r["export_id"], []).append(_record(r))
     return [_state(evts) for evts in by_id.values()]
+
+
+def export_state(catalog: Catalog, export_id: str) -> ExportState:
+    """The state of one export (InputError if there is none)."""
+    return _state(_events(catalog, export_id))
+
+
+def record_made(
+    catalog: Catalog, state: ExportState, actor: str, *, now: dt.datetime, bag_digest: str,
+    kept_key: str, out: str,
+) -> None:
+    """Append the `made` event of a package (module doc)."""
+    doc = {"bag_sha512": bag_digest, "kept_key": kept_key, "out": out}
+    event = ExportEventRecord(state.export_id, "made", list(state.recordings),
+                              state.case_number, state.recipient,
+                              json.dumps(doc, ensure_ascii=False, sort_keys=True), actor, now)
+    batch = catalog.batch()
+    batch.add(ExportEventRecord, [event])
+    batch.commit(now.date())
 
 
 def _record(r: dict[str, Any]) -> ExportEventRecord:
@@ -116,6 +139,8 @@ def _events(catalog: Catalog, export_id: str) -> list[ExportEventRecord]:
 def _state(events: Sequence[ExportEventRecord]) -> ExportState:
     req = next(e for e in events if e.event == "requested")
     appr = next((e for e in events if e.event == "approved"), None)
-    return ExportState(req.export_id, "approved" if appr else "requested",
+    made = tuple({**json.loads(e.purpose), "by": e.actor, "at_utc": e.at_utc}
+                 for e in events if e.event == "made")
+    return ExportState(req.export_id, "made" if made else "approved" if appr else "requested",
                        tuple(req.recording_blake3s), req.case_number, req.recipient,
-                       req.purpose, req.actor, appr.actor if appr else None)
+                       req.purpose, req.actor, appr.actor if appr else None, made)

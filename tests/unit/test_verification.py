@@ -24,7 +24,7 @@ def test_any_finding_makes_it_fail_and_the_summary_counts_them() -> None:
 
 
 def test_every_verification_kind_is_known_and_others_are_refused() -> None:
-    assert KINDS == ("fixity", "audit_chain", "ledger", "store_selftest", "catalog")
+    assert KINDS == ("fixity", "audit_chain", "ledger", "store_selftest", "catalog", "package")
     with pytest.raises(ValueError, match="unknown verification kind"):
         Verification("checksum", STORE, 1)
     with pytest.raises(ValueError, match="negative"):

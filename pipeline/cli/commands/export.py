@@ -1,4 +1,5 @@
-"""`custody export request|approve|list`: release outside needs two people (AV-14, AV-15)."""
+"""`custody export request|approve|make|list`: release outside needs two people (AV-14,
+AV-15); `make` builds the verified BagIt package of an approved export."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def _export_rows(states: Sequence[Any]) -> list[dict[str, Any]]:
     return [{"export_id": e.export_id, "status": e.status, "case": e.case_number,
              "recordings": len(e.recordings), "recipient": f"{e.recipient} "
              f"({RECIPIENTS[e.recipient]})", "purpose": e.purpose,
-             "requested_by": e.requested_by, "approved_by": e.approved_by} for e in states]
+             "requested_by": e.requested_by, "approved_by": e.approved_by,
+             "packages": [p["bag_sha512"] for p in e.packages]} for e in states]
 
 
 def _show(states: Sequence[Any], s: Settings, ui: Output) -> None:
@@ -46,6 +48,25 @@ def cmd_export_approve(args: argparse.Namespace, s: Settings, ui: Output) -> int
     with open_context(s, writes=True) as ctx:
         state = approve_export(ctx.catalog, ctx.auth, ctx.actor, args.export_id, now=s.now())
     _show([state], s, ui)
+    return 0
+
+
+def cmd_export_make(args: argparse.Namespace, s: Settings, ui: Output) -> int:
+    from pipeline.export.make import make_package
+
+    with open_context(s, writes=True) as ctx:
+        made = make_package(ctx.store, ctx.catalog, ctx.auth, ctx.actor, args.export_id,
+                            args.out, now=s.now(), algorithms=args.digest.split(","))
+    row = {"export_id": made.export_id, "package": str(made.path), "items": made.items,
+           "payload_bytes": made.payload_bytes, "bag_sha512": made.bag_digest,
+           "kept_copy": made.kept_key, "audit_records": made.audit_records}
+    if s.json:
+        ui.dump_json(row)
+    else:
+        ui.write(f"made {made.path}: {made.items} items, {made.payload_bytes} bytes, "
+                 f"{made.audit_records} audit records\n"
+                 f"bag SHA-512 (of tagmanifest-sha512.txt) {made.bag_digest}\n"
+                 f"kept copy (AV-14) {made.kept_key}\n")
     return 0
 
 
@@ -86,6 +107,23 @@ def register(sub: Any, shared: argparse.ArgumentParser) -> None:
     )
     p.add_argument("export_id", metavar="EXPORT_ID", help="the export to approve")
     p.set_defaults(func=cmd_export_approve)
+    p = exp_sub.add_parser(
+        "make", parents=[shared], help="make the verified court package of an approved export",
+        description="Copy each original of an approved export (approved by someone other "
+        "than its requester) from the WORM store into a BagIt package at DIR, every chunk "
+        "checked against its BLAKE3 while copied; manifests, inventory (电子数据清单), making "
+        "record (复制说明), chunk and packet hash lists, the audit excerpt and a Chinese "
+        "cover. The tag files are kept in the store at `permanent` (AV-14). A chunk that "
+        "does not match stops the export and leaves no package.",
+    )
+    p.add_argument("export_id", metavar="EXPORT_ID", help="the approved export")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="the package directory to create (must not exist)")
+    p.add_argument("--digest", default="sha512,sha256", metavar="ALGS",
+                   help="manifest digests, comma-separated: sha512, sha256, sm3 "
+                   "(default sha512,sha256; SM3 is written as the tag file sm3-manifest.txt)")
+    p.set_defaults(func=cmd_export_make)
     p = exp_sub.add_parser("list", parents=[shared], help="exports and their status",
-                           description="List export requests and approvals.")
+                           description="List export requests, approvals and made packages "
+                           "(each with its bag digest, the SHA-512 of tagmanifest-sha512.txt).")
     p.set_defaults(func=cmd_export_list)

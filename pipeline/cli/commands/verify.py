@@ -1,5 +1,7 @@
 """`custody verify [RECORDING...]`: re-hash stored objects against the catalog (fixity), and
-the catalog's parts against the commits its audit log records (`catalog`)."""
+the catalog's parts against the commits its audit log records (`catalog`); or, given one
+directory holding bag-info.txt, the receiver's check of a court-export package (no catalog,
+no store: `pipeline.export.receive`)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,30 @@ from pipeline.cli.settings import Settings
 from pipeline.errors import InputError
 
 
+def cmd_verify_package(path: str, s: Settings, ui: Output) -> int:
+    from pipeline.export.receive import verify_package
+
+    v = verify_package(path)
+    if s.json:
+        ui.dump_json({"package": path, "verification": v.as_json()})
+    else:
+        for f in v.findings:
+            ui.write(f"FAIL {f.detail}\n")
+        ui.write(f"{'OK  ' if v.ok else 'FAIL'} package {path}: {v.checked} checked, "
+                 f"{len(v.findings)} differ\n")
+    return 0 if v.ok else 1
+
+
 def cmd_verify(args: argparse.Namespace, s: Settings, ui: Output) -> int:
     from pipeline.catalog.tamper import verify_catalog
     from pipeline.integrity.fixity import summarize, verify
     from schemas.people import VERIFY
 
+    if len(args.recordings) == 1:
+        from pipeline.export.receive import is_package
+
+        if is_package(args.recordings[0]):
+            return cmd_verify_package(args.recordings[0], s, ui)
     with open_context(s, writes=False) as ctx:
         ctx.auth.authorize(ctx.actor, VERIFY, ctx.store.uri)
         with ui.progress("verify") as bar:
@@ -69,8 +90,13 @@ def register(sub: Any, shared: argparse.ArgumentParser) -> None:
         "recorded at ingest; names each mismatching chunk by offset and length. Then read "
         "every catalog part and compare it with the size and SHA-256 its commit recorded in "
         "the audit log; names each edited, missing or unrecorded part. "
-        "Exit 1 if any object or part is damaged, missing or unrecorded.",
+        "Exit 1 if any object or part is damaged, missing or unrecorded. "
+        "`custody verify PACKAGE` (a directory with bag-info.txt) checks a court-export "
+        "package instead, anywhere, with no catalog or store: every manifest and tag "
+        "manifest, chunk and packet hash, and the chain-of-custody excerpt; exit 1 names "
+        "each file, chunk and packet that differs.",
     )
     p.add_argument("recordings", nargs="*", metavar="RECORDING",
-                   help="BLAKE3 prefix, file name or source path (default: all)")
+                   help="BLAKE3 prefix, file name or source path (default: all); or one "
+                   "package directory")
     p.set_defaults(func=cmd_verify)

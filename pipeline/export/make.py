@@ -1,0 +1,276 @@
+"""`custody export make`: an approved export becomes a verified BagIt package (AV-14, AV-15).
+
+1. Refuse (audited) unless the request is approved by someone other than its requester
+   and the maker may release footage (AUX-10: never an auxiliary).
+2. Build under `.<DIR>.partial-<id>` beside DIR: each original read once from the WORM
+   store and copied with every chunk checked against the catalog's BLAKE3 and the manifest
+   digests computed in the same pass (`copying.copy_checked`); a chunk that fails stops
+   the export naming the file and chunk, and the partial directory is removed.
+3. Per item, integrity/NNN/: item.json, findings.json, chunks.csv (the BLAKE3 chunk table)
+   and packets.csv (stream, packet, pts, dts, size, pos, BLAKE3 of the packet's bytes, read
+   by pos/size from the copy just verified chunk by chunk, i.e. the stored bytes; a packet
+   without pos gets no hash and says so).
+4. The audit log is sealed, and the items' records are excerpted with their chain hashes
+   and the seals (`excerpt.py`).
+5. Inventory, making record, cover, bag-info, manifests and the tag manifest; bagit.txt last.
+6. The kept copy (AV-14): every tag file and an index naming them go into the WORM store
+   with the longest retention and a legal hold; a `made` export event records the bag
+   digest (SHA-512 of tagmanifest-sha512.txt) and the index's key; then DIR appears by one
+   rename.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import blake3
+
+from pipeline import __version__
+from pipeline.catalog.core import Catalog
+from pipeline.durable import fsync_dir
+from pipeline.errors import InputError
+from pipeline.export import bag, contents
+from pipeline.export.contents import Item, Making
+from pipeline.export.copying import ChunkMismatch, copy_checked, digest_bytes, mapped
+from pipeline.export.excerpt import EXCERPT, build_excerpt
+from pipeline.export.requests import RECIPIENTS, ExportState, export_state, record_made
+from pipeline.people.permissions import Authority, PermissionDenied
+from pipeline.storage.base import StoreError, WormStore
+from schemas.audit import ALLOWED, REFUSED
+from schemas.people import EXPORT_REQUEST
+from schemas.retention import MAX_RETENTION
+
+TAG_MANIFEST = "tagmanifest-sha512.txt"
+
+
+@dataclass(frozen=True, slots=True)
+class MadePackage:
+    export_id: str
+    path: Path
+    items: int
+    payload_bytes: int
+    bag_digest: str  # SHA-512 of tagmanifest-sha512.txt
+    kept_key: str  # the kept copy's index in the WORM store
+    audit_records: int
+
+
+def _refusal(state: ExportState) -> str | None:
+    if not state.approved_by:
+        return (f"AV-15: {state.export_id} is not approved; footage is released only on an "
+                "approval by someone other than the requester")
+    if state.approved_by == state.requested_by:
+        return (f"AV-15: {state.export_id} was approved by its own requester "
+                f"{state.requested_by}; it needs a second, different person")
+    return None
+
+
+def _rows(catalog: Catalog, blake3s: Sequence[str]) -> list[dict[str, Any]]:
+    cols = ["file_name", "store_key", "store_version", "size_bytes", "chunk_size_bytes",
+            "media_kind", "container", "duration_seconds", "creation_time_utc",
+            "case_number", "officer_ids", "device_id", "recorded_start_utc",
+            "recorded_end_utc", "ingested_at_utc"]
+    sql = ("SELECT blake3, " + ", ".join(f"any_value({c}) AS {c}" for c in cols)
+           + " FROM recordings WHERE list_contains(?, blake3) GROUP BY blake3")
+    rows = {r["blake3"]: r for r in catalog.query(sql, [list(blake3s)]).to_pylist()}
+    missing = [b for b in blake3s if b not in rows]
+    if missing:
+        raise InputError(f"recordings of the export not in the catalog: {', '.join(missing)}")
+    out = [rows[b] for b in blake3s]
+    out.sort(key=lambda r: (r["recorded_start_utc"] or r["creation_time_utc"]
+                            or dt.datetime.min.replace(tzinfo=dt.UTC), r["file_name"]))
+    return out
+
+
+def _write(root: Path, rel: str, data: bytes) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "xb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _text(v: Any) -> str:
+    return "" if v is None else str(v)
+
+
+def _packets(catalog: Catalog, it: Item, copy: Path) -> bytes:
+    """packets.csv of one item, each packet's bytes read by pos/size from the checked copy."""
+    table = catalog.query(
+        "SELECT DISTINCT stream_index, packet_index, pts, dts, size_bytes, pos_bytes FROM "
+        "packets WHERE recording_blake3 = ? ORDER BY stream_index, packet_index", [it.blake3])
+    cols = [table.column(n).to_pylist() for n in
+            ("stream_index", "packet_index", "pts", "dts", "size_bytes", "pos_bytes")]
+    lines = ["stream,packet,pts,dts,size,pos,blake3,note"]
+    with mapped(copy) as view:
+        size = len(view)
+        for s, i, pts, dts, n, pos in zip(*cols, strict=True):
+            head = f"{s},{i},{_text(pts)},{_text(dts)},{n}"
+            if pos is None or pos < 0 or pos + n > size:
+                it.packets_without_pos += 1
+                lines.append(f"{head},,,no pos: the demuxer did not place it in the file")
+            else:
+                lines.append(f"{head},{pos},{blake3.blake3(view[pos:pos + n]).hexdigest()},")
+            it.packets += 1
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _copy_item(store: WormStore, it: Item, root: Path, algorithms: Sequence[str]) -> None:
+    r = it.row
+    dest = root / it.path
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        it.version = store.head(r["store_key"]).version or r.get("store_version")
+        with store.open(r["store_key"], verify=False) as src:
+            res = copy_checked(src, dest, name=r["file_name"], key=r["store_key"],
+                               chunk_size=int(r["chunk_size_bytes"]),
+                               chunks=[c["blake3"] for c in it.chunks],
+                               size_bytes=int(r["size_bytes"]), algorithms=algorithms)
+    except StoreError as exc:
+        raise ChunkMismatch(f"{r['file_name']} ({r['store_key']}): cannot be read from the "
+                            f"store: {exc}; the export stops") from exc
+    it.digests = res.digests
+
+
+def make_package(
+    store: WormStore, catalog: Catalog, auth: Authority, actor: str, export_id: str,
+    out: str | os.PathLike[str], *, now: dt.datetime,
+    algorithms: Sequence[str] = bag.DEFAULT_ALGORITHMS,
+) -> MadePackage:
+    """Make the package of an approved export at `out` (module doc)."""
+    algorithms = _algorithms(algorithms)
+    out = Path(out).absolute()
+    if out.exists():
+        raise InputError(f"{out}: already exists; give a new directory for the package")
+    if not out.parent.is_dir():
+        raise InputError(f"{out.parent}: no such directory")
+    state = export_state(catalog, export_id)
+    auth.authorize(actor, EXPORT_REQUEST, export_id, refusal=_refusal(state),
+                   refusal_error=PermissionDenied)
+    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        made = _build(store, catalog, auth, actor, state, tmp, now=now, algorithms=algorithms)
+        kept_key = _keep(store, tmp, state, made, now=now)
+        record_made(catalog, state, actor, now=now, bag_digest=made[0], kept_key=kept_key,
+                    out=str(out))
+        auth.record(actor, EXPORT_REQUEST, export_id, ALLOWED,
+                    f"export make: package {out.name} made, {made[1]} items, {made[2]} bytes, "
+                    f"bag SHA-512 {made[0]}, kept copy {kept_key}")
+        fsync_dir(tmp)
+        os.rename(tmp, out)
+        fsync_dir(out.parent)
+    except ChunkMismatch as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        auth.record(actor, EXPORT_REQUEST, export_id, REFUSED, f"export make stopped: {exc}")
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return MadePackage(export_id, out, made[1], made[2], made[0], kept_key, made[3])
+
+
+def _algorithms(algorithms: Sequence[str]) -> tuple[str, ...]:
+    algs = tuple(dict.fromkeys(a.strip().lower() for a in algorithms if a.strip()))
+    bad = [a for a in algs if a not in bag.ALGORITHMS]
+    if bad:
+        raise InputError(f"--digest {','.join(bad)}: expected some of "
+                         f"{','.join(bag.ALGORITHMS)}")
+    if not any(a in algs for a in ("sha512", "sha256")):
+        raise InputError("--digest needs sha512 or sha256 (BagIt validators read those)")
+    return algs
+
+
+def _build(
+    store: WormStore, catalog: Catalog, auth: Authority, actor: str, state: ExportState,
+    root: Path, *, now: dt.datetime, algorithms: Sequence[str],
+) -> tuple[str, int, int, int]:
+    rows = _rows(catalog, state.recordings)
+    paths = bag.payload_paths(r["file_name"] for r in rows)
+    items = []
+    for n, (row, path) in enumerate(zip(rows, paths, strict=True), 1):
+        chunks = catalog.query(
+            "SELECT DISTINCT chunk_index, offset_bytes, length_bytes, blake3 FROM chunks "
+            "WHERE recording_blake3 = ? ORDER BY chunk_index", [row["blake3"]]).to_pylist()
+        findings = catalog.query(
+            "SELECT DISTINCT code, rule, severity, stream_index, pts, at_seconds, title_en, "
+            "title_zh, detail FROM findings WHERE recording_blake3 = ? "
+            "ORDER BY at_seconds NULLS FIRST, code", [row["blake3"]]).to_pylist()
+        items.append(Item(n, path, row, chunks, findings))
+    for it in items:
+        _copy_item(store, it, root, algorithms)
+        d = it.integrity_dir
+        _write(root, f"{d}/packets.csv", _packets(catalog, it, root / it.path))
+        _write(root, f"{d}/chunks.csv", contents.chunks_csv(it))
+        _write(root, f"{d}/findings.json", contents.findings_json(it))
+        _write(root, f"{d}/item.json", contents.item_json(it))
+    auth.audit.seal()
+    objects = {state.export_id, *(it.row["store_key"] for it in items)}
+
+    def read_sealed(seal: Any) -> bytes:
+        with store.open(seal.key) as fh:
+            data: bytes = fh.read()
+            return data
+
+    excerpt, n_records = build_excerpt(auth.audit.root, read_sealed, objects)
+    _write(root, EXCERPT, excerpt)
+    recipient = f"{RECIPIENTS.get(state.recipient, state.recipient)}（{state.recipient}）"
+    making = Making(state.export_id, state.case_number, recipient, state.purpose,
+                    state.requested_by, state.approved_by or "", actor, now, store.uri,
+                    f"custody {__version__}", tuple(algorithms))
+    _write(root, contents.INVENTORY, contents.inventory_csv(items))
+    _write(root, contents.MAKING_RECORD, contents.making_record(making, items))
+    _write(root, contents.COVER, contents.cover_html(
+        making, items, organization=bag.SOURCE_ORGANIZATION,
+        recipient_zh=RECIPIENTS.get(state.recipient, state.recipient)))
+    payload = sum(int(it.row["size_bytes"]) for it in items)
+    _write(root, "bag-info.txt", bag.bag_info(
+        export_id=state.export_id, bagging_date=now.date(), payload_bytes=payload,
+        payload_files=len(items), case_number=state.case_number,
+        recipient=RECIPIENTS.get(state.recipient, state.recipient),
+        tool=f"custody {__version__}"))
+    for a in algorithms:
+        _write(root, bag.manifest_name(a), bag.manifest((it.path, it.digests[a]) for it in items))
+    _write(root, "bagit.txt", bag.BAGIT_TXT)
+    tags = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if p.is_file() and not p.relative_to(root).as_posix().startswith("data/"))
+    tagmanifest = bag.manifest(
+        (t, digest_bytes((root / t).read_bytes(), ["sha512"])["sha512"]) for t in tags)
+    _write(root, TAG_MANIFEST, tagmanifest)
+    return digest_bytes(tagmanifest, ["sha512"])["sha512"], len(items), payload, n_records
+
+
+def _put(store: WormStore, data: bytes, until: dt.datetime) -> str:
+    staged = store.stage(len(data))
+    try:
+        staged.write(data)
+        key = staged.commit(blake3.blake3(data).hexdigest(), retain_until_utc=until).key
+    except BaseException:
+        staged.abort()
+        raise
+    store.set_legal_hold(key, True)
+    return key
+
+
+def _keep(store: WormStore, root: Path, state: ExportState, made: tuple[str, int, int, int],
+          *, now: dt.datetime) -> str:
+    """AV-14: the tag files (not the originals, stored already) kept at `permanent`."""
+    until = now + MAX_RETENTION
+    files = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_file() and not rel.startswith("data/"):
+            files[rel] = _put(store, p.read_bytes(), until)
+    index = {"export_id": state.export_id, "case_number": state.case_number,
+             "bag_sha512": made[0], "items": made[1], "payload_bytes": made[2],
+             "recordings": list(state.recordings), "tier": "permanent",
+             "made_at_utc": now.astimezone(dt.UTC).isoformat(), "tag_files": files}
+    return _put(store, json.dumps(index, ensure_ascii=False, sort_keys=True).encode(), until)
