@@ -105,9 +105,19 @@ def copy_checked(
             for fut in pending.popleft():
                 fut.result()
 
+    def read() -> bytes:
+        # A stream may answer short reads before its end (an HTTP body): fill the chunk.
+        data = src.read(chunk_size)
+        while data and len(data) < chunk_size:
+            more = src.read(chunk_size - len(data))
+            if not more:
+                break
+            data += more
+        return data
+
     try:
         index = 0
-        while data := src.read(chunk_size):
+        while data := read():
             futs: list[Future[Any]] = [check_lane.submit(check, index, data)]
             futs += [lanes[a].submit(hashes[a].update, data) for a in algorithms]
             futs.append(write_lane.submit(write, data))

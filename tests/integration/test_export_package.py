@@ -161,9 +161,24 @@ def test_a_package_from_s3_validates_everywhere_and_names_damage(
         done = _run(tool, "-c", manifest, cwd=pkg)
         assert done.returncode == 0, done.stdout + done.stderr
 
-    # the kept copy and the list
+    # the kept copy (AV-14) and the list
     listed = c.json("export", "list", who="L-1")
     assert listed[0]["status"] == "made" and listed[0]["packages"] == [made["bag_sha512"]]
+    from pipeline.storage import open_store
+
+    store = open_store(c.store, env=c.env)
+    kept = store.head(made["kept_copy"])
+    assert kept.legal_hold and kept.retain_until_utc is not None
+    assert kept.retain_until_utc.year >= 2126  # permanent: the longest retention
+    with store.open(made["kept_copy"]) as fh:
+        index = json.loads(fh.read())
+    assert index["export_id"] == export_id and index["case_number"] == CASE
+    assert index["bag_sha512"] == made["bag_sha512"]
+    assert set(index["tag_files"]) >= {"tagmanifest-sha512.txt", "cover.html", "电子数据清单.csv",
+                                       "custody/chain-of-custody.jsonl"}
+    with store.open(index["tag_files"]["tagmanifest-sha512.txt"]) as fh:
+        assert fh.read() == (pkg / "tagmanifest-sha512.txt").read_bytes()
+    assert store.head(index["tag_files"]["cover.html"]).legal_hold
 
     # a copy moved elsewhere, no catalog, no store
     moved = tmp_path / "elsewhere" / "收到的包"
