@@ -10,7 +10,7 @@ SYSSTAMP := $(VENV)/.sysdeps
 # Debian packages the tests and benchmarks use as independent peers and renderers (never
 # the product): ffprobe cross-checks timestamps, b3sum hashes, Chromium renders the AUX-13
 # roster page with the CJK fonts; espeak-ng speaks the Mandarin of the AV-9 voice tests.
-DEBS := ffmpeg b3sum chromium fonts-noto-cjk espeak-ng
+DEBS := ffmpeg b3sum chromium fonts-noto-cjk espeak-ng libpango-1.0-0 libpangoft2-1.0-0 poppler-utils
 
 .PHONY: demo test bench lint mutation install sysdeps clean
 
