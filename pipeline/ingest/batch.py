@@ -7,7 +7,11 @@ otherwise the rules that need other files run (session gaps between files of one
 AV-9, through `analysis.sessions`; a file name reused for other content, AV-15), its
 findings table is built, and its rows join the open batch. A batch commits atomically
 every `batch_files` files and at the end, after the audit records of its files are
-durable. Objects are always in the store before the batch that names them, so a crash
+durable. A file labelled with the case number of an open case is linked to it in the same
+batch, and its retention follows the case on the store first (issue 12: `case` with a
+legal hold, `permanent` after an AV-13 event); a number that names no case opened in
+Custody is `CASE_UNKNOWN` (once any case is opened: before that, case numbers are only
+labels). Objects are always in the store before the batch that names them, so a crash
 leaves at worst an object the catalog does not know yet, which the next run catalogs.
 """
 
@@ -29,14 +33,21 @@ from pipeline.ingest.outcome import ALREADY, ARCHIVED, FAILED, SKIPPED, FileOutc
 from pipeline.ingest.rows import findings_table
 from pipeline.people.permissions import Authority
 from pipeline.people.registry import Registry
+from pipeline.retention.engine import CASE_LINKED, CASE_PERMANENT, apply_case_retention
 from pipeline.rules import ARCHIVE, Context, run_rules
+from pipeline.rules.cases import CaseFile, fold_cases
 from pipeline.rules.devices import DeviceIndex
-from schemas.people import INGEST
+from pipeline.storage.base import WormStore
+from schemas.media import Finding, Subject
+from schemas.people import CASE_MANAGE, INGEST
 from schemas.records import (
+    CaseEventRecord,
     FindingRecord,
     IngestFileRecord,
     IngestRunRecord,
     RecordingRecord,
+    RetentionEventRecord,
+    from_table,
     to_table,
 )
 
@@ -51,6 +62,7 @@ class ArchiveState:
     intervals: list[Interval]
     devices: DeviceIndex
     staff_kinds: dict[str, str]  # staff number -> officer | auxiliary (empty: no registry)
+    cases: dict[str, CaseFile]  # the cases opened in Custody, by number (issue 12)
 
 
 def load_state(catalog: Catalog) -> ArchiveState:
@@ -70,6 +82,8 @@ def load_state(catalog: Catalog) -> ArchiveState:
         # AV-10: once devices are registered, every recording must come from one of them.
         devices=registry.device_index(),
         staff_kinds={p.staff_id: p.kind for p in registry.all_staff()},
+        cases=fold_cases(sorted(from_table(CaseEventRecord, catalog.read_table(
+            CaseEventRecord)), key=lambda e: e.at_utc)),
     )
 
 
@@ -89,8 +103,10 @@ class Committer:
     def __init__(
         self, catalog: Catalog, *, run_id: str, store_uri: str, now: Callable[[], dt.datetime],
         batch_files: int, sessions: SessionTolerances, auth: Authority, actor: str,
+        store: WormStore | None = None,
     ) -> None:
         self.catalog = catalog
+        self.store = store  # without it, no case is linked (its retention could not follow)
         self.run_id = run_id
         self.store_uri = store_uri
         self.now = now
@@ -151,6 +167,7 @@ class Committer:
         if rec.facts is not None:
             ctx = Context(now_utc=rec.recording.ingested_at_utc, archived_names=st.names)
             findings += run_rules(replace(rec.facts, blake3=rec.blake3), ctx, scope=ARCHIVE)
+        case = self._case_of(rec.recording, findings)
         # Every row is built before anything joins the state or the batch.
         recording = to_table(RecordingRecord, [rec.recording])
         found = findings_table(rec.blake3, rec.path, self.run_id, findings,
@@ -163,8 +180,48 @@ class Committer:
         for cls, table in rec.tables:
             self.batch.add_table(cls, table)
         self.batch.add_table(FindingRecord, found)
+        if case is not None:
+            self._link(rec.recording, case)
         return FileOutcome(rec.path, ARCHIVED, blake3=rec.blake3, size_bytes=rec.size_bytes,
                            findings=findings)
+
+    # --- cases (issue 12) -------------------------------------------------------------------
+    def _case_of(self, r: RecordingRecord, findings: list[Finding]) -> CaseFile | None:
+        """The open case the recording's label names (to link it to), or None; a number
+        naming no case opened in Custody adds CASE_UNKNOWN to `findings` (quiet while no
+        case is opened at all, as DEVICE_UNKNOWN is while no device is registered)."""
+        n = (r.case_number or "").strip()
+        if not n or not self.state.cases:
+            return None
+        case = self.state.cases.get(n)
+        if case is None or case.opened_at_utc is None:
+            findings.append(Finding(
+                "CASE_UNKNOWN", f"labelled case number {n} names no case opened in Custody "
+                "(custody case open); the recording is linked to no case",
+                subject=Subject("case", n)))
+            return None
+        return case if case.is_open and self.store is not None else None
+
+    def _link(self, r: RecordingRecord, case: CaseFile) -> None:
+        """Link to the open case in this batch; its retention follows on the store first."""
+        assert self.store is not None
+        now = r.ingested_at_utc
+        row = {"blake3": r.blake3, "file_name": r.file_name, "store_key": r.store_key,
+               "tier": "one_year", "retain_until_utc": r.retain_until_utc or now,
+               "legal_hold": False}
+        _, events = apply_case_retention(
+            self.store, self.auth, actor=self.actor, now=now, case_number=case.case_number,
+            rows=[row], what=CASE_PERMANENT if case.permanent else CASE_LINKED,
+            trigger=case.triggers[-1][0] if case.permanent else None,
+            reason="linked at ingest by its case-number label")
+        self.auth.record(self.actor, CASE_MANAGE, f"case:{case.case_number}", "allowed",
+                         f"linked {r.file_name} (b3/{r.blake3}) at ingest: its label names "
+                         "this open case")
+        self.batch.add(CaseEventRecord, [CaseEventRecord(
+            case_number=case.case_number, event="linked", at_utc=now, actor_id=self.actor,
+            recording_blake3=r.blake3, text="ingest label")])
+        self.batch.add(RetentionEventRecord, events)
+        case.links[r.blake3] = None
 
     def record(self, outcome: FileOutcome) -> FileOutcome:
         """An outcome: audited, in the batch as an ingest_files row, committed in turn.

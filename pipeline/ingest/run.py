@@ -193,7 +193,7 @@ class _Run:
         self.committer = Committer(
             catalog, run_id=self.run_id, store_uri=store.uri, now=settings.now,
             batch_files=settings.batch_files, sessions=settings.sessions, auth=auth,
-            actor=actor,
+            actor=actor, store=store,
         )
 
     def job(self, entry: Entry, read_path: str | None) -> FileJob:

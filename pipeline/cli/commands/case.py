@@ -207,9 +207,9 @@ def register(sub: Any, shared: argparse.ArgumentParser) -> None:
     p = parser("open", "open a case 立案", "Open a case with its type (行政检查, 行政处罚), "
                "inspected entity, section and officers.")
     p.add_argument("case", metavar="CASE", help="case number 案号")
-    p.add_argument("--type", required=True, help="case type: 行政检查 or 行政处罚")
-    p.add_argument("--entity", required=True, help="inspected entity 被检查单位")
-    p.add_argument("--section", required=True, help="responsible section 科室")
+    p.add_argument("--type", required=True, metavar="TYPE", help="case type: 行政检查 or 行政处罚")
+    p.add_argument("--entity", required=True, metavar="ENTITY", help="inspected entity 被检查单位")
+    p.add_argument("--section", required=True, metavar="SECTION", help="responsible section 科室")
     p.add_argument("--officer", action="append", metavar="STAFF_ID",
                    help="an officer of the case (repeat for each)")
     p.set_defaults(func=cmd_open)
@@ -217,23 +217,26 @@ def register(sub: Any, shared: argparse.ArgumentParser) -> None:
     p = parser("link", "link recordings to an open case", "Link recordings (file name or "
                "BLAKE3 prefix) to an open case, optionally at a checklist step; each is "
                "raised to tier case with a legal hold (permanent after an AV-13 event).")
-    p.add_argument("case", metavar="CASE")
-    p.add_argument("recordings", nargs="+", metavar="RECORDING")
-    p.add_argument("--step", help="the checklist step, e.g. 调查取证")
+    p.add_argument("case", metavar="CASE", help="case number 案号")
+    p.add_argument("recordings", nargs="+", metavar="RECORDING",
+                   help="file name, BLAKE3 prefix or source path")
+    p.add_argument("--step", metavar="STEP", help="the checklist step, e.g. 调查取证")
     p.set_defaults(func=cmd_link)
 
     p = parser("unlink", "take a recording out of a case", "Unlink a recording, with a "
                "reason. Its retention stays: nothing ever goes down.")
-    p.add_argument("case", metavar="CASE")
-    p.add_argument("recording", metavar="RECORDING")
+    p.add_argument("case", metavar="CASE", help="case number 案号")
+    p.add_argument("recording", metavar="RECORDING",
+                   help="file name, BLAKE3 prefix or source path")
     p.add_argument("--reason", required=True, metavar="TEXT", help="why (kept)")
     p.set_defaults(func=cmd_unlink)
 
     p = parser("document", "record an enforcement document 文书", "Record a document with "
                "the start and end times it states (AV-8); --file stores its scan in WORM.")
-    p.add_argument("case", metavar="CASE")
-    p.add_argument("--kind", required=True, help="document kind, e.g. 现场检查笔录")
-    p.add_argument("--step", help="the checklist step it belongs to")
+    p.add_argument("case", metavar="CASE", help="case number 案号")
+    p.add_argument("--kind", required=True, metavar="KIND",
+                   help="document kind, e.g. 现场检查笔录")
+    p.add_argument("--step", metavar="STEP", help="the checklist step it belongs to")
     p.add_argument("--start", metavar="TIME", help="start time the document states")
     p.add_argument("--end", metavar="TIME", help="end time the document states")
     p.add_argument("--file", metavar="SCAN", help="the document's scan, stored in WORM")
@@ -242,7 +245,7 @@ def register(sub: Any, shared: argparse.ArgumentParser) -> None:
     p = parser("event", "record an AV-13 event (long-term preservation)", "An objection, "
                "obstruction, review/litigation or other important event: every linked "
                "recording, and every one linked later, becomes permanent.")
-    p.add_argument("case", metavar="CASE")
+    p.add_argument("case", metavar="CASE", help="case number 案号")
     p.add_argument("--kind", required=True, choices=TRIGGERS, help="AV-13 trigger")
     p.add_argument("--note", metavar="TEXT", help="what happened")
     p.set_defaults(func=cmd_event)
@@ -250,8 +253,9 @@ def register(sub: Any, shared: argparse.ArgumentParser) -> None:
     p = parser("exempt", "record an AV-6 exemption (step not recorded)", "A step that was "
                "not recorded, with the reason code, written basis and author; the section "
                "chief acknowledges it with `case ack`.")
-    p.add_argument("case", metavar="CASE")
-    p.add_argument("--step", required=True, help="the step not recorded, e.g. 文书送达")
+    p.add_argument("case", metavar="CASE", help="case number 案号")
+    p.add_argument("--step", required=True, metavar="STEP",
+                   help="the step not recorded, e.g. 文书送达")
     p.add_argument("--reason", required=True, choices=REASONS, help="AV-6 reason")
     p.add_argument("--basis", required=True, metavar="TEXT", help="the written basis")
     p.add_argument("--author", required=True, metavar="STAFF_ID", help="who wrote it")
@@ -259,14 +263,14 @@ def register(sub: Any, shared: argparse.ArgumentParser) -> None:
 
     p = parser("ack", "acknowledge an exemption (section chief 科室负责人)",
                "AV-6: the section chief acknowledges an exemption, once.")
-    p.add_argument("case", metavar="CASE")
+    p.add_argument("case", metavar="CASE", help="case number 案号")
     p.add_argument("exemption", metavar="EXEMPTION_ID", help="e.g. X1 (case show lists them)")
     p.set_defaults(func=cmd_ack)
 
     p = parser("close", "close a case 结案", "Close with the case file's retention term: "
                "linked recordings are kept at least to it and the case hold is lifted "
                "(two people: --as and --second), except on permanent recordings.")
-    p.add_argument("case", metavar="CASE")
+    p.add_argument("case", metavar="CASE", help="case number 案号")
     p.add_argument("--retain-until", required=True, metavar="YYYY-MM-DD",
                    help="the case file's retention term")
     p.add_argument("--second", metavar="STAFF_ID",
@@ -276,7 +280,7 @@ def register(sub: Any, shared: argparse.ArgumentParser) -> None:
     p = parser("show", "a case, its recordings, documents, coverage and findings",
                "Show a case's state, its checklist coverage (AV-5/AV-ANNEX) and its "
                "findings (AV-5, AV-6, AV-13); exit 1 with findings.")
-    p.add_argument("case", metavar="CASE")
+    p.add_argument("case", metavar="CASE", help="case number 案号")
     p.set_defaults(func=cmd_show)
 
     p = parser("list", "list cases", "Cases from the view cases_current.")
