@@ -615,6 +615,13 @@ def ts_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         subprocess.run([containergen.FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
                         *lavfi, *codecs.split(), str(dst)], check=True, capture_output=True)
         out[name] = dst
+    # Two programs of two streams each (the wrap reference is FFmpeg's per program).
+    out["two-programs"] = d / "two-programs.ts"
+    subprocess.run([containergen.FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-i",
+                    str(out["sei"]), "-i", str(out["open-gop"]), "-map", "0", "-map", "1",
+                    "-c", "copy", "-program", "title=A:st=0:st=1", "-program",
+                    "title=B:st=2:st=3", str(out["two-programs"])],
+                   check=True, capture_output=True)
     return out
 
 
@@ -638,7 +645,7 @@ def _timed_from_pes(path: Path) -> tuple[ProbeResult, bool]:
     return result, any(used)
 
 
-@pytest.mark.parametrize("name", ["ffmpeg", "pyav", "wrap", *TS_VARIANTS])
+@pytest.mark.parametrize("name", ["ffmpeg", "pyav", "wrap", *TS_VARIANTS, "two-programs"])
 def test_ts_timing_equals_a_full_demux(ts_files: dict[str, Path], name: str) -> None:
     """pts, dts, duration, flags, size, pos, parameter sets, encoder SEI and errors equal a
     demux's, whether the PES headers gave them or the file was demuxed."""
