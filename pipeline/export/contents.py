@@ -22,6 +22,7 @@ from pipeline.export.bag import TITLES
 INVENTORY = "电子数据清单.csv"
 MAKING_RECORD = "复制说明.txt"
 COVER = "cover.html"
+COVER_PDF = "cover.pdf"
 CATEGORY_ZH = {"video": "视频", "audio": "音频", "image": "图片"}
 
 
@@ -63,7 +64,8 @@ def _recorded(row: dict[str, Any]) -> str:
 
 def _format(row: dict[str, Any]) -> str:
     ext = str(row["file_name"]).rsplit(".", 1)[-1].upper() if "." in str(row["file_name"]) else ""
-    return " / ".join(x for x in (ext, row.get("container") or "") if x)
+    container = str(row.get("container") or "").split(",")[0]  # FFmpeg's first name
+    return " / ".join(x for x in (ext, container) if x)
 
 
 def inventory_rows(items: Sequence[Item]) -> list[dict[str, Any]]:
@@ -191,3 +193,14 @@ def cover_html(m: Making, items: Sequence[Item], *, organization: str, recipient
         has_sm3="sm3" in m.algorithms, findings=findings,
     )
     return html.encode()
+
+
+def cover_pdf(html: bytes) -> bytes:
+    """The cover as PDF (WeasyPrint; the CJK text in Noto CJK, embedded)."""
+    import logging
+
+    import weasyprint
+
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # subsetting chatter
+    pdf: bytes = weasyprint.HTML(string=html.decode()).write_pdf()
+    return pdf

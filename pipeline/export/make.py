@@ -12,7 +12,8 @@
    without pos gets no hash and says so).
 4. The audit log is sealed, and the items' records are excerpted with their chain hashes
    and the seals (`excerpt.py`).
-5. Inventory, making record, cover, bag-info, manifests and the tag manifest; bagit.txt last.
+5. Inventory, making record, cover (HTML, and PDF by WeasyPrint), bag-info, manifests
+   and the tag manifest; bagit.txt last.
 6. The kept copy (AV-14): every tag file and an index naming them go into the WORM store
    with the longest retention and a legal hold; a `made` export event records the bag
    digest (SHA-512 of tagmanifest-sha512.txt) and the index's key; then DIR appears by one
@@ -165,7 +166,8 @@ def make_package(
         auth.record(actor, EXPORT_REQUEST, export_id, ALLOWED,
                     f"export make: package {out.name} made, {made[1]} items, {made[2]} bytes, "
                     f"bag SHA-512 {made[0]}, kept copy {kept_key}")
-        fsync_dir(tmp)
+        for d in sorted({p.parent for p in tmp.rglob("*")}, key=lambda p: -len(p.parts)):
+            fsync_dir(d)  # every entry durable before the package appears
         os.rename(tmp, out)
         fsync_dir(out.parent)
     except ChunkMismatch as exc:
@@ -228,9 +230,10 @@ def _build(
                     f"custody {__version__}", tuple(algorithms))
     _write(root, contents.INVENTORY, contents.inventory_csv(items))
     _write(root, contents.MAKING_RECORD, contents.making_record(making, items))
-    _write(root, contents.COVER, contents.cover_html(
-        making, items, organization=bag.SOURCE_ORGANIZATION,
-        recipient_zh=RECIPIENTS.get(state.recipient, state.recipient)))
+    cover = contents.cover_html(making, items, organization=bag.SOURCE_ORGANIZATION,
+                                recipient_zh=RECIPIENTS.get(state.recipient, state.recipient))
+    _write(root, contents.COVER, cover)
+    _write(root, contents.COVER_PDF, contents.cover_pdf(cover))
     payload = sum(int(it.row["size_bytes"]) for it in items)
     _write(root, "bag-info.txt", bag.bag_info(
         export_id=state.export_id, bagging_date=now.date(), payload_bytes=payload,

@@ -234,6 +234,31 @@ def test_editing_one_line_of_the_chain_of_custody_excerpt_is_named(
     assert "data/" not in out
 
 
+def test_the_cover_pdf_renders_with_its_chinese_text(local_custody: Custody,
+                                                      tmp_path: Path) -> None:
+    for tool in ("pdftoppm", "pdftotext", "pdffonts"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} (poppler-utils, make sysdeps) is not installed")
+    c = local_custody
+    export_id = _request(c)
+    pkg = tmp_path / "pkg"
+    assert c("export", "make", export_id, "--out", str(pkg), who="L-1") == 0, c.err
+    pdf = pkg / "cover.pdf"
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    assert "cover.pdf" in (pkg / "tagmanifest-sha512.txt").read_text("utf-8")
+    done = _run("pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(pdf),
+                str(tmp_path / "page"))
+    assert done.returncode == 0, done.stderr
+    (png,) = tmp_path.glob("page*.png")
+    assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 10_000
+    text = _run("pdftotext", "-layout", str(pdf), "-").stdout
+    for words in ("大柘镇人民政府", "电子数据移交说明", export_id, CASE, "sha256sum -c",
+                  "如何仅用通用工具核验", "clean.mp4"):
+        assert words in text, words
+    fonts = _run("pdffonts", str(pdf)).stdout
+    assert "CJK" in fonts  # the Chinese is drawn in an embedded Noto CJK font
+
+
 def test_export_without_approval_or_approved_by_its_requester_is_refused_and_audited(
     local_custody: Custody, tmp_path: Path
 ) -> None:
