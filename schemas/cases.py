@@ -55,6 +55,7 @@ class ChecklistStep:
     what: str
     unit: str
     activities: tuple[str, ...]
+    optional: bool = False  # required only once the case has anything at this step
 
 
 CHECKLIST_PATH = Path(__file__).with_name("checklist.toml")
@@ -71,6 +72,7 @@ def load_checklist(path: Path = CHECKLIST_PATH) -> tuple[ChecklistStep, ...]:
                 step_en=str(row.get("step_en", "")), what=str(row.get("what", "")),
                 unit=str(row.get("unit", "")),
                 activities=tuple(str(a) for a in row.get("activities", ())),
+                optional=bool(row.get("optional", False)),
             )
         except (KeyError, ValueError) as exc:
             raise ValueError(f"{path}: step {i}: {exc}") from None

@@ -19,11 +19,12 @@ def _checklist_sql() -> str:
     the file the town edits, each time the views are made."""
     rows = [
         f"({i}, {_quote(s.case_type)}, {_quote(s.step)}, {_quote(s.step_en)}, "
-        f"{_quote(s.unit)}, [{', '.join(_quote(a) for a in s.activities)}]::VARCHAR[])"
+        f"{_quote(s.unit)}, [{', '.join(_quote(a) for a in s.activities)}]::VARCHAR[], "
+        f"{'true' if s.optional else 'false'})"
         for i, s in enumerate(load_checklist())
     ]
     return ("SELECT * FROM (VALUES " + ", ".join(rows) + ") "
-            "AS t(ord, case_type, step, step_en, unit, activities)")
+            "AS t(ord, case_type, step, step_en, unit, activities, optional)")
 
 
 DERIVED_VIEWS: dict[str, str] = {
@@ -148,10 +149,11 @@ DERIVED_VIEWS: dict[str, str] = {
     """,
     "case_checklist": _checklist_sql(),
     # AV-5/AV-ANNEX: each required step of each case, and what covers it (NULL: nothing;
-    # the same answer as pipeline.rules.cases.av5_coverage).
+    # the same answer as pipeline.rules.cases.av5_coverage). An optional step (a hearing)
+    # is listed once the case has a link, document or exemption at it.
     "check_av5_coverage": """
         WITH steps AS (
-            SELECT c.case_number, c.case_type, k.step, k.step_en, k.ord
+            SELECT c.case_number, c.case_type, k.step, k.step_en, k.ord, k.optional
             FROM cases_current c JOIN case_checklist k ON k.case_type = c.case_type),
         linked AS (
             SELECT l.case_number, coalesce(l.step, (
@@ -168,7 +170,13 @@ DERIVED_VIEWS: dict[str, str] = {
                                  WHERE x.case_number = s.case_number AND x.step = s.step
                                    AND x.acked_at_utc IS NOT NULL) THEN 'exemption'
                END AS covered_by
-        FROM steps s ORDER BY s.case_number, s.ord
+        FROM steps s
+        WHERE NOT s.optional
+           OR EXISTS (SELECT 1 FROM linked l WHERE l.case_number = s.case_number
+                      AND l.step = s.step)
+           OR EXISTS (SELECT 1 FROM case_events e WHERE e.case_number = s.case_number
+                      AND e.step = s.step AND e.event IN ('document', 'exempted'))
+        ORDER BY s.case_number, s.ord
     """,
     # AV-6 with the default limit (3 days; pipeline.rules.cases.av6_exemptions takes any).
     "check_av6_exemptions": """

@@ -158,14 +158,17 @@ def av5_coverage(
     c: CaseFile, recordings: Mapping[str, LinkedRecording], checklist: Sequence[ChecklistStep],
 ) -> list[Finding]:
     """AV-5/AV-ANNEX: each step the checklist requires for the case's type has a linked
-    recording, or an exemption the section chief acknowledged (AV-6)."""
+    recording, or an exemption the section chief acknowledged (AV-6). An optional step
+    (a hearing) is required once the case has a link, document or exemption at it."""
     steps = required_steps(c, checklist)
     covered = {step_of(st, recordings.get(b3), steps) for b3, st in c.links.items()}
     acked = {e.step for e in c.exemptions.values() if e.acked_at_utc is not None}
     pending = {e.step for e in c.exemptions.values() if e.acked_at_utc is None}
+    present = covered | {e.step for e in c.exemptions.values()} | {
+        d.step for d in c.documents}
     out = []
     for s in steps:
-        if s.step in covered or s.step in acked:
+        if s.step in covered or s.step in acked or (s.optional and s.step not in present):
             continue
         why = (" (an exemption is recorded but not acknowledged by the section chief)"
                if s.step in pending else "")

@@ -81,9 +81,9 @@ def test_a_recording_labelled_with_an_open_case_is_linked_at_ingest_and_held(
     assert (linked["tier"], linked["legal_hold"]) == ("case", True)
     (ret,) = custody.json("retention", "show", who="Z-1")
     assert ret["store_legal_hold"] is True and ret["tier"] == "case"
-    # its activity label (调查取证) covers the step; 听证 and 文书送达 are still missing
+    # its activity label (调查取证) covers the step; 文书送达 is still missing
     covered = {r["step"]: r["covered_by"] for r in shown["coverage"]}
-    assert covered == {"调查取证": "recording", "听证": None, "文书送达": None}
+    assert covered == {"调查取证": "recording", "文书送达": None}  # no hearing: not required
 
 
 def test_av12_a_label_naming_no_known_case_is_a_finding(
