@@ -335,6 +335,21 @@ CODES: dict[str, FindingCode] = {
             "yet a linked recording's current retention is not permanent with a legal hold "
             "(a store that refused, for example). Read from the catalog's retention events.",
         ),
+        FindingCode(
+            "DOCUMENT_TIME_MISMATCH", "AV-8", _C.TIMING, _S.WARNING,
+            "Recording times differ from the document's", "录像起止时间与执法文书记载不一致",
+            "The span of the recordings linked at a document's step starts or ends more than "
+            "the tolerance (default 2 min) from the times the document states, after the "
+            "device's estimated clock offset is taken out. Times come from labels or the "
+            "device clock; cannot tell which of the two is wrong.",
+        ),
+        FindingCode(
+            "DEVICE_CLOCK_OFFSET", "AV-8", _C.TIMING, _S.WARNING,
+            "Device clock runs at a constant offset", "记录设备时钟存在固定偏差",
+            "Against two or more linked documents, a device's recordings are off by the same "
+            "amount beyond the tolerance: one clock problem (set the device's clock), not a "
+            "mismatch per document. Estimated as the median of the differences.",
+        ),
     )
 }
 

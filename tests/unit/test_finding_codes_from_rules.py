@@ -98,6 +98,10 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "EXEMPTION_ACK_LATE": ("AV-6", "report it to the section chief"),
     # AV-13: "Retention tier permanent, set by these case events".
     "NOT_PERMANENT": ("AV-13", "retention tier permanent, set by these case events"),
+    # AV-8: "Reconcile each recording's time span with the linked document's times ...
+    # Estimate device clock drift."
+    "DOCUMENT_TIME_MISMATCH": ("AV-8", "a mismatch beyond a tolerance is a finding"),
+    "DEVICE_CLOCK_OFFSET": ("AV-8", "estimate device clock drift"),
 }
 
 
