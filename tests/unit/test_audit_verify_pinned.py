@@ -427,3 +427,38 @@ def test_parse_lines_skips_what_is_not_a_record() -> None:
 def test_the_open_segment_after_seals_continues_the_chain(n: int) -> None:
     log = Log(3 + n, per=3, sealed=1)
     assert log.verify().ok
+
+
+def test_a_deleted_seal_line_with_seals_after_it_is_deleted_not_reordered() -> None:
+    log = Log(12, per=3, sealed=4)
+    del log.seals[1]
+    assert _brk(log.verify()) == v.ChainBreak(
+        "deleted", 2, None, None, "seals.jsonl line 2 seals segment 3, expected segment 2")
+
+
+def test_the_only_records_changed_link_blames_that_record() -> None:
+    log = Log(1)
+    doc = json.loads(log.lines[0])
+    doc["prev_blake3"] = "b" * 64
+    only = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    assert _brk(log.verify(_data([only]))) == v.ChainBreak(
+        "edited", 1, 1, 1,
+        f"the record's link to its predecessor was changed: it says {'b' * 16}…, the "
+        f"predecessor hashes to {GENESIS[:16]}…")
+
+
+def test_an_edited_first_record_is_blamed_when_the_second_no_longer_links() -> None:
+    log = Log(3)
+    edited = log.lines[0].replace(b"reason 1", b"reason X")
+    assert _brk(log.verify(_data([edited, *log.lines[1:]]))) == v.ChainBreak(
+        "edited", 1, 1, 1,
+        f"the record was changed after it was written: it now hashes to {_h(edited)}…, but "
+        f"the next record recorded {_h(log.lines[0])}…")
+
+
+def test_a_record_numbered_below_one_is_moved_out_of_order() -> None:
+    """A seq never seen before yet lower than expected (0): not a copy."""
+    log = Log(3)
+    zero = log.lines[2].replace(b'"seq":3', b'"seq":0')
+    assert _brk(log.verify(_data([*log.lines[:2], zero]))) == v.ChainBreak(
+        "reordered", 1, 3, 0, "expected seq 3 here, found seq 0: records were moved out of order")

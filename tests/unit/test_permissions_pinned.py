@@ -123,3 +123,4 @@ def test_allowed_actions_is_the_union_of_the_roles_rows() -> None:
 
 def test_a_serial_is_trimmed_and_upper_cased() -> None:
     assert normalize_serial("  dsj-v9x 01\t") == "DSJ-V9X 01"
+

@@ -8,6 +8,7 @@ The engine runs on a real local store, a real catalog and a real permission chec
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import blake3
@@ -16,6 +17,7 @@ import pytest
 from pipeline.audit.log import AuditLog
 from pipeline.catalog.core import Catalog
 from pipeline.errors import InputError
+from pipeline.people.identity import Caller, OsAccount
 from pipeline.people.permissions import Authority, PermissionDenied
 from pipeline.people.registry import NewStaff, Registry
 from pipeline.retention import engine
@@ -149,6 +151,11 @@ NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 UNTIL = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 
 
+# A personal installation's caller: `acting` takes the staff ID it is given, and binds the
+# Authority to that person (one person acts per command).
+PERSONAL = Caller(OsAccount(os.getuid(), "test"), None, personal=True, why="tests")
+
+
 def _officer(staff_id: str, role: str) -> NewStaff:
     return NewStaff(staff_id, "officer", f"官{staff_id}", "综合执法队", "执法队员",
                     roles=(role,), certificate_number=f"ZJ-{staff_id}")
@@ -162,12 +169,18 @@ class World:
                                           clock=lambda: AT)
         reg = Registry(self.catalog)
         self.auth = Authority(reg, self.audit)
-        reg.add_staff(self.auth, "A-1", _officer("A-1", "administrator"), at_utc=AT)
+        admin = self.as_("A-1")
+        reg.add_staff(admin, "A-1", _officer("A-1", "administrator"), at_utc=AT)
         for sid, role in (("L-1", "legal_unit"), ("L-2", "legal_unit"),
                           ("C-1", "section_chief"), ("O-1", "officer")):
-            reg.add_staff(self.auth, "A-1", _officer(sid, role), at_utc=AT)
+            reg.add_staff(admin, "A-1", _officer(sid, role), at_utc=AT)
         self.keys: dict[str, str] = {}
         self.b3: dict[str, str] = {}
+
+    def as_(self, staff_id: str) -> Authority:
+        """The Authority, acting as `staff_id`."""
+        self.auth.acting(staff_id, caller=PERSONAL)
+        return self.auth
 
     def put(self, name: str, data: bytes, case: str | None = None) -> None:
         b3 = blake3.blake3(data).hexdigest()
@@ -227,7 +240,7 @@ def test_current_states_of_all_by_name_and_by_case(world: World) -> None:
 
 def test_raising_to_case_extends_holds_and_records_one_event(world: World) -> None:
     end = dt.datetime(2036, 12, 31, tzinfo=dt.UTC)
-    (ch,) = engine.set_retention(world.store, world.catalog, auth=world.auth, actor="L-1",
+    (ch,) = engine.set_retention(world.store, world.catalog, auth=world.as_("L-1"), actor="L-1",
                                  tier=Tier.CASE, now=NOW, selectors=["a.mp4"],
                                  until_utc=end, reason="opened")
     assert (ch.blake3, ch.file_name) == (world.b3["a.mp4"], "a.mp4")
@@ -249,7 +262,7 @@ def test_raising_to_case_extends_holds_and_records_one_event(world: World) -> No
 
 
 def test_raising_by_case_records_the_case_given(world: World) -> None:
-    engine.set_retention(world.store, world.catalog, auth=world.auth, actor="L-1",
+    engine.set_retention(world.store, world.catalog, auth=world.as_("L-1"), actor="L-1",
                          tier=Tier.ONE_YEAR, now=NOW, case_number="C-2026-1",
                          until_utc=dt.datetime(2027, 1, 1, tzinfo=dt.UTC))
     (ev,) = world.events()
@@ -261,7 +274,7 @@ def test_raising_by_case_records_the_case_given(world: World) -> None:
 def test_permanent_records_its_trigger_and_holds(world: World) -> None:
     from schemas.retention import Trigger
 
-    (ch,) = engine.set_retention(world.store, world.catalog, auth=world.auth, actor="L-1",
+    (ch,) = engine.set_retention(world.store, world.catalog, auth=world.as_("L-1"), actor="L-1",
                                  tier=Tier.PERMANENT, now=NOW, selectors=["b.mp4"],
                                  trigger=Trigger.OBJECTION)
     assert ch.after == RetentionState(Tier.PERMANENT, NOW + MAX_RETENTION, True)
@@ -272,14 +285,14 @@ def test_permanent_records_its_trigger_and_holds(world: World) -> None:
 
 def test_nothing_named_is_an_input_error(world: World) -> None:
     with pytest.raises(InputError) as e:
-        engine.set_retention(world.store, world.catalog, auth=world.auth, actor="L-1",
+        engine.set_retention(world.store, world.catalog, auth=world.as_("L-1"), actor="L-1",
                              tier=Tier.ONE_YEAR, now=NOW)
     assert str(e.value) == "name recordings (BLAKE3 prefix or file name) or --case CASE"
 
 
 def test_permanent_without_a_trigger_is_an_input_error_listing_them(world: World) -> None:
     with pytest.raises(InputError) as e:
-        engine.set_retention(world.store, world.catalog, auth=world.auth, actor="L-1",
+        engine.set_retention(world.store, world.catalog, auth=world.as_("L-1"), actor="L-1",
                              tier=Tier.PERMANENT, now=NOW, selectors=["a.mp4"])
     assert str(e.value) == ("tier 'permanent' needs an AV-13 --trigger (objection, "
                             "obstruction, review_litigation, other_important)")
@@ -287,21 +300,21 @@ def test_permanent_without_a_trigger_is_an_input_error_listing_them(world: World
 
 def test_no_match_names_what_was_asked(world: World) -> None:
     with pytest.raises(InputError) as e:
-        engine.set_retention(world.store, world.catalog, auth=world.auth, actor="L-1",
+        engine.set_retention(world.store, world.catalog, auth=world.as_("L-1"), actor="L-1",
                              tier=Tier.ONE_YEAR, now=NOW, selectors=["x.mp4", "y.mp4"])
     assert str(e.value) == "no recording in the catalog matches x.mp4 y.mp4"
     with pytest.raises(InputError) as e:
-        engine.set_retention(world.store, world.catalog, auth=world.auth, actor="L-1",
+        engine.set_retention(world.store, world.catalog, auth=world.as_("L-1"), actor="L-1",
                              tier=Tier.ONE_YEAR, now=NOW, case_number="C-0")
     assert str(e.value) == "no recording in the catalog matches case C-0"
 
 
 def test_a_lowering_is_refused_audited_and_changes_nothing(world: World) -> None:
-    engine.set_retention(world.store, world.catalog, auth=world.auth, actor="L-1",
+    engine.set_retention(world.store, world.catalog, auth=world.as_("L-1"), actor="L-1",
                          tier=Tier.CASE, now=NOW, selectors=["a.mp4"],
                          until_utc=dt.datetime(2036, 12, 31, tzinfo=dt.UTC))
     with pytest.raises(RetentionRefused) as e:
-        engine.set_retention(world.store, world.catalog, auth=world.auth, actor="L-1",
+        engine.set_retention(world.store, world.catalog, auth=world.as_("L-1"), actor="L-1",
                              tier=Tier.ONE_YEAR, now=NOW, selectors=["a.mp4"])
     assert str(e.value) == (
         f"a.mp4 ({world.b3['a.mp4'][:16]}): tier case cannot be lowered to one_year: a tier "
@@ -312,7 +325,7 @@ def test_a_lowering_is_refused_audited_and_changes_nothing(world: World) -> None
 
 def test_a_person_who_may_not_raise_is_refused_before_any_change(world: World) -> None:
     with pytest.raises(PermissionDenied):
-        engine.set_retention(world.store, world.catalog, auth=world.auth, actor="O-1",
+        engine.set_retention(world.store, world.catalog, auth=world.as_("O-1"), actor="O-1",
                              tier=Tier.CASE, now=NOW, selectors=["a.mp4"],
                              until_utc=dt.datetime(2036, 12, 31, tzinfo=dt.UTC))
     assert world.events() == []
@@ -321,13 +334,13 @@ def test_a_person_who_may_not_raise_is_refused_before_any_change(world: World) -
 
 def test_a_section_chief_may_place_a_hold_but_not_raise(world: World) -> None:
     with pytest.raises(PermissionDenied):
-        engine.set_retention(world.store, world.catalog, auth=world.auth, actor="C-1",
+        engine.set_retention(world.store, world.catalog, auth=world.as_("C-1"), actor="C-1",
                              tier=Tier.CASE, now=NOW, selectors=["a.mp4"],
                              until_utc=dt.datetime(2036, 12, 31, tzinfo=dt.UTC))
 
 
 def _hold(world: World) -> None:
-    engine.set_retention(world.store, world.catalog, auth=world.auth, actor="L-1",
+    engine.set_retention(world.store, world.catalog, auth=world.as_("L-1"), actor="L-1",
                          tier=Tier.CASE, now=NOW, selectors=["a.mp4"],
                          until_utc=dt.datetime(2036, 12, 31, tzinfo=dt.UTC))
 
@@ -335,7 +348,7 @@ def _hold(world: World) -> None:
 def test_releasing_a_hold_needs_two_and_keeps_the_date(world: World) -> None:
     _hold(world)
     later = NOW + dt.timedelta(days=1)
-    (ch,) = engine.release_hold(world.store, world.catalog, auth=world.auth, first="L-1",
+    (ch,) = engine.release_hold(world.store, world.catalog, auth=world.as_("L-1"), first="L-1",
                                 second="L-2", now=later, selectors=["a.mp4", "b.mp4"],
                                 reason="closed")
     end = dt.datetime(2036, 12, 31, tzinfo=dt.UTC)
@@ -361,7 +374,7 @@ def test_releasing_a_hold_needs_two_and_keeps_the_date(world: World) -> None:
 
 def test_releasing_by_case_records_that_case(world: World) -> None:
     _hold(world)
-    engine.release_hold(world.store, world.catalog, auth=world.auth, first="L-1",
+    engine.release_hold(world.store, world.catalog, auth=world.as_("L-1"), first="L-1",
                         second="L-2", now=NOW, case_number="C-2026-1")
     assert world.store.head(world.keys["a.mp4"]).legal_hold is False
 
@@ -369,7 +382,7 @@ def test_releasing_by_case_records_that_case(world: World) -> None:
 def test_releasing_alone_is_refused_and_keeps_the_hold(world: World) -> None:
     _hold(world)
     with pytest.raises(PermissionDenied):
-        engine.release_hold(world.store, world.catalog, auth=world.auth, first="L-1",
+        engine.release_hold(world.store, world.catalog, auth=world.as_("L-1"), first="L-1",
                             second="L-1", now=NOW, selectors=["a.mp4"])
     assert world.store.head(world.keys["a.mp4"]).legal_hold is True
     assert len(world.events()) == 1
@@ -377,10 +390,10 @@ def test_releasing_alone_is_refused_and_keeps_the_hold(world: World) -> None:
 
 def test_releasing_nothing_held_or_nothing_named_is_an_input_error(world: World) -> None:
     with pytest.raises(InputError) as e:
-        engine.release_hold(world.store, world.catalog, auth=world.auth, first="L-1",
+        engine.release_hold(world.store, world.catalog, auth=world.as_("L-1"), first="L-1",
                             second="L-2", now=NOW, selectors=["a.mp4"])
     assert str(e.value) == "no matching recording is under a legal hold"
     with pytest.raises(InputError) as e:
-        engine.release_hold(world.store, world.catalog, auth=world.auth, first="L-1",
+        engine.release_hold(world.store, world.catalog, auth=world.as_("L-1"), first="L-1",
                             second="L-2", now=NOW)
     assert str(e.value) == "name recordings (BLAKE3 prefix or file name) or --case CASE"
