@@ -8,6 +8,10 @@ own work directory, `.cache/mutation/<module>/` (git-ignored): links to `pipelin
 mutates only that module's files and selects only its tests. The work directory is
 removed first, so every run starts from the code and tests as they are.
 
+A module may narrow its mutants with `only` (globs over mutmut's mutant names, e.g.
+"pipeline.people.permissions.x_decide__mutmut_*"): mutmut runs and the table counts just
+those.
+
 A survivor counts as explained when `mutation/survivors.toml` lists its id AND the
 mutated line still reads as listed: a renumbered or changed mutant is not explained by
 an old entry. The table counts timeouts as killed (the tests noticed) and "no tests"
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import fnmatch
 import json
 import os
 import re
@@ -163,7 +168,24 @@ def _line_and_mutation(source: str, mangled: str, diff: str) -> tuple[int | None
     return line, plus.strip()
 
 
-def _collect(name: str, work: Path, mutate: list[str],
+def _diff(work: Path, key: str, path: str, mutmut: Path) -> str:
+    """The mutant's diff, as `mutmut show` prints it (read in-process: one `mutmut show`
+    per survivor costs a second of start-up each)."""
+    try:
+        from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+        cwd = Path.cwd()
+        os.chdir(work)
+        try:
+            return str(get_diff_for_mutant(key, path=path)).strip()
+        finally:
+            os.chdir(cwd)
+    except Exception:  # an internal API of mutmut moved: ask its command line
+        return subprocess.run([str(mutmut), "show", key], cwd=work, capture_output=True,
+                              text=True, check=False).stdout.strip()
+
+
+def _collect(name: str, work: Path, mutate: list[str], only: list[str],
              explained: dict[str, dict[str, object]]) -> Result:
     status_of = _status_by_exit_code()
     result = Result(name)
@@ -175,15 +197,14 @@ def _collect(name: str, work: Path, mutate: list[str],
         source = (ROOT / path).read_text("utf-8")
         codes: dict[str, int | None] = json.loads(meta.read_text("utf-8"))["exit_code_by_key"]
         for key, code in sorted(codes.items()):
+            if only and not any(fnmatch.fnmatch(key, pat) for pat in only):
+                continue
             status = status_of.get(code, "suspicious")
             result.mutants += 1
             if status in KILLED:
                 result.killed += 1
                 continue
-            diff = subprocess.run(
-                [str(mutmut), "show", key], cwd=work, capture_output=True, text=True,
-                check=False,
-            ).stdout.strip()
+            diff = _diff(work, key, path, mutmut)
             mangled = key.rsplit(".", 1)[-1]
             line, mutation = _line_and_mutation(source, mangled, diff)
             s = Survivor(key, status, path, line, mutation, diff)
@@ -194,8 +215,8 @@ def _collect(name: str, work: Path, mutate: list[str],
     return result
 
 
-def _run_module(name: str, mutate: list[str], tests: list[str], *, jobs: int,
-                keep: bool, explained: dict[str, dict[str, object]]) -> Result:
+def _run_module(name: str, mutate: list[str], tests: list[str], only: list[str], *,
+                jobs: int, keep: bool, explained: dict[str, dict[str, object]]) -> Result:
     for p in [*mutate, *tests]:
         if not (ROOT / p).exists():
             sys.exit(f"mutation/modules.toml: {name}: {p} does not exist")
@@ -206,7 +227,8 @@ def _run_module(name: str, mutate: list[str], tests: list[str], *, jobs: int,
     t0 = time.monotonic()
     with log.open("w") as out:
         proc = subprocess.run(
-            [str(Path(sys.executable).with_name("mutmut")), "run", "--max-children", str(jobs)],
+            [str(Path(sys.executable).with_name("mutmut")), "run", "--max-children", str(jobs),
+             *only],
             cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT,
             timeout=MODULE_TIMEOUT_S, check=False,
         )
@@ -214,7 +236,7 @@ def _run_module(name: str, mutate: list[str], tests: list[str], *, jobs: int,
     if proc.returncode != 0:
         print(f"{name}: mutmut run failed (exit {proc.returncode}); see {log}", file=sys.stderr)
         sys.exit(2)
-    result = _collect(name, work, mutate, explained)
+    result = _collect(name, work, mutate, only, explained)
     result.seconds = seconds
     return result
 
@@ -264,11 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for m in selected:
         print(f"mutating {m['name']} ({', '.join(m['mutate'])}) ...", flush=True)
-        r = _run_module(m["name"], m["mutate"], m["tests"], jobs=args.jobs, keep=args.keep,
-                        explained=explained)
+        r = _run_module(m["name"], m["mutate"], m["tests"], m.get("only", []),
+                        jobs=args.jobs, keep=args.keep, explained=explained)
         print(f"  {r.mutants} mutants, {r.killed} killed, {r.explained} explained, "
               f"{r.unexplained} unexplained in {r.seconds:.0f} s", flush=True)
         results.append(r)
+        REPORT.write_text(_report(results, time.monotonic() - t0), "utf-8")  # so far
     total = time.monotonic() - t0
     REPORT.write_text(_report(results, total), "utf-8")
     print()
