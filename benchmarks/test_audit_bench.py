@@ -35,6 +35,7 @@ from pipeline.people.permissions import Authority
 from pipeline.people.registry import NewStaff, Registry
 from pipeline.storage.local import LocalStore
 from schemas.people import INGEST
+from tests.anyone import bound
 from tests.ingesting import run_ingest
 
 N_FILES = 1000
@@ -76,7 +77,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     root = tmp_path_factory.mktemp("people")
     reg = Registry(Catalog(root / "cat"))
     with AuditLog(root / "audit", store=LocalStore(root / "store"), clock=clock) as log:
-        auth = Authority(reg, log)
+        auth = bound(Authority(reg, log), "A-1")
         reg.add_staff(auth, "A-1", NewStaff("A-1", "officer", "张三", "综合执法队", "队长",
                                             roles=("administrator",), certificate_number="Z1"),
                       at_utc=START)
@@ -90,7 +91,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
 
 def _audit_run(registry: Registry, root: Path, group: bool) -> tuple[float, AuditLog]:
     log = AuditLog(root / "audit", store=LocalStore(root / "store"), clock=clock)
-    auth = Authority(registry, log)
+    auth = bound(Authority(registry, log), "X-1")
     keys = [f"b3/{i:064x}" for i in range(N_FILES)]
     t = time.perf_counter()
     if group:
@@ -151,7 +152,8 @@ def test_end_to_end_ingest_by_a_registered_person(
         with AuditLog(root / "audit", store=store, clock=clock) as log:
             t = time.perf_counter()
             result = ingest([corpus], store=store, catalog=Catalog(root / "cat"),
-                            settings=settings, auth=Authority(registry, log), actor="X-1")
+                            settings=settings, auth=bound(Authority(registry, log), "X-1"),
+                            actor="X-1")
             END_TO_END.append(time.perf_counter() - t)
             assert result.count("archived") == N_FILES
             assert log.verify().records == N_FILES + 1  # the run + one per file

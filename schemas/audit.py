@@ -1,7 +1,9 @@
 """The audit record (AV-15, AV-16, AUX-10) and its one byte encoding.
 
 Every action, allowed or refused, is one `AuditRecord`: who (`actor_id`), what
-(`action`), which object (`object_id`), when (`at_utc`), the `result` and the `reason`.
+(`action`), which object (`object_id`), when (`at_utc`), the `result`, the `reason`, and
+the operating-system account the command ran as (`os_account`; absent from lines written
+before it existed, which read back as None and encode to the same bytes).
 Records form a hash chain: `prev_blake3` is the BLAKE3 of the previous record's encoded
 line, so editing, deleting or reordering any record breaks the link after it. `seq`
 numbers records over the whole log from 1, which is what lets `verify` tell a deleted
@@ -41,10 +43,14 @@ class AuditRecord:
     result: str  # allowed | refused
     reason: str
     prev_blake3: str
+    # The operating-system account the command ran as ("wang (uid 1003)"), written on every
+    # record since issue 10; None for records written before (their lines have no key).
+    os_account: str | None = None
 
 
 _FIELDS = ("seq", "at_utc", "actor_id", "action", "object_id", "result", "reason",
            "prev_blake3")
+_OPTIONAL = ("os_account",)
 
 
 def encode(rec: AuditRecord) -> bytes:
@@ -59,6 +65,8 @@ def encode(rec: AuditRecord) -> bytes:
         "reason": rec.reason,
         "prev_blake3": rec.prev_blake3,
     }
+    if rec.os_account is not None:  # absent, not null, so older lines encode as they were
+        doc["os_account"] = rec.os_account
     return json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -68,8 +76,11 @@ def decode(line: bytes) -> AuditRecord:
         doc: Any = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"not a JSON record ({exc})") from None
-    if not isinstance(doc, dict) or set(doc) != set(_FIELDS):
+    if not isinstance(doc, dict) or not set(_FIELDS) <= set(doc) <= {*_FIELDS, *_OPTIONAL}:
         raise ValueError("not an audit record (fields missing or extra)")
+    os_account = doc.get("os_account")
+    if "os_account" in doc and not isinstance(os_account, str):  # absent, never null
+        raise ValueError("malformed audit record (os_account is not a string)")
     try:
         return AuditRecord(
             seq=int(doc["seq"]),
@@ -80,6 +91,7 @@ def decode(line: bytes) -> AuditRecord:
             result=str(doc["result"]),
             reason=str(doc["reason"]),
             prev_blake3=str(doc["prev_blake3"]),
+            os_account=os_account,
         )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"malformed audit record ({exc})") from None

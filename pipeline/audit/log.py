@@ -14,9 +14,13 @@ per file and commit per batch. Each record links to the one before it through
 `pipeline.integrity.chain`.
 
 Every `seal_every` records (or when the open segment's first record is older than
-`seal_after`) the segment is sealed into the WORM store (`seal.py`). `verify` reads sealed
-segments back from the store and hands the bytes to the pure checker (`verify.py`), which
-names the FIRST break.
+`seal_after`) the segment is sealed into the WORM store (`seal.py`). If the store refuses
+the put to this command's credentials (an error whose `access_denied` is true: the
+analyst's read-only keys), the segment stays open and local, nothing of the seal is
+recorded, and the command goes on; the next command with write rights (`custody audit
+seal` on the service's timer) seals it. `seal()` itself still raises on a refusal.
+`verify` reads sealed segments back from the store and hands the bytes to the pure
+checker (`verify.py`), which names the FIRST break.
 
 Catalog commits. An `AuditLog.for_catalog` registers itself as the recorder of that
 catalog's commits (`pipeline.catalog.commits.register_recorder`) until it is closed: each
@@ -100,6 +104,10 @@ class AuditLog:
         self._dirty = False
         self._last_actor = ""
         self._unregister: Callable[[], None] | None = None
+        # The operating-system account of this command ("wang (uid 1003)"), written on every
+        # record; set once by `Authority.acting` (None: records carry no account).
+        self.os_account: str | None = None
+        self.seal_deferred: str | None = None  # why a seal that fell due was left open
 
     @classmethod
     def for_catalog(
@@ -111,6 +119,10 @@ class AuditLog:
         log = cls(Path(catalog_root) / "audit", store=store, clock=clock, **kw)
         log._unregister = register_recorder(Path(catalog_root), log.record_commit)
         return log
+
+    def now(self) -> dt.datetime:
+        """The log's clock (what record times come from)."""
+        return self._clock()
 
     def record_commit(self, location: str, manifest: Manifest, digest: str) -> AuditRecord:
         """Record one catalog commit (its manifest), durable on return."""
@@ -219,7 +231,7 @@ class AuditLog:
             rec = AuditRecord(
                 seq=self._last_seq + 1, at_utc=self._clock(), actor_id=actor_id,
                 action=action, object_id=object_id, result=result, reason=reason,
-                prev_blake3=self._last_hash,
+                prev_blake3=self._last_hash, os_account=self.os_account,
             )
             line = encode(rec)
             try:
@@ -237,9 +249,23 @@ class AuditLog:
             self._last_hash = chain.digest(line)
             if self._first_at is None:
                 self._first_at = rec.at_utc
-            if self._count >= self.seal_every or rec.at_utc - self._first_at >= self.seal_after:
-                self._seal_locked()
+            due = self._count >= self.seal_every or rec.at_utc - self._first_at >= self.seal_after
+            if due and self.seal_deferred is None:
+                self._seal_due_locked()
         return rec
+
+    def _seal_due_locked(self) -> None:
+        """A seal that fell due in this command. When the store refuses this command's
+        credentials the put (the analyst's read-only keys, an auxiliary's put-only ones),
+        the segment stays open and local, nothing is recorded, and this log stops trying:
+        the next command with write rights (`custody audit seal`, the service's timer)
+        seals it. Any other failure raises, as before."""
+        try:
+            self._seal_locked()
+        except AuditError as exc:
+            if not getattr(exc.__cause__, "access_denied", False):
+                raise
+            self.seal_deferred = str(exc)
 
     @contextlib.contextmanager
     def group_commit(self) -> Iterator[AuditLog]:
@@ -276,7 +302,8 @@ class AuditLog:
         try:
             put = sealing.put_segment(self.store, data, retain_until_utc=at + self.seal_retention)
         except StoreError as exc:
-            # The segment stays open and local; the next seal tries again.
+            # The segment stays open and local, seals.jsonl untouched; the next seal tries
+            # again (`exc.access_denied`: the store refused these credentials the put).
             raise AuditError(f"cannot seal audit segment {self._segment}: {exc}") from exc
         seals = self._read_seals()
         try:

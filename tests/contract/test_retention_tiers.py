@@ -22,6 +22,7 @@ from pipeline.people.permissions import Authority, open_authority
 from pipeline.retention.engine import current_states, set_retention
 from pipeline.storage.base import RetentionRefused, WormStore
 from schemas.retention import Tier, Trigger
+from tests.anyone import anyone
 from tests.ingesting import run_ingest
 from tests.mediagen import Generated
 
@@ -52,7 +53,7 @@ def auth(store: WormStore, archived: Catalog) -> Iterator[Authority]:
     """An empty personnel registry: allowed and audited as unenforced (AUX rules are
     tested with registered people in tests/integration/test_people_cli.py)."""
     with open_authority(archived, store, lambda: NOW) as a:
-        yield a
+        yield anyone(a)  # acts as whoever each call names (tests.anyone)
 
 
 def _raise(store: WormStore, catalog: Catalog, auth: Authority, tier: Tier, **kw: Any) -> None:

@@ -221,7 +221,12 @@ def test_an_auxiliary_account_cannot_act_as_a_legal_unit_member_through_the_libr
         "        try:\n"
         "            a.acting('LU0001', **how)\n"
         "        except PermissionDenied as exc:\n"
-        "            print(exc)\n",
+        "            print(exc)\n"
+        "    a.acting(None, caller=caller)  # bound as the auxiliary, then act as another\n"
+        "    try:\n"
+        "        a.authorize_export_approval('LU0001', 'FZ0301', 'export:E-1')\n"
+        "    except PermissionDenied as exc:\n"
+        "        print(exc)\n",
         encoding="utf-8")
     os.chmod(script, 0o644)
     world.share()
@@ -236,9 +241,14 @@ def test_an_auxiliary_account_cannot_act_as_a_legal_unit_member_through_the_libr
         f"FZ0301 (mapped in {world.identities}), not as LU0001",
         "the library needs the caller's operating-system identity (acting(..., "
         "caller=bind_caller(...))) once the registry holds anyone",
+        f"identity refused: this command acts as FZ0301 (os account {world.users['aux']} "
+        f"(uid {world.uid('aux')})), not as LU0001",
     ]
     refused = [a for a in world.audit() if a["action"] == "identity.act_as"]
     assert [a["who"] for a in refused] == ["FZ0301"]
+    (approval,) = [a for a in world.audit() if a["action"] == "export.approve"]
+    assert (approval["who"], approval["result"]) == ("FZ0301", "refused")
+    assert "not as LU0001" in approval["reason"]
 
 
 def test_a_mapped_account_acts_as_its_staff_id_without_as(world: World) -> None:

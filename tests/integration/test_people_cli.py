@@ -292,12 +292,14 @@ def test_aux10_library_refuses_an_auxiliary_export_request(custody, still_photo,
     from pipeline.export.requests import request_export
     from pipeline.people.permissions import PermissionDenied, open_authority
     from pipeline.storage.local import LocalStore
+    from tests.anyone import PERSONAL
 
     assert custody("ingest", str(still_photo.path), "--quiet", who="X-1") in (0, 1), custody.err
     catalog = Catalog(tmp_path / "catalog")
     now = dt.datetime.now(dt.UTC)
     with open_authority(catalog, LocalStore(tmp_path / "store"), lambda: now) as auth, \
             pytest.raises(PermissionDenied, match="AUX-10"):
+        auth.acting("X-1", caller=PERSONAL)  # bound as the auxiliary, as a script must be
         request_export(catalog, auth, "X-1", now=now, recipient="court", purpose="x",
                        selectors=[still_photo.path.name])
 

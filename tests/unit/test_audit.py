@@ -247,3 +247,42 @@ def test_show_filters_by_person_object_and_period(tmp_path, store):
 def test_append_refuses_an_unknown_result(tmp_path, store):
     with make_log(tmp_path, store) as log, pytest.raises(ValueError, match="allowed"):
         log.append("S-1", "view", "x", "maybe", "")
+
+
+# --- the OS account on every record (issue 10) ----------------------------------------------
+OLD_LINE = (b'{"action":"ingest","actor_id":"X-1","at_utc":"2025-03-01T08:00:01.000000+00:00",'
+            b'"object_id":"b3/aa","prev_blake3":"' + b"0" * 64 + b'","reason":"ok",'
+            b'"result":"allowed","seq":1}')
+
+
+def test_a_record_written_before_os_account_reads_as_none_and_encodes_to_its_bytes():
+    from schemas.audit import encode
+
+    rec = decode(OLD_LINE)
+    assert rec.os_account is None
+    assert encode(rec) == OLD_LINE  # the chain links over these bytes
+
+
+def test_the_os_account_is_written_on_every_record_allowed_or_refused(tmp_path, store):
+    from schemas.audit import encode
+
+    log = make_log(tmp_path, store)
+    log.append("X-1", "ingest", "b3/aa", "allowed", "before acting")
+    log.os_account = "wang (uid 1003)"
+    log.append("X-1", "ingest", "b3/aa", "allowed", "ok")
+    log.append("X-1", "export.approve", "e", "refused", "no")
+    log.close()
+    lines = (tmp_path / "audit" / "segment-000001.jsonl").read_bytes().splitlines()
+    docs = [json.loads(x) for x in lines]
+    assert "os_account" not in docs[0]
+    assert [d["os_account"] for d in docs[1:]] == ["wang (uid 1003)"] * 2
+    assert [decode(x).os_account for x in lines] == [None, "wang (uid 1003)", "wang (uid 1003)"]
+    assert all(encode(decode(x)) == x for x in lines)
+    assert make_log(tmp_path, store).verify().ok
+
+
+@pytest.mark.parametrize("extra", [{"os_account": 7}, {"os_account": None}, {"who": "x"}])
+def test_a_record_with_a_wrong_os_account_or_an_unknown_field_is_not_a_record(extra):
+    doc = {**json.loads(OLD_LINE), **extra}
+    with pytest.raises(ValueError, match="audit record"):
+        decode(json.dumps(doc).encode())

@@ -29,6 +29,7 @@ from schemas.people import (
     VIEW,
     StaffEventRecord,
 )
+from tests.anyone import AnyoneAuthority
 
 AT = dt.datetime(2025, 6, 1, 9, 0, tzinfo=dt.UTC)
 OBJ = "b3/" + "ab" * 32
@@ -57,7 +58,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Authority, AuditLog
     catalog = Catalog(tmp_path / "catalog")
     audit = AuditLog.for_catalog(catalog.root, store=LocalStore(tmp_path / "store"), clock=clock)
     reg = Registry(catalog)
-    auth = Authority(reg, audit)
+    auth = AnyoneAuthority(reg, audit)
     reg.add_staff(auth, "A-1", officer("A-1", "administrator"), at_utc=AT)
     for sid, role in (("L-1", "legal_unit"), ("L-2", "legal_unit"), ("R-1", "records_officer"),
                       ("C-1", "section_chief"), ("O-1", "officer")):

@@ -20,6 +20,7 @@ from pipeline.people.permissions import Authority, PermissionDenied, decide
 from pipeline.people.registry import NewStaff, Registry
 from pipeline.storage.local import LocalStore
 from schemas.people import StaffEventRecord
+from tests.anyone import AnyoneAuthority
 
 AT = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 OBJ = "b3/" + "cd" * 32
@@ -199,7 +200,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Authority,
     audit = AuditLog.for_catalog(catalog.root, store=LocalStore(root / "store"),
                                  clock=lambda: AT)
     reg = Registry(catalog)
-    auth = Authority(reg, audit)
+    auth = AnyoneAuthority(reg, audit)
     for sid, role in STAFF.items():
         reg.add_staff(auth, "A-1", _new(sid, role), at_utc=AT)
     yield auth, audit
@@ -322,7 +323,7 @@ def test_on_a_fresh_installation_deleting_and_lowering_retention_stay_refused(
     audit = AuditLog.for_catalog(catalog.root, store=LocalStore(tmp_path / "store"),
                                  clock=lambda: AT)
     try:
-        auth = Authority(Registry(catalog), audit)
+        auth = AnyoneAuthority(Registry(catalog), audit)
         assert auth.registry.is_empty()
         with pytest.raises(PermissionDenied, match=f"may not {action} {OBJ}"):
             auth.authorize("unregistered:test", action, OBJ)

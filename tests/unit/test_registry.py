@@ -21,6 +21,7 @@ from pipeline.people.registry import (
 from pipeline.rules.devices import DEVICE_NO_SERIAL, DEVICE_REGISTERED, DEVICE_UNKNOWN
 from pipeline.storage.local import LocalStore
 from schemas.records import ChunkRecord
+from tests.anyone import AnyoneAuthority
 
 AT = dt.datetime(2025, 6, 1, 9, 0, tzinfo=dt.UTC)
 
@@ -51,7 +52,7 @@ def world(tmp_path: Path) -> tuple[Registry, Authority, AuditLog]:
     catalog = Catalog(tmp_path / "catalog")
     audit = AuditLog.for_catalog(catalog.root, store=LocalStore(tmp_path / "store"), clock=clock)
     reg = Registry(catalog)
-    auth = Authority(reg, audit)
+    auth = AnyoneAuthority(reg, audit)
     reg.add_staff(auth, "A-1", admin(), at_utc=AT)
     yield reg, auth, audit
     audit.close()
@@ -76,7 +77,7 @@ def test_bootstrap_needs_an_administrator(tmp_path):
         reg = Registry(catalog)
         officer = dataclasses.replace(admin(), roles=("officer",))
         with pytest.raises(RuleRefused, match="first person registered must be an admin"):
-            reg.add_staff(Authority(reg, audit), "A-1", officer, at_utc=AT)
+            reg.add_staff(AnyoneAuthority(reg, audit), "A-1", officer, at_utc=AT)
         assert reg.is_empty()
 
 
@@ -220,7 +221,7 @@ def test_a_catalog_from_before_the_registry_reads_as_empty(tmp_path):
     b.commit(AT.date())
     audit = AuditLog.for_catalog(catalog.root, store=LocalStore(tmp_path / "store"), clock=clock)
     reg = Registry(catalog)
-    auth = Authority(reg, audit)
+    auth = AnyoneAuthority(reg, audit)
     reg.add_staff(auth, "A-1", admin(), at_utc=AT)  # the bootstrap administrator
     reg.add_device(auth, "A-1", "SN1", "voice_recorder", "综合执法队", "A-1", at_utc=AT)
     audit.close()
