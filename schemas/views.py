@@ -203,4 +203,57 @@ DERIVED_VIEWS: dict[str, str] = {
         FROM recordings r
         WHERE r.blake3 NOT IN (SELECT recording_blake3 FROM case_links_current)
     """,
+    # AV-8: each document against the span of each device's recordings at its step, with
+    # the device's clock offset (the median of its differences, over two or more documents,
+    # beyond the default tolerance of 2 min) taken out; `mismatch` is
+    # DOCUMENT_TIME_MISMATCH (pipeline.rules.documents.av8_documents gives the same).
+    "check_av8_documents": """
+        WITH recs AS (
+            SELECT l.case_number, r.recorded_start_utc AS s,
+                   coalesce(r.recorded_end_utc, r.recorded_start_utc) AS e,
+                   coalesce(r.device_id, '(unknown device)') AS device,
+                   coalesce(l.step, (
+                       SELECT arg_min(k.step, k.ord) FROM case_checklist k
+                       WHERE k.case_type = c.case_type
+                         AND list_contains(k.activities, r.activity_type))) AS step
+            FROM case_links_current l
+            JOIN cases_current c USING (case_number)
+            JOIN recordings r ON r.blake3 = l.recording_blake3
+            WHERE r.recorded_start_utc IS NOT NULL),
+        spans AS (
+            SELECT d.case_number, d.document_id, x.device, d.start_utc, d.end_utc,
+                   min(x.s) AS recorded_start_utc, max(x.e) AS recorded_end_utc
+            FROM case_documents d
+            JOIN recs x ON x.case_number = d.case_number AND x.step = d.step
+            WHERE d.start_utc IS NOT NULL OR d.end_utc IS NOT NULL
+            GROUP BY d.case_number, d.document_id, x.device, d.start_utc, d.end_utc),
+        pairs AS (
+            SELECT *,
+                   date_diff('microsecond', start_utc, recorded_start_utc) / 1e6
+                       AS start_delta_s,
+                   date_diff('microsecond', end_utc, recorded_end_utc) / 1e6 AS end_delta_s
+            FROM spans),
+        offsets AS (
+            SELECT device, median(delta) AS median_s,
+                   count(DISTINCT (case_number, document_id)) AS documents
+            FROM (SELECT device, case_number, document_id,
+                         unnest([start_delta_s, end_delta_s]) AS delta FROM pairs)
+            WHERE delta IS NOT NULL GROUP BY device),
+        fixed AS (
+            SELECT p.*, CASE WHEN o.documents >= 2 AND p.device <> '(unknown device)'
+                              AND abs(o.median_s) > 120 THEN o.median_s ELSE 0 END
+                            AS device_offset_s
+            FROM pairs p LEFT JOIN offsets o USING (device))
+        SELECT *, start_delta_s - device_offset_s AS start_residual_s,
+               end_delta_s - device_offset_s AS end_residual_s,
+               coalesce(abs(start_delta_s - device_offset_s) > 120, false)
+                   OR coalesce(abs(end_delta_s - device_offset_s) > 120, false) AS mismatch
+        FROM fixed
+    """,
+    # AV-8: devices whose clock runs at a constant offset (DEVICE_CLOCK_OFFSET).
+    "check_av8_clock_offsets": """
+        SELECT device, any_value(device_offset_s) AS offset_s,
+               count(DISTINCT (case_number, document_id)) AS documents
+        FROM check_av8_documents WHERE device_offset_s <> 0 GROUP BY device
+    """,
 }

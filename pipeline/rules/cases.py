@@ -130,6 +130,9 @@ class LinkedRecording:
     ingested_at_utc: dt.datetime | None = None
     tier: str = "one_year"
     legal_hold: bool = False
+    start_utc: dt.datetime | None = None  # the recorded span (label or metadata), AV-8
+    end_utc: dt.datetime | None = None
+    device_id: str | None = None
 
 
 def _case(c: CaseFile) -> Subject:

@@ -148,3 +148,102 @@ def test_an_exemption_acknowledged_late_fires_in_both(
     service.acknowledge(catalog, auth=auth, actor="ZF0101", now=_at(3 + 24 * 5),
                         case_number=K, exemption_id="X1")
     assert _pure(catalog) == {"EXEMPTION_ACK_LATE": {(K,)}} == _views(catalog)
+
+
+# --- AV-8: documents against recordings, with each device's clock ---------------------------
+@pytest.fixture()
+def timed(tmp_path: Path, clean_recording: Generated, short_recording: Generated,
+          ) -> Iterator[tuple[LocalStore, Catalog, Authority]]:
+    """Three recordings with labelled starts on two devices: BC-0007 (one file) and
+    BC-0008 (two files, on two different days)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(clean_recording.path, src / "BC0007_0001.mp4")
+    shutil.copy(short_recording.path, src / "BC0008_0001.mp4")
+    (src / "BC0008_0002.mp4").write_bytes(clean_recording.path.read_bytes() + b"\0")
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "file,device_id,activity_type,recorded_start\n"
+        "BC0007_0001.mp4,BC-0007,investigation,2026-11-27T09:30:00+08:00\n"
+        "BC0008_0001.mp4,BC-0008,investigation,2026-11-27T14:00:00+08:00\n"
+        "BC0008_0002.mp4,BC-0008,investigation,2026-11-28T10:00:00+08:00\n",
+        encoding="utf-8")
+    store, catalog = LocalStore(tmp_path / "store"), Catalog(tmp_path / "catalog")
+    run_ingest([src], store=store, catalog=catalog,
+               settings=IngestSettings(now=lambda: STORED, labels_path=str(labels)))
+    with open_authority(catalog, store, lambda: STORED) as auth:
+        auth.acting("ZF0101", os_user="tester")
+        yield store, catalog, auth
+
+
+def _span(catalog: Catalog, name: str) -> tuple[dt.datetime, dt.datetime]:
+    (r,) = catalog.query("SELECT recorded_start_utc AS s, recorded_end_utc AS e "
+                         "FROM recordings WHERE file_name = ?", [name]).to_pylist()
+    return r["s"], r["e"]
+
+
+def _document_for(world: tuple[LocalStore, Catalog, Authority], case: str, name: str,
+                  shift: dt.timedelta, hour: float) -> None:
+    """A case of its own linking `name` at 调查取证, with a document whose times are the
+    recording's own minus `shift` (the device clock runs `shift` ahead)."""
+    store, catalog, auth = world
+    _open(catalog, auth, case, "行政处罚")
+    service.link_recordings(store, catalog, auth=auth, actor="ZF0101", now=_at(hour),
+                            case_number=case, selectors=[name], step="调查取证")
+    s, e = _span(catalog, name)
+    service.add_document(store, catalog, auth=auth, actor="ZF0101", now=_at(hour + 0.5),
+                         case_number=case, kind="现场检查笔录", step="调查取证",
+                         start_utc=s - shift, end_utc=e - shift)
+
+
+def _av8(catalog: Catalog) -> tuple[list[tuple[str, str | None]], set[tuple[str, str]],
+                                    set[str]]:
+    pure = [(f.code, f.subject.id) for f in check_catalog(catalog, now_utc=STORED)
+            if f.rule == "AV-8"]
+    mism = {(r["case_number"], r["document_id"]) for r in catalog.query(
+        "SELECT case_number, document_id FROM check_av8_documents WHERE mismatch").to_pylist()}
+    clocks = {r["device"] for r in catalog.query(
+        "SELECT device FROM check_av8_clock_offsets").to_pylist()}
+    return pure, mism, clocks
+
+
+def test_av8_a_document_10_minutes_off_its_recording_is_a_mismatch_in_both(
+    timed: tuple[LocalStore, Catalog, Authority],
+) -> None:
+    _document_for(timed, P, "BC0007_0001.mp4", dt.timedelta(minutes=10), 1)
+    pure, mism, clocks = _av8(timed[1])
+    assert pure == [("DOCUMENT_TIME_MISMATCH", P)]
+    assert mism == {(P, "D1")} and clocks == set()
+    (f,) = [f for f in check_catalog(timed[1], now_utc=STORED) if f.rule == "AV-8"]
+    assert "start +10 min 0 s, end +10 min 0 s" in f.detail
+
+
+def test_av8_within_the_tolerance_is_quiet_in_both(
+    timed: tuple[LocalStore, Catalog, Authority],
+) -> None:
+    _document_for(timed, P, "BC0007_0001.mp4", dt.timedelta(seconds=90), 1)
+    assert _av8(timed[1]) == ([], set(), set())
+
+
+def test_av8_a_constant_device_offset_is_one_clock_finding_not_many_mismatches(
+    timed: tuple[LocalStore, Catalog, Authority],
+) -> None:
+    five = dt.timedelta(minutes=5)
+    _document_for(timed, P, "BC0008_0001.mp4", five, 1)
+    _document_for(timed, "遂大综执罚〔2026〕9号", "BC0008_0002.mp4", five, 2)
+    _document_for(timed, "遂大综执罚〔2026〕8号", "BC0007_0001.mp4", dt.timedelta(0), 3)
+    pure, mism, clocks = _av8(timed[1])
+    assert pure == [("DEVICE_CLOCK_OFFSET", "BC-0008")]
+    assert mism == set() and clocks == {"BC-0008"}
+
+
+def test_av8_a_document_off_beyond_its_devices_offset_is_still_a_mismatch(
+    timed: tuple[LocalStore, Catalog, Authority],
+) -> None:
+    _document_for(timed, P, "BC0008_0001.mp4", dt.timedelta(minutes=5), 1)
+    _document_for(timed, "遂大综执罚〔2026〕9号", "BC0008_0002.mp4", dt.timedelta(minutes=5), 2)
+    _document_for(timed, "遂大综执罚〔2026〕8号", "BC0008_0001.mp4", dt.timedelta(minutes=25), 3)
+    pure, mism, clocks = _av8(timed[1])
+    assert pure == [("DEVICE_CLOCK_OFFSET", "BC-0008"),
+                    ("DOCUMENT_TIME_MISMATCH", "遂大综执罚〔2026〕8号")]
+    assert mism == {("遂大综执罚〔2026〕8号", "D1")} and clocks == {"BC-0008"}
