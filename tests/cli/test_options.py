@@ -89,7 +89,9 @@ def test_help_lists_commands_environment_config_locations_exit_codes_and_example
                  "  --config FILE, CUSTODY_CONFIG, ./custody.toml,",
                  "  $XDG_CONFIG_HOME/custody/custody.toml (default ~/.config), "
                  "/etc/custody/custody.toml",
-                 "  0  clean", "  1  findings (a gap, a file not archived, a damaged object, a broken audit chain)",
+                 "  0  clean",
+                 "  1  findings (a gap, a file not archived, a damaged object, a broken audit "
+                 "chain)",
                  "  2  error: bad input, refused, or a crash (one line; --debug for the "
                  "traceback)",
                  "  custody ingest /mnt/dock/2026-11-27 --labels labels.csv --as FZ0201"):
