@@ -256,4 +256,29 @@ DERIVED_VIEWS: dict[str, str] = {
                count(DISTINCT (case_number, document_id)) AS documents
         FROM check_av8_documents WHERE device_offset_s <> 0 GROUP BY device
     """,
+    # AUX-2/3: a case step whose recordings name only auxiliary staff (quiet while the
+    # personnel registry is empty; pipeline.rules.cases.aux3_steps gives the same).
+    "check_aux3_steps": """
+        WITH kinds AS (
+            SELECT staff_id, arg_max(kind, seq) AS kind FROM staff_events GROUP BY staff_id),
+        people AS (
+            SELECT l.case_number, coalesce(l.step, (
+                       SELECT arg_min(k.step, k.ord) FROM case_checklist k
+                       WHERE k.case_type = c.case_type
+                         AND list_contains(k.activities, r.activity_type))) AS step,
+                   unnest(r.officer_ids) AS staff_id
+            FROM case_links_current l
+            JOIN cases_current c USING (case_number)
+            JOIN recordings r ON r.blake3 = l.recording_blake3)
+        SELECT p.case_number, p.step, list(DISTINCT p.staff_id ORDER BY p.staff_id) AS staff
+        FROM people p LEFT JOIN kinds k USING (staff_id)
+        WHERE p.step IS NOT NULL AND (SELECT count(*) FROM kinds) > 0
+        GROUP BY p.case_number, p.step
+        HAVING bool_and(coalesce(k.kind, '') = 'auxiliary')
+    """,
+    # Every finding of the recordings a case links (AV-9 interruptions per case, ...).
+    "case_findings": """
+        SELECT l.case_number, l.step, f.*
+        FROM case_links_current l JOIN findings f ON f.recording_blake3 = l.recording_blake3
+    """,
 }

@@ -8,10 +8,12 @@ import datetime as dt
 
 from pipeline.cases.service import read_events
 from pipeline.catalog.core import Catalog
+from pipeline.people.registry import Registry
 from pipeline.rules.cases import (
     DEFAULT_ACK_WITHIN,
     DEFAULT_LINK_WITHIN,
     LinkedRecording,
+    aux3_steps,
     av12_unlinked,
     case_findings,
     fold_cases,
@@ -24,11 +26,12 @@ from schemas.media import Finding
 def recording_facts(catalog: Catalog) -> dict[str, LinkedRecording]:
     rows = catalog.query(
         "SELECT r.blake3, r.file_name, r.activity_type, r.ingested_at_utc, c.tier, "
-        "c.legal_hold, r.recorded_start_utc, r.recorded_end_utc, r.device_id "
+        "c.legal_hold, r.recorded_start_utc, r.recorded_end_utc, r.device_id, r.officer_ids "
         "FROM recordings r JOIN retention_current c USING (blake3)").to_pylist()
     return {r["blake3"]: LinkedRecording(
         r["blake3"], r["file_name"], r["activity_type"], r["ingested_at_utc"], r["tier"],
-        r["legal_hold"], r["recorded_start_utc"], r["recorded_end_utc"], r["device_id"])
+        r["legal_hold"], r["recorded_start_utc"], r["recorded_end_utc"], r["device_id"],
+        tuple(r["officer_ids"] or ()))
         for r in rows}
 
 
@@ -42,11 +45,13 @@ def check_catalog(
     cases = fold_cases(read_events(catalog))
     recs = recording_facts(catalog)
     checklist = load_checklist()
+    kinds = {p.staff_id: p.kind for p in Registry(catalog).all_staff()}
     out: list[Finding] = []
     for n in sorted(cases):
         if case_number is None or n == case_number:
             out += case_findings(cases[n], recs, checklist, now_utc=now_utc,
                                  ack_within=ack_within)
+            out += aux3_steps(cases[n], recs, checklist, kinds)
     # AV-8 needs every case of a device to estimate its clock: run over all, then keep one
     # case's findings (and the clock findings of the devices it uses).
     av8 = av8_documents(cases.values(), recs, checklist, tolerance=document_tolerance)

@@ -133,6 +133,7 @@ class LinkedRecording:
     start_utc: dt.datetime | None = None  # the recorded span (label or metadata), AV-8
     end_utc: dt.datetime | None = None
     device_id: str | None = None
+    officer_ids: tuple[str, ...] = ()  # the labelled people (AUX-2/3)
 
 
 def _case(c: CaseFile) -> Subject:
@@ -252,6 +253,32 @@ def av12_unlinked(
             f"linked to no case (limit {link_within.total_seconds() / 86400:g} days)",
             subject=Subject("recording", r.blake3),
         ))
+    return out
+
+
+def aux3_steps(
+    c: CaseFile, recordings: Mapping[str, LinkedRecording], checklist: Sequence[ChecklistStep],
+    staff_kinds: Mapping[str, str],
+) -> list[Finding]:
+    """AUX-2/3: a step of the case whose recordings name only auxiliary staff (no
+    certified officer). Quiet while the personnel registry is empty."""
+    if not staff_kinds:
+        return []
+    steps = required_steps(c, checklist)
+    people: dict[str, set[str]] = {}
+    for b3, st in c.links.items():
+        r = recordings.get(b3)
+        step = step_of(st, r, steps)
+        if r is not None and step is not None:
+            people.setdefault(step, set()).update(r.officer_ids)
+    out = []
+    for step, who in sorted(people.items()):
+        if who and all(staff_kinds.get(p) == "auxiliary" for p in who):
+            out.append(Finding(
+                "AUXILIARY_ONLY",
+                f"case {c.case_number}, step {step}: its recordings name only auxiliary "
+                f"staff ({', '.join(sorted(who))}); no certified officer",
+                subject=_case(c)))
     return out
 
 

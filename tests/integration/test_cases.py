@@ -61,13 +61,15 @@ def custody(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Custody:
     return c
 
 
-def _ingest(c: Custody, tmp_path: Path, rec: Generated, case: str, who: str = "X-1") -> None:
+def _ingest(c: Custody, tmp_path: Path, rec: Generated, case: str, who: str = "X-1",
+            officers: str = "Z-1") -> None:
     inbox = tmp_path / f"inbox-{abs(hash(case))}"
     inbox.mkdir()
     shutil.copy(rec.path, inbox / "BC0007_0001.mp4")
     labels = tmp_path / f"labels-{abs(hash(case))}.csv"
     labels.write_text(f"file,case_number,inspected_entity,officer_ids,activity_type\n"
-                      f"BC0007_0001.mp4,{case},大柘镇某某餐馆,Z-1,调查取证\n", encoding="utf-8")
+                      f"BC0007_0001.mp4,{case},大柘镇某某餐馆,{officers},调查取证\n",
+                      encoding="utf-8")
     assert c("ingest", str(inbox), "--labels", str(labels), "--quiet", who=who) in (0, 1), c.err
 
 
@@ -155,3 +157,24 @@ def test_closing_lifts_the_case_hold_with_two_different_people(
     (after,) = custody.json("retention", "show", who="Z-1")
     assert (after["tier"], after["store_legal_hold"]) == ("case", False)
     assert after["retain_until"] == "2046-12-30T16:00:00+00:00"  # 2046-12-31 local (+08:00)
+
+
+def test_aux3_a_case_step_recorded_only_by_auxiliary_staff_is_a_finding_in_both(
+    custody: Custody, tmp_path: Path, clean_recording: Generated
+) -> None:
+    _ingest(custody, tmp_path, clean_recording, CASE, officers="X-1")
+    shown = custody.json("case", "show", CASE, who="Z-1", ok=(1,))
+    aux = [f for f in shown["findings"] if f["code"] == "AUXILIARY_ONLY"]
+    assert len(aux) == 1 and "step 调查取证" in aux[0]["detail"] and "X-1" in aux[0]["detail"]
+    rows = custody.json("query", "SELECT case_number, step, staff FROM check_aux3_steps",
+                        who="Z-1")
+    assert rows == [{"case_number": CASE, "step": "调查取证", "staff": ["X-1"]}]
+
+
+def test_aux3_quiet_when_a_certified_officer_recorded_the_step(
+    custody: Custody, tmp_path: Path, clean_recording: Generated
+) -> None:
+    _ingest(custody, tmp_path, clean_recording, CASE, officers="X-1;Z-1")
+    shown = custody.json("case", "show", CASE, who="Z-1", ok=(0, 1))
+    assert "AUXILIARY_ONLY" not in {f["code"] for f in shown["findings"]}
+    assert custody.json("query", "SELECT * FROM check_aux3_steps", who="Z-1") == []
