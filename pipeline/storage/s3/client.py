@@ -5,7 +5,8 @@ botocore error into this project's exceptions, naming the object and the request
 `ObjectNotFound` (404 and its spellings), `StoreUnavailable` (credentials, a missing
 bucket, the server down or throttling: nothing can be done here), `StoreError` for a
 checksum the server refused, the `refused` class the caller names (`RetentionRefused`
-for retention and holds) for a refusal, and `StoreError` for the rest. `CheckedBody`
+for retention and holds) for a refusal, `StoreAccessDenied` for any other AccessDenied
+(the role's keys may not do it), and `StoreError` for the rest. `CheckedBody`
 reads a GET's body, checking its length always and its BLAKE3 when it is a whole object.
 """
 
@@ -51,6 +52,15 @@ CHECKSUM = frozenset(
     {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "XAmzContentSHA256Mismatch"}
 )
 REFUSED = frozenset({"AccessDenied", "InvalidRequest", "InvalidArgument", "403", "400"})
+DENIED = frozenset({"AccessDenied", "403"})
+
+
+class StoreAccessDenied(StoreError):
+    """The server refused these credentials the request (AccessDenied): the role's keys may
+    not do it (the analyst's read-only keys putting an audit seal). `access_denied` is what
+    callers test, so they need not import this module."""
+
+    access_denied = True
 
 
 
@@ -199,6 +209,8 @@ def translate(
         return StoreError(f"{where}: {what}: server got other bytes than sent ({code})")
     if refused is not None and code in REFUSED:
         return refused(line)
+    if code in DENIED:
+        return StoreAccessDenied(line)
     return StoreError(line)
 
 

@@ -56,6 +56,13 @@ class TransferSettings:
         )
 
 
+LOCK_EXPLICIT = "explicit"
+LOCK_BUCKET_DEFAULT = "bucket_default"
+LOCK_HEADERS = (LOCK_EXPLICIT, LOCK_BUCKET_DEFAULT)
+LOCK_HEADERS_VAR = "CUSTODY_S3_LOCK_HEADERS"  # `[custody.s3] lock_headers`
+LOCK_MIN_DAYS_VAR = "CUSTODY_S3_BUCKET_DEFAULT_MIN_DAYS"
+
+
 @dataclass(frozen=True, slots=True)
 class S3Config:
     """Where the S3 service is and who we are there. Secrets are kept out of `repr`."""
@@ -75,6 +82,21 @@ class S3Config:
     retry_mode: str | None = None  # None: the profile's, else "standard"
     config_file: str | None = None  # None: ~/.aws/config
     credentials_file: str | None = None  # None: ~/.aws/credentials
+    # "explicit": every put sends its lock (mode and retain-until). "bucket_default": puts
+    # send no lock headers (put-only keys such as the auxiliary's may not) and rely on the
+    # bucket's default COMPLIANCE retention, read back and checked after each put.
+    lock_headers: str = LOCK_EXPLICIT
+    # With "bucket_default": the least retention (days after the object's LastModified) the
+    # bucket's default must give, or the put fails.
+    bucket_default_min_days: int = 1
+
+    def __post_init__(self) -> None:
+        if self.lock_headers not in LOCK_HEADERS:
+            raise StoreUnavailable(f"lock_headers = {self.lock_headers!r}: expected one of "
+                                   f"{', '.join(LOCK_HEADERS)}")
+        if self.bucket_default_min_days < 1:
+            raise StoreUnavailable(f"bucket_default_min_days = {self.bucket_default_min_days}: "
+                                   "expected a positive number of days")
 
     @classmethod
     def from_env(
@@ -103,6 +125,8 @@ class S3Config:
             retry_mode=get("AWS_RETRY_MODE"),
             config_file=get("AWS_CONFIG_FILE"),
             credentials_file=get("AWS_SHARED_CREDENTIALS_FILE"),
+            lock_headers=get(LOCK_HEADERS_VAR) or LOCK_EXPLICIT,
+            bucket_default_min_days=_days(get(LOCK_MIN_DAYS_VAR)),
         )
 
     def client(self) -> Any:
@@ -122,3 +146,13 @@ def _attempts(text: str | None) -> int | None:
     if n < 1:
         raise StoreUnavailable(f"AWS_MAX_ATTEMPTS must be a positive integer, not {text!r}")
     return n
+
+
+def _days(text: str | None) -> int:
+    if text is None:
+        return 1
+    try:
+        return int(text)  # __post_init__ refuses < 1
+    except ValueError:
+        raise StoreUnavailable(f"{LOCK_MIN_DAYS_VAR} must be a positive integer, "
+                               f"not {text!r}") from None

@@ -24,6 +24,12 @@ A later version under the same key (someone's overwrite) or a delete marker (a d
 without version id) therefore changes nothing for readers. Whole-object reads re-check
 BLAKE3 as they stream.
 
+Put-only keys (the auxiliary's) may not send lock headers. With `lock_headers =
+"bucket_default"` (`S3Config`; `CUSTODY_S3_LOCK_HEADERS`) a put sends none and relies on
+the bucket's default COMPLIANCE retention: the version's lock is read back (HEAD) and the
+put fails unless it is COMPLIANCE for at least `bucket_default_min_days`; what remains to
+extend to the requested date is kept in `lock_pending` for a role whose keys may.
+
 Configuration comes from an explicit `S3Config` (`config.py`); `S3Store.from_uri` builds
 one from the AWS environment variables when the CLI passes them (`env`), or from
 `os.environ` when it passes nothing. Every request goes through `client.boundary`, which
@@ -60,7 +66,13 @@ from pipeline.storage.base import (
     key_for,
 )
 from pipeline.storage.s3.client import CheckedBody, b64_sha256, boundary, translate
-from pipeline.storage.s3.config import S3_MAX_PARTS, MiB, S3Config, TransferSettings
+from pipeline.storage.s3.config import (
+    LOCK_BUCKET_DEFAULT,
+    S3_MAX_PARTS,
+    MiB,
+    S3Config,
+    TransferSettings,
+)
 from pipeline.storage.s3.objects import S3Objects
 
 __all__ = ["S3Config", "S3Objects", "S3Store", "TransferSettings"]
@@ -150,6 +162,10 @@ class S3Store(WormStore):
         self._client = self.config.client()  # also the selftest's attack surface, see selftest.py
         self._versions: dict[str, _Version] = {}
         self._versions_lock = threading.Lock()
+        # lock_headers = "bucket_default": key -> (version, locked until, wanted until) of
+        # each version put here whose lock still has to be extended by a role that may.
+        self.lock_pending: dict[str, tuple[str, dt.datetime, dt.datetime]] = {}
+        self._pending_lock = threading.Lock()
 
     @classmethod
     def from_uri(
@@ -269,6 +285,8 @@ class S3Store(WormStore):
         return PutResult(key, stored, version, created=True)
 
     def _lock_args(self, until: dt.datetime) -> dict[str, Any]:
+        if self.config.lock_headers == LOCK_BUCKET_DEFAULT:
+            return {}  # the bucket's default COMPLIANCE retention locks it (_ensure_locked)
         return {"ObjectLockMode": _LOCK_MODE, "ObjectLockRetainUntilDate": until}
 
     def _mismatch(self, source: str, got: str, want: str) -> StoreError:
@@ -403,6 +421,9 @@ class S3Store(WormStore):
         have = head.get("ObjectLockRetainUntilDate")
         if mode == _LOCK_MODE and have is not None and _utc(have) >= until:
             return
+        if self.config.lock_headers == LOCK_BUCKET_DEFAULT:
+            self._check_default_lock(key, version, head, until)
+            return
         with self._boundary(where, f"lock version {version} after upload"):
             self._client.put_object_retention(
                 Bucket=self.bucket,
@@ -410,6 +431,28 @@ class S3Store(WormStore):
                 VersionId=version,
                 Retention={"Mode": _LOCK_MODE, "RetainUntilDate": until},
             )
+
+    def _check_default_lock(
+        self, key: str, version: str, head: Mapping[str, Any], until: dt.datetime
+    ) -> None:
+        """A put without lock headers: the bucket's default must have locked the version
+        COMPLIANCE for at least `bucket_default_min_days` after it was written (the server's
+        LastModified), or the put fails (StoreError: the caller catalogues nothing; the
+        version stays in the bucket, as every version does). Extending it to `until` is left
+        to a role whose keys may (`lock_pending`)."""
+        mode = head.get("ObjectLockMode")
+        have = head.get("ObjectLockRetainUntilDate")
+        written = head.get("LastModified")
+        days = self.config.bucket_default_min_days
+        if mode != _LOCK_MODE or have is None or written is None or (
+                _utc(have) < _utc(written) + dt.timedelta(days=days)):
+            lock = f"{mode or 'no lock'} until {have.isoformat() if have else '-'}"
+            raise StoreError(
+                f"{self._where(key)}: version {version} was put without lock headers and the "
+                f"bucket's default gave it {lock}; at least COMPLIANCE for {days} day(s) is "
+                "needed (set the bucket's default retention); not catalogued")
+        with self._pending_lock:
+            self.lock_pending[key] = (version, _utc(have), until)
 
     # --- reading ----------------------------------------------------------------------------
     def open(
