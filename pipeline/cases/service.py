@@ -135,7 +135,8 @@ def link_recordings(
     if not selectors:
         raise InputError("name the recordings to link (file name or BLAKE3 prefix)")
     case = _existing(catalog, auth, actor, CASE_MANAGE, case_number)
-    rows = current_states(catalog, selectors)
+    # a content address as the store names it (b3/<hex>) is a BLAKE3 prefix too
+    rows = current_states(catalog, [s.removeprefix("b3/") for s in selectors])
     if not rows:
         raise InputError(f"no recording in the catalog matches {' '.join(selectors)}")
     st = normalise_step(step, load_checklist()) if step else None

@@ -38,9 +38,14 @@ class RetentionChange:
 def current_states(
     catalog: Catalog, selectors: Sequence[str] = (), case_number: str | None = None
 ) -> list[dict[str, Any]]:
-    """Rows of `retention_current` for recordings matching selectors or a case (all if none)."""
+    """Rows of `retention_current` for recordings matching selectors or a case (labelled
+    with its number or linked to it), all if none."""
     sql = "SELECT * FROM retention_current"
     where, params = recording_filter(selectors, case_number)
+    if case_number is not None:  # labelled with the case, or linked to it (issue 12)
+        where += " OR blake3 IN (SELECT recording_blake3 FROM case_links_current " \
+                 "WHERE case_number = ?)"
+        params.append(case_number)
     if where:
         # retention_current carries no source_path: match it through recordings
         sql += f" WHERE blake3 IN (SELECT blake3 FROM recordings WHERE {where})"

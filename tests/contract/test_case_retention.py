@@ -155,3 +155,16 @@ def test_a_document_scan_is_stored_in_worm_and_held_while_the_case_is_open(
     assert doc.file_blake3 and doc.item_id == "D1"
     key = f"b3/{doc.file_blake3}"
     assert store.head(key).legal_hold and store.head(key).size_bytes == scan.stat().st_size
+
+
+def test_a_linked_recording_is_selected_by_its_case_for_retention_commands(
+    store: WormStore, archived: Catalog, auth: Authority
+) -> None:
+    """Not labelled with the case, linked by its content address (b3/<hex prefix>)."""
+    _open(archived, auth)
+    assert current_states(archived, case_number=CASE) == []
+    key = _state(archived)["store_key"]
+    service.link_recordings(store, archived, auth=auth, actor="ZF0101", now=NOW,
+                            case_number=CASE, selectors=[key[:12]])
+    (row,) = current_states(archived, case_number=CASE)
+    assert row["store_key"] == key and row["tier"] == "case"
