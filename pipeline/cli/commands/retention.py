@@ -18,7 +18,7 @@ def selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("recordings", nargs="*", metavar="RECORDING",
                    help="BLAKE3 prefix, file name or source path")
     p.add_argument("--case", metavar="CASE_NUMBER",
-                   help="every recording labelled with this case number 案号")
+                   help="every recording labelled with this case number 案号 or linked to it")
 
 
 def _utc_date(text: str | None, offset: dt.timezone) -> dt.datetime | None:
