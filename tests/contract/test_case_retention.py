@@ -168,3 +168,28 @@ def test_a_linked_recording_is_selected_by_its_case_for_retention_commands(
                             case_number=CASE, selectors=[key[:12]])
     (row,) = current_states(archived, case_number=CASE)
     assert row["store_key"] == key and row["tier"] == "case"
+
+
+def test_ingest_links_a_labelled_recording_to_its_open_case_and_holds_it_on_the_store(
+    store: WormStore, tmp_path: Path, clean_recording: Generated
+) -> None:
+    catalog = Catalog(tmp_path / "catalog2")
+    with open_authority(catalog, store, lambda: NOW) as a:
+        a.acting("ZF0101", os_user="tester")
+        _open(catalog, a)
+        service.add_event(store, catalog, auth=a, actor="ZF0101", now=NOW, case_number=CASE,
+                          trigger="review_litigation", note="行政复议")
+    src = tmp_path / "in2"
+    src.mkdir()
+    shutil.copy(clean_recording.path, src / "BC0007_0009.mp4")
+    labels = tmp_path / "labels2.csv"
+    labels.write_text(f"file,case_number\nBC0007_0009.mp4,{CASE}\n", encoding="utf-8")
+    run_ingest([src], store=store, catalog=catalog,
+               settings=IngestSettings(now=lambda: LATER, labels_path=str(labels)))
+    row = _state(catalog)
+    assert (row["tier"], row["legal_hold"], row["trigger"]) == (
+        "permanent", True, "review_litigation")
+    head = store.head(row["store_key"])
+    assert head.legal_hold and head.retain_until_utc >= NOW + dt.timedelta(days=36499)
+    assert _s3_lock(store, row["store_key"]) in (None, ("COMPLIANCE", "ON"))
+    assert set(service.load_case(catalog, CASE).links) == {row["blake3"]}
