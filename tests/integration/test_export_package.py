@@ -164,6 +164,7 @@ def test_a_package_from_s3_validates_everywhere_and_names_damage(
     # the kept copy (AV-14) and the list
     listed = c.json("export", "list", who="L-1")
     assert listed[0]["status"] == "made" and listed[0]["packages"] == [made["bag_sha512"]]
+    assert c("export", "list", who="L-1") == 0 and f"{made['bag_sha512'][:16]}…" in c.out
     from pipeline.storage import open_store
 
     store = open_store(c.store, env=c.env)

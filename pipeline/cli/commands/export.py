@@ -28,6 +28,8 @@ def _show(states: Sequence[Any], s: Settings, ui: Output) -> None:
     if s.json:
         ui.dump_json(rows)
     else:
+        # a bag digest by its first 16 hex digits here; --json gives each in full
+        rows = [{**r, "packages": " ".join(f"{d[:16]}…" for d in r["packages"])} for r in rows]
         ui.table(rows, list(rows[0]) if rows else ["export_id"])
 
 
