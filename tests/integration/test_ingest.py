@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import blake3
 import pytest
 
 from pipeline.catalog.core import Catalog
@@ -132,7 +133,11 @@ def test_same_name_with_different_bytes_is_a_new_object_and_a_finding(
     res = _run(second, tmp_path)
     (o,) = res.files
     assert o.status == "archived"
-    assert "NAME_REUSED" in {f.code for f in o.findings}
+    assert [f.code for f in o.findings] == ["LABEL_MISSING", "NAME_REUSED"]
+    first_b3 = blake3.blake3(clean_recording.path.read_bytes()).hexdigest()
+    assert o.findings[1].detail == (
+        f"REC0001.mp4 was archived before with other content (BLAKE3 {first_b3[:16]}…); "
+        "both are kept")
     assert Catalog(tmp_path / "catalog").query(
         "SELECT count(DISTINCT blake3) AS n FROM recordings WHERE file_name = 'REC0001.mp4'"
     ).column("n")[0].as_py() == 2
@@ -148,8 +153,9 @@ def test_av12_labels_are_applied_and_an_unlabelled_file_is_still_archived(
         "2024-05-01T16:00:00+08:00\n", encoding="utf-8")
     res = _run(inbox, tmp_path, labels_path=str(labels))
     by_name = {Path(o.path).name: o for o in res.files}
-    assert "LABEL_MISSING" not in {f.code for f in by_name["clean.mp4"].findings}
-    assert "LABEL_MISSING" in {f.code for f in by_name["interrupted.mp4"].findings}
+    assert [f.code for f in by_name["clean.mp4"].findings] == []
+    assert [f.code for f in by_name["interrupted.mp4"].findings] == [
+        "GAP_IN_STREAM", "GAP_IN_STREAM", "LABEL_MISSING"]
     row = Catalog(tmp_path / "catalog").query(
         "SELECT * FROM recordings_by_officer WHERE file_name = 'clean.mp4' ORDER BY officer_id"
     ).to_pylist()
