@@ -233,6 +233,13 @@ def test_editing_one_line_of_the_chain_of_custody_excerpt_is_named(
     # the tag manifest also says the file changed; nothing else is named
     assert "custody/chain-of-custody.jsonl: SHA-512 " in out
     assert "data/" not in out
+    doc_out = io.StringIO()
+    assert main(["verify", str(pkg), "--json"], env={}, out=doc_out, err=io.StringIO()) == 1
+    v = json.loads(doc_out.getvalue())["verification"]
+    assert v["kind"] == "package" and not v["ok"]
+    assert [(f["code"], f["subject"]["id"]) for f in v["findings"]] == [
+        ("FIXITY_MISMATCH", "custody/chain-of-custody.jsonl"),
+        ("AUDIT_CHAIN_BROKEN", "custody/chain-of-custody.jsonl")]
 
 
 def test_the_cover_pdf_renders_with_its_chinese_text(local_custody: Custody,
