@@ -19,7 +19,7 @@ from typing import Any
 from pipeline.catalog.core import Catalog
 from pipeline.errors import InputError
 from pipeline.integrity.hashing import digest_file
-from pipeline.people.permissions import Authority
+from pipeline.people.permissions import TWO_PERSON_WINDOW, Authority
 from pipeline.retention.engine import (
     CASE_CLOSED,
     CASE_LINKED,
@@ -27,6 +27,7 @@ from pipeline.retention.engine import (
     RetentionChange,
     apply_case_retention,
     current_states,
+    follow_case,
 )
 from pipeline.rules.cases import CaseFile, fold_case, fold_cases
 from pipeline.storage.base import WormStore, key_for
@@ -43,9 +44,9 @@ from schemas.cases import (
     normalise_case_type,
     normalise_step,
 )
-from schemas.people import CASE_CLOSE, CASE_MANAGE, CASE_UNLINK, EXEMPTION_ACK
+from schemas.people import CASE_CLOSE, CASE_MANAGE, CASE_UNLINK, EXEMPTION_ACK, HOLD_LIFT
 from schemas.records import CaseEventRecord, RetentionEventRecord, from_table
-from schemas.retention import one_year_retain_until
+from schemas.retention import RetentionState, Tier, one_year_retain_until
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class CaseResult:
     case: CaseFile
     events: list[CaseEventRecord]
     retention: list[RetentionChange]
+    waiting_for: str | None = None  # a two-person action asked for, not done yet
 
 
 def read_events(catalog: Catalog) -> list[CaseEventRecord]:
@@ -260,20 +262,38 @@ def close_case(
     case_number: str, retain_until_utc: dt.datetime, second: str | None,
 ) -> CaseResult:
     """Close a case with the file's retention term: every linked recording is kept at
-    least to it, and the case's legal hold is lifted (two different people allowed to
-    lift holds: `actor` and `second`), except on permanent recordings and on those another
-    open case still holds."""
+    least to it, and the case's legal hold is lifted, except on permanent recordings and on
+    those another open case still holds. Lifting needs two different people allowed to lift
+    holds: without `second`, the first person's command records a request
+    (`Authority.request_second`, `waiting_for` set, nothing closed) and a second person's
+    own `close` confirms it and closes; `second` names the second person in one command
+    (the older form, recorded as named, not proven)."""
     case = _existing(catalog, auth, actor, CASE_CLOSE, case_number)
     rows = [r for r in current_states(catalog, sorted(case.links)) if r["blake3"] in
             case.links] if case.links else []
+    elsewhere = _held_elsewhere(catalog, case.case_number)
+    lifts = any(r["legal_hold"] and not follow_case(
+        RetentionState(Tier(r["tier"]), r["retain_until_utc"], True), CASE_CLOSED, now=now,
+        held_elsewhere=r["blake3"] in elsewhere).legal_hold for r in rows)
+    first = None
+    if lifts and second is None:  # two proven people, in two commands (H16's mechanism)
+        obj, rule = _obj(case.case_number), "two-person rule (case close)"
+        pending = auth.pending_second(HOLD_LIFT, obj)
+        if pending is None or pending.first_actor_id == actor:
+            auth.request_second(HOLD_LIFT, obj, rule=rule)
+            return CaseResult(case, [], [], waiting_for=(
+                f"a second person allowed to lift holds runs the same `custody case close` "
+                f"within {TWO_PERSON_WINDOW.days} days to confirm"))
+        auth.confirm_second(HOLD_LIFT, obj, rule=rule)
+        first = pending.first_actor_id
     changes, ret = apply_case_retention(
         store, auth, actor=actor, now=now, case_number=case.case_number, rows=rows,
-        what=CASE_CLOSED, term_end_utc=retain_until_utc,
-        held_elsewhere=_held_elsewhere(catalog, case.case_number), second=second,
+        what=CASE_CLOSED, term_end_utc=retain_until_utc, held_elsewhere=elsewhere,
+        second=second, lift_requested_by=first,
         reason=f"case closed, term ends {retain_until_utc.date()}")
+    who = f"{first}+{actor}" if first else f"{actor}+{second}" if second else actor
     ev = CaseEventRecord(case_number=case.case_number, event=CLOSED, at_utc=now,
-                         actor_id=actor if second is None else f"{actor}+{second}",
-                         retain_until_utc=retain_until_utc)
+                         actor_id=who, retain_until_utc=retain_until_utc)
     _commit(catalog, now, [ev], ret)
     return CaseResult(load_case(catalog, case.case_number), [ev], changes)
 

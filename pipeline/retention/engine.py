@@ -185,7 +185,7 @@ def apply_case_retention(
     store: WormStore, auth: Authority, *, actor: str, now: dt.datetime, case_number: str,
     rows: Sequence[dict[str, Any]], what: str, term_end_utc: dt.datetime | None = None,
     held_elsewhere: frozenset[str] = frozenset(), trigger: str | None = None,
-    second: str | None = None, reason: str | None = None,
+    second: str | None = None, reason: str | None = None, lift_requested_by: str | None = None,
 ) -> tuple[list[RetentionChange], list[RetentionEventRecord]]:
     """Apply what a case event means for its recordings (`rows` of `retention_current`) to
     the store, and return the changes and the `retention_events` rows for the caller's
@@ -193,7 +193,9 @@ def apply_case_retention(
 
     The case action itself is authorised by the caller. Raising and placing a hold follow
     from it (AV-11, AV-13) and are audited as such, naming the case; lifting a hold (only
-    at closing) needs two different people allowed to lift holds (`second`)."""
+    at closing) needs two different people allowed to lift holds: `actor` confirmed, in
+    their own command, the request of `lift_requested_by` (the Authority's `request_second`
+    and `confirm_second`), or `actor` names `second` (the older form, not proven)."""
     changes: list[RetentionChange] = []
     for row in rows:
         before = RetentionState(Tier(row["tier"]), row["retain_until_utc"], row["legal_hold"])
@@ -204,6 +206,8 @@ def apply_case_retention(
     keys = {r["blake3"]: r["store_key"] for r in rows}
     for ch in changes:  # authorise every lift before anything is touched
         if ch.before.legal_hold and not ch.after.legal_hold:
+            if lift_requested_by is not None:
+                continue  # both people proven already (request_second, confirm_second)
             if second is None:
                 raise InputError("lifting the case's legal holds needs a second person "
                                  "(--second STAFF_ID)")
@@ -228,7 +232,8 @@ def apply_case_retention(
             recording_blake3=ch.blake3, tier=ch.after.tier.value,
             retain_until_utc=ch.after.retain_until_utc, legal_hold=ch.after.legal_hold,
             case_number=case_number, trigger=trigger, reason=reason or f"case {what}",
-            actor=actor if ch.after.legal_hold or second is None else f"{actor}+{second}",
+            actor=actor if ch.after.legal_hold or (second or lift_requested_by) is None
+            else f"{lift_requested_by}+{actor}" if lift_requested_by else f"{actor}+{second}",
             at_utc=now, store_uri=store.uri,
         ))
     return changes, events

@@ -14,7 +14,6 @@ import pytest
 
 from pipeline.cases import service
 from pipeline.catalog.core import Catalog
-from pipeline.errors import InputError
 from pipeline.ingest.run import IngestSettings
 from pipeline.people.permissions import Authority, open_authority
 from pipeline.retention.engine import current_states
@@ -110,10 +109,11 @@ def test_closing_sets_the_term_and_lifts_the_case_hold_with_two_people(
     _open(archived, auth)
     service.link_recordings(store, archived, auth=auth, actor="ZF0101", now=NOW,
                             case_number=CASE, selectors=["BC0007_0001.mp4"])
-    with pytest.raises(InputError, match="second person"):
-        service.close_case(store, archived, auth=auth, actor="ZF0101", now=LATER,
-                           case_number=CASE, retain_until_utc=TERM, second=None)
-    assert _state(archived)["legal_hold"]
+    # without --second the first person's close only asks for a second person
+    waiting = service.close_case(store, archived, auth=auth, actor="ZF0101", now=LATER,
+                                 case_number=CASE, retain_until_utc=TERM, second=None)
+    assert waiting.waiting_for and waiting.case.is_open
+    assert _state(archived)["legal_hold"] and store.head(_state(archived)["store_key"]).legal_hold
     res = service.close_case(store, archived, auth=auth, actor="ZF0101", now=LATER,
                              case_number=CASE, retain_until_utc=TERM, second="ZF0302")
     row = _state(archived)

@@ -148,8 +148,6 @@ def test_closing_lifts_the_case_hold_with_two_different_people(
     _ingest(custody, tmp_path, clean_recording, CASE)
     assert custody("case", "close", CASE, "--retain-until", "2046-12-31", "--second", "R-1",
                    who="R-1") == 2 and "two-person" in custody.err
-    assert custody("case", "close", CASE, "--retain-until", "2046-12-31", who="R-1") == 2
-    assert "second person" in custody.err
     (held,) = custody.json("retention", "show", who="Z-1")
     assert held["store_legal_hold"] is True
     assert custody("case", "close", CASE, "--retain-until", "2046-12-31", "--second", "R-2",
@@ -178,3 +176,25 @@ def test_aux3_quiet_when_a_certified_officer_recorded_the_step(
     shown = custody.json("case", "show", CASE, who="Z-1", ok=(0, 1))
     assert "AUXILIARY_ONLY" not in {f["code"] for f in shown["findings"]}
     assert custody.json("query", "SELECT * FROM check_aux3_steps", who="Z-1") == []
+
+
+def test_closing_waits_for_a_second_person_who_confirms_in_their_own_command(
+    custody: Custody, tmp_path: Path, clean_recording: Generated
+) -> None:
+    """Two proven people: the first close is a request, the same person again only asks
+    again, a different records officer's close confirms it and closes."""
+    _ingest(custody, tmp_path, clean_recording, CASE)
+    for _ in range(2):
+        waiting = custody.json("case", "close", CASE, "--retain-until", "2046-12-31",
+                               who="R-1")
+        assert waiting["closed"] is False and "second person" in waiting["waiting_for"]
+        (held,) = custody.json("retention", "show", who="Z-1")
+        assert held["store_legal_hold"] is True
+        assert custody.json("case", "list", "--open", who="Z-1")[0]["case_number"] == CASE
+    assert custody("case", "close", CASE, "--retain-until", "2046-12-31", who="R-2") == 0, \
+        custody.err
+    (after,) = custody.json("retention", "show", who="Z-1")
+    assert (after["tier"], after["store_legal_hold"]) == ("case", False)
+    assert custody.json("case", "list", "--open", who="Z-1") == []
+    confirmed = custody.json("audit", "show", "--action", "two_person.confirm", who="A-1")
+    assert [r["who"] for r in confirmed] == ["R-2"]

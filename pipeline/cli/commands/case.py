@@ -124,6 +124,12 @@ def cmd_close(args: argparse.Namespace, s: Settings, ui: Output) -> int:
     with open_context(s, writes=True) as ctx:
         res = close_case(ctx.store, ctx.catalog, auth=ctx.auth, actor=ctx.actor, now=s.now(),
                          case_number=args.case, retain_until_utc=until, second=args.second)
+    if res.waiting_for:
+        if s.json:
+            ui.dump_json({"closed": False, "waiting_for": res.waiting_for})
+        else:
+            ui.write(f"case {args.case} not closed yet 待第二人确认: {res.waiting_for}\n")
+        return 0
     return _done(res, s, ui, f"case {args.case} closed 已结案")
 
 
@@ -268,13 +274,16 @@ def register(sub: Any, shared: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_ack)
 
     p = parser("close", "close a case 结案", "Close with the case file's retention term: "
-               "linked recordings are kept at least to it and the case hold is lifted "
-               "(two people: --as and --second), except on permanent recordings.")
+               "linked recordings are kept at least to it and the case hold is lifted, "
+               "except on permanent recordings. Lifting needs two people allowed to lift "
+               "holds: the first person's close waits for a second person's own close "
+               "(within 7 days), or --second names the second person in one command.")
     p.add_argument("case", metavar="CASE", help="case number 案号")
     p.add_argument("--retain-until", required=True, metavar="YYYY-MM-DD",
                    help="the case file's retention term")
     p.add_argument("--second", metavar="STAFF_ID",
-                   help="the second person allowed to lift holds who confirms")
+                   help="name the second person in this command (recorded as named, "
+                   "not proven; without it a second person's own close confirms)")
     p.set_defaults(func=cmd_close)
 
     p = parser("show", "a case, its recordings, documents, coverage and findings",
