@@ -291,3 +291,9 @@ def test_a_gbk_name_on_disk_is_matched_in_its_display_form(tmp_path: Path) -> No
     assert book.encoding == "gb18030"
     lab = book.lookup(tmp_path / os.fsdecode("测试.mp4".encode("gbk")), None)
     assert lab is not None and lab.case_number == "GBK"
+
+
+def test_the_line_of_an_undecodable_byte_counts_a_newline_at_the_very_start() -> None:
+    with pytest.raises(InputError) as e:
+        decode_labels(b"\nfile\n\xff\xfe\xfd\n", "l.csv")
+    assert str(e.value).startswith("l.csv: line 3: labels file is not UTF-8 or GB18030 text")

@@ -141,3 +141,88 @@ def test_a_mostly_irregular_stream_has_no_nominal_spacing() -> None:
     pts = np.concatenate([pts[:11], pts[10] + 700 * np.arange(1, 5), pts[11:] + 2800])
     assert _find(stream(pts)) == []
     assert len(_find(stream(pts), Tolerances(regular_share=Fraction(1, 10)))) == 1
+
+
+# --- the stream's own spacing: when it is regular enough to judge by ------------------------
+
+
+def _from(spacings: list[int], **kw: object) -> StreamTimeline:
+    pts = np.concatenate([[0], np.cumsum(spacings)]).astype(np.int64)
+    return stream(pts, **kw)  # type: ignore[arg-type]
+
+
+def _aac(spacings: list[int], tb: Fraction = Fraction(1, 48000)) -> StreamTimeline:
+    """Audio of no known sample rate: no codec floor, judged by its own spacing alone."""
+    return _from(spacings, index=1, kind="audio", tb=tb)
+
+
+RUN = [500, 500, 500]  # above the 300 fps ceiling, below a quarter of 3000
+
+
+def test_four_spacings_above_the_ceiling_are_enough_for_a_nominal_spacing() -> None:
+    (f,) = _find(_from([3000] * 4 + [1, 1, 1]))
+    assert "(its packets are otherwise 0.033 s (3000 ticks) apart)" in f.detail
+
+
+def test_spacings_of_exactly_a_quarter_count_against_regularity() -> None:
+    """30 regular spacings and 4 of exactly 750: 30/34 are near the mode, under 9/10."""
+    assert _find(_from([3000] * 15 + [750] * 4 + [3000] * 15 + RUN + [3000] * 5)) == []
+    assert len(_find(_from([3000] * 30 + RUN + [3000] * 5))) == 1
+
+
+def test_a_larger_share_judges_spacings_against_that_share_of_the_mode() -> None:
+    tol = Tolerances(rewritten_share=Fraction(3, 4))  # 2250 of 3000
+    (f,) = _find(_from([3000] * 30 + [1500] * 4 + [3000] * 5), tol)
+    assert f.pts == 30 * 3000
+    assert _find(_from([3000] * 30 + [2250] * 4 + [3000] * 5), tol) == []
+
+
+def test_video_is_regular_within_a_tenth_of_a_frame() -> None:
+    jitter = [3000, 3200, 2800, 3000, 3000] * 8  # 40% off by 200 ticks: within 300
+    assert [f.pts for f in _find(_from(jitter + RUN + [3000] * 5))] == [sum(jitter)]
+    beyond = [3000, 3400, 2600, 3000, 3000] * 8  # off by 400: irregular, mode unused
+    assert _find(_from(beyond + RUN + [3000] * 5)) == []
+
+
+def test_audio_is_regular_only_within_its_rounding() -> None:
+    """1024 // 50 = 20 ticks: audio 60 ticks off is irregular (a tenth would allow it)."""
+    jitter = [1024, 1084, 964, 1024, 1024] * 8
+    assert _find(_aac(jitter + [100, 100, 100] + [1024] * 5)) == []
+    steady = [1024, 1044, 1004, 1024, 1024] * 8
+    assert len(_find(_aac(steady + [100, 100, 100] + [1024] * 5))) == 1
+
+
+def test_a_deviation_of_exactly_the_allowance_is_near() -> None:
+    jitter = [3000, 3300, 3000, 3000, 3000] * 8  # 20% exactly 300 off
+    assert len(_find(_from(jitter + RUN + [3000] * 5))) == 1
+
+
+def test_exactly_nine_in_ten_near_the_mode_is_regular() -> None:
+    spacings = [3000] * 9 + [3900]  # 3900: one frame, 900 off
+    assert len(_find(_from(spacings * 3 + RUN + [3000] * 5))) == 1  # 27 near of 30
+    assert _find(_from(spacings * 3 + [3900] + RUN + [3000] * 5)) == []  # 27 of 31
+
+
+def test_the_rounding_is_at_least_one_tick() -> None:
+    """A 40-tick mode rounds to 40 // 50 = 0, so one tick: 2 ticks off is irregular."""
+    ms = Fraction(1, 1000)
+    jitter = [40, 42, 38, 40, 40] * 8
+    assert _find(_aac(jitter + [5, 5, 5] + [40] * 5, ms)) == []
+    steady = [40, 41, 39, 40, 40] * 8
+    assert len(_find(_aac(steady + [5, 5, 5] + [40] * 5, ms))) == 1
+
+
+def test_the_rounding_is_whole_ticks() -> None:
+    """149 // 50 = 2 ticks a frame: two frames 5 off (303) is irregular, not 5.96 allowed."""
+    jitter = [149, 149, 303, 149, 149] * 8
+    assert _find(_aac(jitter + [20, 20, 20] + [149] * 5)) == []
+    steady = [149, 149, 302, 149, 149] * 8
+    assert len(_find(_aac(steady + [20, 20, 20] + [149] * 5))) == 1
+
+
+def test_repeated_times_are_a_run_of_zero_spacings_not_the_mode() -> None:
+    """Times that do not advance (0 apart) are left out of the own spacing; a run of them
+    in a stream that is otherwise 1024 apart is rewritten."""
+    (f,) = _find(_aac([1024] * 20 + [0] * 24 + [1024] * 5))
+    assert f.detail.startswith("In audio stream 1 25 packets from 0.427 s (pts 20480) to "
+                               "0.427 s (pts 20480) are presented within 0.000 s")
