@@ -462,3 +462,55 @@ def test_a_record_numbered_below_one_is_moved_out_of_order() -> None:
     zero = log.lines[2].replace(b'"seq":3', b'"seq":0')
     assert _brk(log.verify(_data([*log.lines[:2], zero]))) == v.ChainBreak(
         "reordered", 1, 3, 0, "expected seq 3 here, found seq 0: records were moved out of order")
+
+
+def test_a_missing_segment_without_a_store_named_ends_the_sentence_there() -> None:
+    log = Log(4, per=3, sealed=1)
+    key = log.seals[0][1].key  # type: ignore[union-attr]
+    del log.objects[key]
+    brk = _brk(v.verify_log(log.seals, log.read, 2, _data(log.open)))
+    assert brk.detail == (f"sealed segment object {key} (records seq 1..3) is missing from "
+                          "the store ")
+
+
+def test_a_torn_last_line_of_a_sealed_segment_is_edited_not_incomplete() -> None:
+    """Only the open segment's last line may be a crash's half-written append."""
+    log = Log(6, per=3, sealed=1)
+    seal = log.seals[0][1]
+    assert seal is not None
+    log.objects[seal.key] = _data(log.segments[0])[:-10]
+    brk = _brk(log.verify())
+    assert (brk.kind, brk.segment, brk.record_number, brk.seq) == ("edited", 1, 3, None)
+    assert brk.detail.startswith("the record no longer reads as an audit record: ")
+
+
+def test_the_last_sealed_segment_changed_outside_its_records_is_edited() -> None:
+    log = Log(6, per=3, sealed=2)  # sealed to the end: no open segment
+    seal = log.seals[1][1]
+    assert seal is not None
+    log.objects[seal.key] = log.objects[seal.key].removesuffix(b"\n")
+    assert _brk(log.verify()) == v.ChainBreak(
+        "edited", 2, None, None,
+        f"the sealed object's bytes no longer hash to its key {seal.key} (a change outside "
+        "the records, e.g. whitespace)")
+
+
+def test_a_changed_last_record_of_an_earlier_sealed_segment_is_edited() -> None:
+    log = Log(7, per=3, sealed=2)
+    seal = log.seals[0][1]
+    assert seal is not None
+    seg = log.segments[0]
+    edited = seg[2].replace(b"reason 3", b"reason X")
+    log.objects[seal.key] = _data([*seg[:2], edited])
+    assert _brk(log.verify()) == v.ChainBreak(
+        "edited", 1, 3, 3,
+        f"the segment's last record hashes to {_h(edited)}…, but its seal recorded "
+        f"{seal.last_blake3[:16]}…: the record was changed")
+
+
+def test_a_gap_is_a_deletion_even_with_a_record_numbered_zero_after_it() -> None:
+    """Only the seqs missing between expected and found are looked for later."""
+    log = Log(3)
+    zero = log.lines[0].replace(b'"seq":1', b'"seq":0')
+    brk = _brk(log.verify(_data([log.lines[0], log.lines[2], zero])))
+    assert (brk.kind, brk.record_number, brk.seq) == ("deleted", 2, 3)
