@@ -88,6 +88,9 @@ S3_KEYS = {
     "access_key_id": "AWS_ACCESS_KEY_ID",
     "secret_access_key": "AWS_SECRET_ACCESS_KEY",
     "profile": "AWS_PROFILE",
+    # Put-only credentials (an auxiliary's): no lock headers, the bucket default locks.
+    "lock_headers": "CUSTODY_S3_LOCK_HEADERS",
+    "bucket_default_min_days": "CUSTODY_S3_BUCKET_DEFAULT_MIN_DAYS",
 }
 _TYPE_NAMES = {str: "a string", int: "an integer", dict: "a table"}
 
@@ -252,7 +255,9 @@ def read_config(path: Path) -> dict[str, Any]:
         if key not in S3_KEYS:
             raise InputError(f"{path}: unknown key '{prefix}s3.{key}'; expected one of "
                              f"{', '.join(sorted(S3_KEYS))}")
-        if not isinstance(value, str):
+        whole = key == "bucket_default_min_days" and isinstance(value, int) \
+            and not isinstance(value, bool)
+        if not isinstance(value, str) and not whole:
             raise InputError(f"{path}: {prefix}s3.{key} = {value!r}: expected a string")
     return dict(section)
 
@@ -260,7 +265,8 @@ def read_config(path: Path) -> dict[str, Any]:
 def _s3_env(cfg: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, str]:
     """S3 endpoint and credentials: `[custody.s3]`, overridden by the AWS_* variables."""
     out = {S3_KEYS[k]: str(v) for k, v in cfg.get("s3", {}).items()}
-    out.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+    out.update({k: v for k, v in env.items()
+                if k.startswith("AWS_") or k.startswith("CUSTODY_S3_")})
     return out
 
 

@@ -50,7 +50,8 @@ def test_an_unknown_s3_key_is_exit_2(custody: Custody, tmp_path: Path) -> None:
     cfg = _write(tmp_path / "custody.toml", '[custody.s3]\nendpoint = "http://x"\n')
     r = custody("config", "show", loc=False)
     assert r.err == (f"custody config: error: {cfg}: unknown key 'custody.s3.endpoint'; "
-                     "expected one of access_key_id, endpoint_url, profile, region, "
+                     "expected one of access_key_id, bucket_default_min_days, endpoint_url, "
+                     "lock_headers, profile, region, "
                      "secret_access_key\n")
 
 
@@ -141,3 +142,17 @@ def test_every_existing_key_still_works(custody: Custody, tmp_path: Path) -> Non
         "store": "s", "catalog": "c", "catalog_cache": "cc", "labels": "l.csv",
         "utc_offset": "+07:00", "timezone": "Asia/Shanghai", "min_lock_days": 30,
         "chunk_size": 4096, "workers": 1, "batch_files": 4, "as": "ZF0101", "s3": {}}
+
+
+def test_put_only_s3_settings_reach_the_store_env(tmp_path: Path) -> None:
+    """`[custody.s3] lock_headers` and `bucket_default_min_days` (a whole number) are passed
+    to the store as CUSTODY_S3_* settings; the environment's own CUSTODY_S3_* win."""
+    from pipeline.cli.settings import _s3_env, read_config
+
+    cfg = _write(tmp_path / "custody.toml",
+                 '[custody.s3]\nlock_headers = "bucket_default"\nbucket_default_min_days = 2\n')
+    section = read_config(cfg)
+    assert _s3_env(section, {}) == {"CUSTODY_S3_LOCK_HEADERS": "bucket_default",
+                                    "CUSTODY_S3_BUCKET_DEFAULT_MIN_DAYS": "2"}
+    assert _s3_env(section, {"CUSTODY_S3_BUCKET_DEFAULT_MIN_DAYS": "5", "HOME": "/x"}) == {
+        "CUSTODY_S3_LOCK_HEADERS": "bucket_default", "CUSTODY_S3_BUCKET_DEFAULT_MIN_DAYS": "5"}

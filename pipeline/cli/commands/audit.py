@@ -38,6 +38,7 @@ def cmd_audit_show(args: argparse.Namespace, s: Settings, ui: Output) -> int:
         recs = recs[-args.limit:]
     if s.json:
         ui.dump_json([{"seq": r.seq, "at_utc": r.at_utc, "who": r.actor_id,
+                       "os_account": r.os_account,
                        "action": r.action, "object": r.object_id, "result": r.result,
                        "reason": r.reason} for r in recs])
     else:
