@@ -397,3 +397,25 @@ def test_releasing_nothing_held_or_nothing_named_is_an_input_error(world: World)
         engine.release_hold(world.store, world.catalog, auth=world.as_("L-1"), first="L-1",
                             second="L-2", now=NOW)
     assert str(e.value) == "name recordings (BLAKE3 prefix or file name) or --case CASE"
+
+
+def test_releasing_by_case_leaves_holds_outside_the_case(world: World) -> None:
+    _hold(world)
+    engine.set_retention(world.store, world.catalog, auth=world.as_("L-1"), actor="L-1",
+                         tier=Tier.CASE, now=NOW, selectors=["b.mp4"],
+                         until_utc=dt.datetime(2036, 12, 31, tzinfo=dt.UTC))
+    (ch,) = engine.release_hold(world.store, world.catalog, auth=world.as_("L-1"),
+                                first="L-1", second="L-2", now=NOW, case_number="C-2026-1")
+    assert ch.file_name == "a.mp4"
+    assert world.store.head(world.keys["a.mp4"]).legal_hold is False
+    assert world.store.head(world.keys["b.mp4"]).legal_hold is True
+
+
+def test_a_released_hold_is_recorded_off_in_the_stores_ledger(world: World) -> None:
+    import json
+
+    _hold(world)
+    engine.release_hold(world.store, world.catalog, auth=world.as_("L-1"), first="L-1",
+                        second="L-2", now=NOW, selectors=["a.mp4"])
+    last = json.loads((world.store.root / "ledger.jsonl").read_bytes().splitlines()[-1])
+    assert (last["op"], last["key"], last["on"]) == ("hold", world.keys["a.mp4"], False)
