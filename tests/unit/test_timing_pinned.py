@@ -371,3 +371,82 @@ def test_analyse_places_a_gap_at_the_last_frame_before_it(hole: int) -> None:
     v = stream(np.concatenate([regular(11), 10 * FRAME + hole + regular(20)]))
     (f,) = tm.analyse(result(v))
     assert (f.code, f.pts, f.at_seconds) == ("GAP_IN_STREAM", 10 * FRAME, 10 * FRAME / 90000)
+
+
+# --- more than the cap, the origin, which streams are compared ----------------------------
+
+
+def _capped(found: list[Finding], code: str, more: int) -> None:
+    assert len(found) == 21
+    assert {f.code for f in found} == {code}
+    last = found[-1]
+    assert (last.detail, last.stream_index, last.pts) == (
+        f"Video stream 0 has {more} more findings of this kind, not listed one by one.", 0,
+        None)
+
+
+def test_repeated_decode_times_past_the_cap_are_counted() -> None:
+    dts = np.repeat(regular(25), 2)
+    _capped(_order(stream(np.sort(dts), dts=dts)), "TS_REPEATED", 5)
+
+
+def test_backward_decode_times_past_the_cap_are_counted() -> None:
+    dts = regular(50)
+    dts[1::2] -= 2 * FRAME  # every other packet decoded before the one ahead of it
+    found = [f for f in _order(stream(regular(50), dts=dts)) if f.code == "TS_BACKWARDS"]
+    _capped(found, "TS_BACKWARDS", 5)
+
+
+def test_late_decode_times_past_the_cap_are_counted() -> None:
+    p = regular(60)
+    p[10:35] -= 13000
+    found = [f for f in _order(stream(p, dts=regular(60))) if f.code == "DTS_AFTER_PTS"]
+    _capped(found, "DTS_AFTER_PTS", 5)
+
+
+def test_keyframe_breaks_past_the_cap_are_counted() -> None:
+    kf = np.zeros(1500, dtype=np.bool_)
+    kf[::15] = True
+    kf[[15 * g + 5 for g in range(0, 65, 5)]] = True  # 13 GOPs split: 26 short intervals
+    t = stream(regular(1500), keyframe=kf)
+    _capped(tm.find_keyframe_breaks(t, Clock([t]), TOL), "KEYFRAME_INTERVAL_BREAK", 6)
+
+
+def test_drift_is_told_in_seconds_from_the_files_earliest_time() -> None:
+    v = stream(regular(90, start=2 * 90000))  # 2 .. 5 s
+    a = audio(regular(200, AAC, start=3 * 48000))  # 3 .. 7.267 s
+    (f,) = tm.find_drift(result(v, a), Clock([v, a]), TOL)
+    assert f.detail == (
+        "Video stream 0 covers 0.000-3.000 s but audio stream 1 covers 1.000-5.267 s (starts "
+        "1.000 s apart, ends 2.267 s apart).")
+
+
+def test_drift_compares_the_first_streams_with_two_shown_packets() -> None:
+    hidden = stream(regular(90), discard=np.ones(90, dtype=np.bool_))  # nothing shown
+    v = stream(regular(90), index=2)
+    pair = audio(np.array([0, 48000 * 2]), index=3)  # two packets: enough
+    (f,) = tm.find_drift(result(hidden, v, pair), Clock([v, pair]), TOL)
+    assert f.detail.startswith("Video stream 2 covers 0.000-3.000 s but audio stream 3 covers")
+
+
+def _pages(dts: np.ndarray, pos: list[int]) -> StreamTimeline:
+    t = stream(regular(dts.size), dts=dts)
+    t.pos[:] = pos
+    return t
+
+
+def test_in_ogg_the_times_of_page_ends_are_judged_and_the_rest_not() -> None:
+    from pipeline.analysis.models import model_for
+
+    ogg = model_for("ogg")
+    dts = regular(10)
+    dts[0] = dts[3] = dts[1]  # packets 1 and 3 end their pages (two packets a page)
+    dts[2] = dts[4] = 0  # packets 0, 2 and 4 do not: their times are interpolated
+    pages = [0, 0, 1000, 1000, 2000, 2000, 3000, 3000, 4000, 4000]
+    assert [_f(f)[:2] for f in _order(_pages(dts, pages), ogg)] == [(
+        "TS_REPEATED",
+        "In video stream 0 packets 1 and 3 share the decode time 0.033 s (dts 3000).")]
+    # a packet of unknown position (-1) counts as ending its page
+    unknown = [-1, -1, *pages[2:]]
+    assert [f.detail.split(" share ")[0] for f in _order(_pages(dts, unknown), ogg)] == [
+        "In video stream 0 packets 0 and 1", "In video stream 0 packets 1 and 3"]
