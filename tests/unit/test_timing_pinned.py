@@ -450,3 +450,27 @@ def test_in_ogg_the_times_of_page_ends_are_judged_and_the_rest_not() -> None:
     unknown = [-1, -1, *pages[2:]]
     assert [f.detail.split(" share ")[0] for f in _order(_pages(dts, unknown), ogg)] == [
         "In video stream 0 packets 0 and 1", "In video stream 0 packets 1 and 3"]
+
+
+def test_analyse_goes_on_past_a_data_stream_to_the_media_after_it() -> None:
+    data = stream(np.array([0, 900000, 3]), kind="data")
+    v = stream(np.concatenate([regular(11), 10 * FRAME + 90000 + regular(20)]), index=1)
+    assert [(f.code, f.stream_index) for f in tm.analyse(result(data, v))] == [
+        ("GAP_IN_STREAM", 1)]
+
+
+def test_analyse_reports_rewritten_times_with_their_clock() -> None:
+    p = regular(60)
+    p = np.concatenate([p[:21], p[20] + np.arange(1, 6), p[21:] + 5])
+    (f,) = [f for f in tm.analyse(result(stream(p))) if f.code == "TS_REWRITTEN"]
+    assert (f.pts, f.at_seconds) == (20 * FRAME, 20 * FRAME / 90000)
+
+
+def test_analyse_reads_ogg_times_as_ogg_stores_them() -> None:
+    """Only page ends carry a time in Ogg: analyse judges those alone."""
+    dts = regular(10)
+    dts[0] = dts[3] = dts[1]
+    dts[2] = dts[4] = 0
+    t = _pages(dts, [0, 0, 1000, 1000, 2000, 2000, 3000, 3000, 4000, 4000])
+    found = [f for f in tm.analyse(result(t, container="ogg")) if f.code.startswith("TS_")]
+    assert [(f.code, f.pts) for f in found] == [("TS_REPEATED", 3000)]
