@@ -474,3 +474,49 @@ def test_analyse_reads_ogg_times_as_ogg_stores_them() -> None:
     t = _pages(dts, [0, 0, 1000, 1000, 2000, 2000, 3000, 3000, 4000, 4000])
     found = [f for f in tm.analyse(result(t, container="ogg")) if f.code.startswith("TS_")]
     assert [(f.code, f.pts) for f in found] == [("TS_REPEATED", 3000)]
+
+
+def test_in_mpeg_ts_a_packet_without_pts_is_timed_by_its_dts_for_gaps() -> None:
+    """30 frames whose PES headers carry no pts are no gap: their decode times stand in."""
+    from pipeline.analysis.models import model_for
+    from schemas.media import NOPTS
+
+    ts = model_for("mpegts")
+    p = regular(90)
+    p[30:60] = NOPTS
+    t = stream(p, dts=regular(90))
+    assert tm.find_gaps_and_splices(t, Clock([t]), TOL, ts) == []
+    (f,) = tm.find_gaps_and_splices(t, Clock([t]), TOL)  # judged on pts alone: a gap
+    assert (f.code, f.pts) == ("GAP_IN_STREAM", 29 * FRAME)
+
+
+def test_a_spacing_of_exactly_the_gap_threshold_can_still_be_a_splice() -> None:
+    """Audio at 1024 ticks: the 0.2 s floor is 9600 ticks, not a whole number of packets;
+    9600 is no gap, and as 9.375 packets it is an odd spacing."""
+    a = regular(40, AAC)
+    a[20:] += 9600 - AAC
+    assert [(f.code, f.pts) for f in _gaps(audio(a))] == [
+        ("SPLICE_IRREGULAR_DURATION", 19 * AAC)]
+
+
+def test_exactly_nine_in_ten_near_the_mode_is_a_regular_clock() -> None:
+    """27 of 30 spacings near 3000: regular, so a 20000-tick hole is a gap (over 0.2 s)."""
+    spacings = [3000] * 27 + [4500, 4500, 20000]
+    p = np.concatenate([[0], np.cumsum(spacings)]).astype(np.int64)
+    assert [(f.code, f.pts) for f in _gaps(stream(p))] == [
+        ("GAP_IN_STREAM", 90000), ("SPLICE_IRREGULAR_DURATION", 81000)]
+    spacings = [3000] * 26 + [4500, 4500, 4500, 20000]  # 26 of 30: variable-rate rule
+    p = np.concatenate([[0], np.cumsum(spacings)]).astype(np.int64)
+    assert _gaps(stream(p)) == []
+
+
+def test_two_decode_times_are_enough_to_run_backwards() -> None:
+    assert [f.code for f in _order(stream([0, 3000], dts=[3000, 0]))] == ["TS_BACKWARDS"]
+
+
+def test_a_backward_decode_names_the_packet_after_it() -> None:
+    dts = regular(10)
+    dts[5] = dts[3] + 1
+    (f,) = _order(stream(regular(10), dts=dts))
+    assert f.detail == ("In video stream 0 packet 5 is decoded at 0.100 s (dts 9001), 0.033 s "
+                        "before the packet ahead of it (dts 12000).")
