@@ -520,3 +520,9 @@ def test_a_backward_decode_names_the_packet_after_it() -> None:
     (f,) = _order(stream(regular(10), dts=dts))
     assert f.detail == ("In video stream 0 packet 5 is decoded at 0.100 s (dts 9001), 0.033 s "
                         "before the packet ahead of it (dts 12000).")
+
+
+def test_a_stream_of_one_packet_is_still_judged() -> None:
+    """Its decode time 5 frames after its presentation is DTS_AFTER_PTS (4 are allowed)."""
+    t = stream(np.array([0]), dts=np.array([5 * FRAME]))
+    assert [(f.code, f.pts) for f in tm.analyse(result(t))] == [("DTS_AFTER_PTS", 0)]
