@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli.main import main
+from tests.unixusers import interpreter_for, throwaway_users, why_no_users
 
 REPO = Path(__file__).resolve().parents[2]
 AUX = ["--kind", "auxiliary", "--section", "综合执法队", "--post", "协管员",
@@ -38,10 +38,9 @@ AUX = ["--kind", "auxiliary", "--section", "综合执法队", "--post", "协管�
 
 
 def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root to create Unix users (useradd), as CI runs the suite"
-    if not (shutil.which("useradd") and shutil.which("userdel") and shutil.which("runuser")):
-        return "needs useradd, userdel and runuser"
+    why = why_no_users()
+    if why:
+        return why
     if Path("/etc/custody").exists():
         return "this machine has /etc/custody: CUSTODY_SYSTEM_DIR is refused here (by design)"
     return None
@@ -51,21 +50,12 @@ pytestmark = pytest.mark.skipif(_why_not() is not None, reason=_why_not() or "")
 
 
 def _interpreter() -> tuple[list[str], dict[str, str]]:
-    """A Python another user may run with this project importable: the venv's when its
-    path is reachable, else Debian's python3.X of the same minor version with the venv's
-    site-packages on PYTHONPATH (compiled wheels are per minor version)."""
-    probe = subprocess.run(["runuser", "-u", "nobody", "--", sys.executable, "-c", "0"],
-                           capture_output=True)
-    if probe.returncode == 0:
-        return [sys.executable], {"PYTHONPATH": str(REPO)}
-    system = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}",
-                          path="/usr/bin:/usr/local/bin")
-    if system is None:
+    """A Python another user may run with this project importable (tests.unixusers)."""
+    python = interpreter_for("nobody")
+    if python is None:
         pytest.skip(f"{sys.executable} is not reachable by other users and there is no "
                     f"system python{sys.version_info.major}.{sys.version_info.minor}")
-    import site
-
-    return [system], {"PYTHONPATH": os.pathsep.join([str(REPO), *site.getsitepackages()])}
+    return python
 
 
 @dataclass
@@ -129,18 +119,8 @@ class World:
 @pytest.fixture(scope="module")
 def users() -> Iterator[dict[str, str]]:
     """Throw-away accounts (unique names), removed with `userdel -r` afterwards."""
-    tag = secrets.token_hex(3)
-    names = {role: f"cst{role[:4]}{tag}" for role in ("aux", "legal", "admin", "svc", "nobody")}
-    made: list[str] = []
-    try:
-        for name in names.values():
-            subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                            name], check=True, capture_output=True)
-            made.append(name)
+    with throwaway_users(("aux", "legal", "admin", "svc", "nobody")) as names:
         yield names
-    finally:
-        for name in made:
-            subprocess.run(["userdel", "-r", name], capture_output=True)
 
 
 def _identities(users: dict[str, str]) -> str:
