@@ -444,8 +444,11 @@ class S3Store(WormStore):
         have = head.get("ObjectLockRetainUntilDate")
         written = head.get("LastModified")
         days = self.config.bucket_default_min_days
+        # The server stamps the default retention and LastModified from its own clock, each
+        # to the second and not at the same instant: a minute of slack, never a day.
+        slack = dt.timedelta(minutes=1)
         if mode != _LOCK_MODE or have is None or written is None or (
-                _utc(have) < _utc(written) + dt.timedelta(days=days)):
+                _utc(have) < _utc(written) + dt.timedelta(days=days) - slack):
             lock = f"{mode or 'no lock'} until {have.isoformat() if have else '-'}"
             raise StoreError(
                 f"{self._where(key)}: version {version} was put without lock headers and the "
