@@ -189,17 +189,23 @@ class RetentionEventRecord:
 
 @dataclass(frozen=True, slots=True)
 class ExportEventRecord:
-    """AV-14/AV-15: a release of footage outside, requested then approved by another person."""
+    """AV-14/AV-15: a release of footage outside, requested then approved by another person,
+    then `made` into a package (its bag digest, kept copy and place; null on other events).
+    A `made` row written before these fields existed carries them as JSON in `purpose`."""
 
     TABLE: ClassVar[str] = "export_events"
     export_id: str
-    event: str  # requested | approved
+    event: str  # requested | approved | made
     recording_blake3s: list[str]
     case_number: str | None
     recipient: str
     purpose: str
     actor: str
     at_utc: dt.datetime
+    bag_sha512: str | None = None  # made: SHA-512 of the package's tagmanifest-sha512.txt
+    kept_key: str | None = None  # made: the kept copy's index in the WORM store (AV-14)
+    package_path: str | None = None  # made: where the package was written
+    clip_count: int | None = None  # made: derived clips in the package
 
 
 @dataclass(frozen=True, slots=True)

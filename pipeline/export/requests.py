@@ -7,9 +7,10 @@ by a different authorised person. Auxiliary staff may do neither (AUX-10). Every
 allowed or refused, is in the audit log.
 
 This module holds the approval workflow; `make.py` builds the verified court package
-from an approved export and appends a third event, `made`, whose `purpose` field carries
-the package's record as JSON (`bag_sha512`, the kept copy's `kept_key`, `out`): the
-export_events table is shared with another schema change in flight, so no column is added.
+from an approved export and appends a third event, `made`, with the package's record in
+its own fields (`bag_sha512`, the kept copy's `kept_key`, `package_path`, `clip_count`).
+Catalogs written before those fields existed hold a `made` row's record as JSON in its
+`purpose` field; `_made` reads both.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class ExportState:
     purpose: str
     requested_by: str
     approved_by: str | None
-    packages: tuple[dict[str, Any], ...] = ()  # made: bag_sha512, kept_key, out, by, at
+    packages: tuple[dict[str, Any], ...] = ()  # made: bag_sha512, kept_key, out, clips, by, at
 
 
 def _select(catalog: Catalog, selectors: Sequence[str], case_number: str | None) -> list[str]:
@@ -110,22 +111,42 @@ def export_state(catalog: Catalog, export_id: str) -> ExportState:
 
 def record_made(
     catalog: Catalog, state: ExportState, actor: str, *, now: dt.datetime, bag_digest: str,
-    kept_key: str, out: str,
+    kept_key: str, out: str, clips: int = 0,
 ) -> None:
     """Append the `made` event of a package (module doc)."""
-    doc = {"bag_sha512": bag_digest, "kept_key": kept_key, "out": out}
     event = ExportEventRecord(state.export_id, "made", list(state.recordings),
-                              state.case_number, state.recipient,
-                              json.dumps(doc, ensure_ascii=False, sort_keys=True), actor, now)
+                              state.case_number, state.recipient, state.purpose, actor, now,
+                              bag_sha512=bag_digest, kept_key=kept_key, package_path=out,
+                              clip_count=clips)
     batch = catalog.batch()
     batch.add(ExportEventRecord, [event])
     batch.commit(now.date())
 
 
 def _record(r: dict[str, Any]) -> ExportEventRecord:
+    # .get: a catalog whose parts all predate the package fields has no such columns
     return ExportEventRecord(r["export_id"], r["event"], list(r["recording_blake3s"]),
                              r["case_number"], r["recipient"], r["purpose"], r["actor"],
-                             r["at_utc"])
+                             r["at_utc"], bag_sha512=r.get("bag_sha512"),
+                             kept_key=r.get("kept_key"), package_path=r.get("package_path"),
+                             clip_count=r.get("clip_count"))
+
+
+def _made(e: ExportEventRecord) -> dict[str, Any]:
+    """A `made` event's package record: its own fields, or the JSON an older row kept in
+    `purpose` (`bag_sha512`, `kept_key`, `out`)."""
+    if e.bag_sha512 is not None:
+        doc: dict[str, Any] = {"bag_sha512": e.bag_sha512, "kept_key": e.kept_key,
+                               "out": e.package_path, "clips": e.clip_count or 0}
+    else:
+        try:
+            old = json.loads(e.purpose)
+            doc = {"bag_sha512": str(old["bag_sha512"]), "kept_key": old.get("kept_key"),
+                   "out": old.get("out"), "clips": 0}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{e.export_id}: its made event of {e.at_utc} names no bag "
+                             "digest (neither in its fields nor as JSON in purpose)") from exc
+    return {**doc, "by": e.actor, "at_utc": e.at_utc}
 
 
 def _events(catalog: Catalog, export_id: str) -> list[ExportEventRecord]:
@@ -139,8 +160,7 @@ def _events(catalog: Catalog, export_id: str) -> list[ExportEventRecord]:
 def _state(events: Sequence[ExportEventRecord]) -> ExportState:
     req = next(e for e in events if e.event == "requested")
     appr = next((e for e in events if e.event == "approved"), None)
-    made = tuple({**json.loads(e.purpose), "by": e.actor, "at_utc": e.at_utc}
-                 for e in events if e.event == "made")
+    made = tuple(_made(e) for e in events if e.event == "made")
     return ExportState(req.export_id, "made" if made else "approved" if appr else "requested",
                        tuple(req.recording_blake3s), req.case_number, req.recipient,
                        req.purpose, req.actor, appr.actor if appr else None, made)

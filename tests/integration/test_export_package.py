@@ -329,3 +329,46 @@ def test_a_corrupted_stored_object_stops_the_export_naming_the_chunk(
     stopped = c.json("audit", "show", "--who", "L-1", "--action", "export.request",
                      "--result", "refused", who="L-1")
     assert "export make stopped" in stopped[-1]["reason"]
+
+
+def test_made_events_written_before_their_fields_existed_are_still_read(tmp_path: Path) -> None:
+    """A catalog part written the old way (the made record as JSON in `purpose`, no package
+    columns) reads beside a made event with its own fields."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from pipeline.catalog.core import Catalog
+    from pipeline.export.requests import export_state, list_exports, record_made
+
+    at = [dt.datetime(2026, 5, 1, h, tzinfo=dt.UTC) for h in (8, 9, 10, 11)]
+    old_schema = pa.schema([
+        ("export_id", pa.string()), ("event", pa.string()),
+        ("recording_blake3s", pa.list_(pa.string())), ("case_number", pa.string()),
+        ("recipient", pa.string()), ("purpose", pa.string()), ("actor", pa.string()),
+        ("at_utc", pa.timestamp("us", tz="UTC"))])
+    old_made = json.dumps({"bag_sha512": "ab" * 64, "kept_key": "b3/" + "cd" * 32,
+                           "out": "/exports/pkg"}, ensure_ascii=False, sort_keys=True)
+    old = pa.Table.from_pylist([
+        {"export_id": "EXP-1", "event": e, "recording_blake3s": ["ef" * 32],
+         "case_number": CASE, "recipient": "court", "purpose": p, "actor": a, "at_utc": t}
+        for e, p, a, t in (("requested", "行政诉讼证据", "L-1", at[0]),
+                           ("approved", "行政诉讼证据", "C-1", at[1]),
+                           ("made", old_made, "L-1", at[2]))], schema=old_schema)
+    cat = Catalog(tmp_path / "catalog")
+    cat.parts.write("old-batch", at[0].date(), {"export_events": old})
+    (state,) = list_exports(cat)
+    assert state.status == "made" and state.purpose == "行政诉讼证据"
+    assert state.packages == ({"bag_sha512": "ab" * 64, "kept_key": "b3/" + "cd" * 32,
+                               "out": "/exports/pkg", "clips": 0, "by": "L-1",
+                               "at_utc": at[2]},)
+    record_made(cat, state, "L-1", now=at[3], bag_digest="12" * 64, kept_key="b3/" + "34" * 32,
+                out="/exports/pkg2", clips=2)
+    again = export_state(cat, "EXP-1")
+    assert [p["bag_sha512"] for p in again.packages] == ["ab" * 64, "12" * 64]
+    assert again.packages[1]["clips"] == 2 and again.packages[1]["out"] == "/exports/pkg2"
+    rows = cat.query("SELECT purpose, bag_sha512, clip_count FROM export_events "
+                     "WHERE event = 'made' ORDER BY at_utc").to_pylist()
+    assert rows == [{"purpose": old_made, "bag_sha512": None, "clip_count": None},
+                    {"purpose": "行政诉讼证据", "bag_sha512": "12" * 64, "clip_count": 2}]
+    cat.close()
