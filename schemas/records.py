@@ -310,7 +310,9 @@ def from_table(cls: type[Any], table: pa.Table) -> list[Any]:
     return [cls(**{n: row[n] for n in names}) for row in table.select(names).to_pylist()]
 
 
-# Staff and device events (issue 4). Imported last: schemas.people never imports this module.
+# Staff and device events (issue 4), the nightly job's runs (issue 14). Imported last:
+# neither module imports this one.
+from schemas.nightly import NIGHTLY_TABLES  # noqa: E402
 from schemas.people import PEOPLE_TABLES  # noqa: E402
 
-TABLES = (*TABLES, *PEOPLE_TABLES)
+TABLES = (*TABLES, *PEOPLE_TABLES, *NIGHTLY_TABLES)
