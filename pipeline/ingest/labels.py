@@ -25,6 +25,7 @@ becomes a LABEL_INVALID finding on that recording: footage is never held back fo
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import datetime as dt
@@ -148,23 +149,22 @@ ENCODINGS = ("utf-8-sig", "utf-8", "gb18030")
 def decode_labels(data: bytes, name: str) -> tuple[str, str]:
     """(text, encoding): UTF-8 with a BOM, UTF-8, else GB18030 (which includes GBK). Neither:
     an InputError naming the line and byte offset where the better attempt stopped."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        encodings: tuple[str, ...] = ("utf-8-sig",)
-    else:
-        encodings = ("utf-8", "gb18030")
-    errors: list[UnicodeDecodeError] = []
+    bom = data.startswith(codecs.BOM_UTF8)
+    encodings = ("utf-8-sig",) if bom else ("utf-8", "gb18030")
+    stops: list[int] = []  # byte offset in the file where each attempt stopped
     for encoding in encodings:
         try:
             return data.decode(encoding), encoding
         except UnicodeDecodeError as exc:
-            errors.append(exc)
+            # utf-8-sig counts from after the BOM it skipped: the offset in the file is later
+            stops.append(exc.start + (len(codecs.BOM_UTF8) if bom else 0))
     # The encoding that got further is the one the file was most likely meant to be in.
-    worst = max(errors, key=lambda e: e.start)
-    line = data.count(b"\n", 0, worst.start) + 1
-    bad = data[worst.start:worst.start + 4]
-    tried = " or ".join("UTF-8" if e.encoding.startswith("utf") else "GB18030" for e in errors)
+    start = max(stops)
+    line = data.count(b"\n", 0, start) + 1
+    bad = data[start:start + 4]
+    tried = " or ".join("UTF-8" if e.startswith("utf") else "GB18030" for e in encodings)
     raise InputError(
-        f"{name}: line {line}: labels file is not {tried} text (byte offset {worst.start}: "
+        f"{name}: line {line}: labels file is not {tried} text (byte offset {start}: "
         f"{bad!r})"
     )
 
