@@ -79,8 +79,12 @@ class Labels:
 
 
 def parse_time(text: str, default_offset: dt.timezone) -> dt.datetime:
-    """ISO 8601 to UTC; a time without offset is taken in `default_offset`."""
-    value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    """ISO 8601 to UTC; a time without offset is taken in `default_offset`. A trailing
+    "Z" or "z" is UTC (RFC 3339 allows both; `fromisoformat` reads only "Z")."""
+    text = text.strip()
+    if text.endswith("z"):
+        text = text[:-1] + "Z"
+    value = dt.datetime.fromisoformat(text)
     if value.tzinfo is None:
         value = value.replace(tzinfo=default_offset)
     return value.astimezone(dt.UTC)

@@ -132,6 +132,17 @@ def test_parse_time_takes_z_offsets_and_the_default() -> None:
     assert parse_time("2026-11-27T09:30", UTC).tzinfo is UTC
 
 
+def test_parse_time_takes_a_lower_case_z() -> None:
+    """RFC 3339 (the ISO 8601 profile of internet times) allows 'z' for UTC."""
+    assert parse_time("2026-11-27T01:30:00z", CST) == dt.datetime(2026, 11, 27, 1, 30,
+                                                                 tzinfo=UTC)
+    assert parse_time(" 2026-11-27T01:30:15.5z\t", CST) == dt.datetime(
+        2026, 11, 27, 1, 30, 15, 500000, tzinfo=UTC)
+    # only as the offset: a 'z' elsewhere is still not a time
+    with pytest.raises(ValueError):
+        parse_time("2026-11-27zT01:30:00", CST)
+
+
 def test_missing_lists_the_empty_required_labels_in_order() -> None:
     assert REQUIRED == ("case_number", "inspected_entity", "officer_ids", "recorded_start")
     assert Labels(source="s", file="f").missing() == list(REQUIRED)
