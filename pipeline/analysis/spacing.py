@@ -38,6 +38,14 @@ def _below(d: I64, seconds: Fraction, tb: Fraction) -> npt.NDArray[np.bool_]:
     return d * q.denominator < q.numerator
 
 
+def _length(x: Fraction) -> str:
+    """A duration for people: seconds to three decimals, or, below a millisecond (which
+    three decimals of a second show as 0.000), milliseconds to two significant digits."""
+    if 0 < x < Fraction(1, 1000):
+        return f"{float(x * 1000):#.2g} ms"
+    return f"{secs(x)} s"
+
+
 def _floor(t: StreamTimeline, tol: Tolerances) -> Fraction | None:
     """Spacing below which no capture clock delivers packets of this stream, if known:
     the video frame-rate ceiling, or `rewritten_share` of the codec's smallest audio frame
@@ -98,17 +106,17 @@ def find_impossible_spacing(t: StreamTimeline, clock: Clock, tol: Tolerances) ->
         a, b = int(p[first]), int(p[last + 1])
         packets = last + 2 - first
         if mode is not None:
-            normal = f"its packets are otherwise {secs(Fraction(mode) * tb)} s ({mode} ticks) "
+            normal = f"its packets are otherwise {_length(Fraction(mode) * tb)} ({mode} ticks) "
             normal += "apart"
         else:
-            limit = secs(floor or Fraction(0))
-            normal = f"no {t.kind} clock spaces packets less than {limit} s apart"
+            limit = _length(floor or Fraction(0))
+            normal = f"no {t.kind} clock spaces packets less than {limit} apart"
         out.append(
             clock.finding(
                 "TS_REWRITTEN",
                 f"In {stream_name(t)} {packets} packets from {secs(clock.rel(a, tb))} s "
                 f"(pts {a}) to {secs(clock.rel(b, tb))} s (pts {b}) are presented within "
-                f"{secs(Fraction(b - a) * tb)} s, each closer to the one before than any "
+                f"{_length(Fraction(b - a) * tb)}, each closer to the one before than any "
                 f"capture clock spaces them ({normal}): the times were written by a muxer.",
                 t,
                 a,

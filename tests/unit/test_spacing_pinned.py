@@ -66,9 +66,20 @@ def test_below_the_frame_rate_ceiling_is_rewritten_even_near_the_own_spacing() -
 def test_a_run_must_be_three_spacings_long() -> None:
     (f,) = _find(stream(run_of(1, run=3)))
     assert f.detail.startswith("In video stream 0 4 packets from 0.667 s (pts 60000) to "
-                               "0.667 s (pts 60003) are presented within 0.000 s")
+                               "0.667 s (pts 60003) are presented within 0.033 ms")
     assert _find(stream(run_of(1, run=2))) == []
     assert _find(stream(run_of(1, run=3)), Tolerances(rewritten_min_run=4)) == []
+
+
+def test_a_span_below_a_millisecond_is_shown_in_milliseconds() -> None:
+    """Three decimals of a second would show 76 ticks of 1/90000 s as 0.001 s and 3 ticks
+    as 0.000 s; from exactly 1 ms on, seconds."""
+    for step, run, within in ((1, 3, "0.033 ms"), (19, 4, "0.84 ms"), (30, 3, "0.001 s")):
+        (f,) = _find(stream(run_of(step, run=run)))
+        assert f.detail.split(" are presented within ")[1].startswith(within + ", "), step
+    # 999 of 1/1000000 s: just under a millisecond
+    (f,) = _find(stream(run_of(333, run=3, base=33333), tb=Fraction(1, 10**6)))
+    assert " are presented within 1.0 ms, " in f.detail
 
 
 def test_two_runs_are_two_findings_in_order() -> None:
@@ -111,8 +122,10 @@ def test_variable_block_audio_has_no_nominal_spacing_only_its_codec_floor() -> N
     pts = np.concatenate([[0], np.cumsum(d)]).astype(np.int64)
     a = replace(audio(pts, index=0), codec="vorbis", sample_rate=48000)
     (f,) = _find(a)
-    assert f.detail.endswith("(no audio clock spaces packets less than 0.000 s apart): the "
+    # a quarter of Vorbis's 32-sample block at 48 kHz: 1/6000 s, shown in milliseconds
+    assert f.detail.endswith("(no audio clock spaces packets less than 0.17 ms apart): the "
                              "times were written by a muxer.")
+    assert "are presented within 0.10 ms" in f.detail  # 5 ticks of 1/48000 s
     # Vorbis's own short blocks (128 of 1024 samples) are not judged against the mode
     d = ([1024] * 20 + [576] + [128] * 30 + [576]) * 2
     pts = np.concatenate([[0], np.cumsum(d)[:-1]]).astype(np.int64)
