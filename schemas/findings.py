@@ -68,6 +68,14 @@ CODES: dict[str, FindingCode] = {
             "audio. It detects a human voice, not what was said: an officer speaking about "
             "something else counts as an explanation.",
         ),
+        FindingCode(
+            "NO_SPEECH_AT_START", "AV-9", _C.INTERRUPTION, _S.INFO,
+            "No speech at the start of the recording", "录像开头无语音说明",
+            "In the first 10 s of a recording of a known device the voice-activity detector "
+            "hears less than 1 s of speech, or there is no audio. Not a fault alone: where "
+            "the file resumes a case's session after an interruption between files, the case "
+            "check reports UNEXPLAINED_INTERRUPTION about the case from it.",
+        ),
         # --- AV-9: edits ------------------------------------------------------------
         FindingCode(
             "TS_BACKWARDS", "AV-9", _C.EDIT, _S.ERROR,

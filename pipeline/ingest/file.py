@@ -32,8 +32,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from pipeline.analysis.sessions import Interval
+from pipeline.analysis.timeline import Clock
 from pipeline.analysis.timing import Tolerances, analyse, resume_points
-from pipeline.analysis.voice import judge_resume
+from pipeline.analysis.voice import hear, judge_resume
 from pipeline.errors import CustodyError
 from pipeline.ingest.labels import Labels
 from pipeline.ingest.names import display_path, display_text
@@ -277,6 +278,7 @@ def assess(
         creation_time_utc=result.creation_time_utc, duration_seconds=duration_seconds(result),
         serial=result.serial,
     )
+    findings += opening_check(job.source, result, facts, job.tolerances, levels)
     findings += run_rules(facts, job.rules)
     return findings, facts
 
@@ -292,6 +294,31 @@ def voice_check(
         if found is not None:
             out.append(found)
     return out
+
+
+def opening_check(
+    path: str, result: ProbeResult, facts: RecordingFacts, tol: Tolerances, levels: Levels
+) -> list[Finding]:
+    """AV-9 between files: a file that resumes a session after an interruption must open
+    with the spoken explanation. Whether it resumes one is known only against other files
+    (a case's sessions, `pipeline.rules.cases.av9_sessions`), so each recording of a known
+    device is heard at its start (one more decode of the voice window), and a start
+    without speech is recorded as NO_SPEECH_AT_START (info)."""
+    if facts.device_id is None or result.media_kind not in ("video", "audio"):
+        return []
+    window = float(tol.voice_window)
+    audio = levels(path, Clock(result.streams).origin, window)
+    if audio is None:
+        why = "its audio could not be decoded"
+    elif not audio.has_audio:
+        why = "it has no audio track, so nothing can have been said"
+    else:
+        heard = hear(audio)
+        if heard.explained:
+            return []
+        why = f"in its first {window:g} s {heard.detail}"
+    return [Finding("NO_SPEECH_AT_START", f"No spoken explanation at the start: {why}.",
+                    at_seconds=0.0)]
 
 
 def _archive(

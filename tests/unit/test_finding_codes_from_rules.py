@@ -33,6 +33,7 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "GAP_IN_STREAM": ("AV-9", "timestamp gaps inside a file"),
     "GAP_BETWEEN_FILES": ("AV-9", "gaps between consecutive files of one device"),
     "UNEXPLAINED_INTERRUPTION": ("AV-9", "audio with speech follows the resume; if not"),
+    "NO_SPEECH_AT_START": ("AV-9", "audio with speech follows the resume (of a next file)"),
     # AV-9: "... edits (timestamps running backwards or repeating, spliced segments,
     # changed stream parameters, editing-tool signatures in metadata, inserted foreign
     # footage)". "No selective recording ... no deleting or editing."
