@@ -26,6 +26,7 @@ from pipeline.cli.commands import (
     device,
     export,
     ingest,
+    nightly,
     query,
     retention,
     staff,
@@ -37,7 +38,7 @@ from pipeline.cli.settings import DEFAULT_HOME, ENVIRONMENT, SYSTEM_CONFIG, buil
 from pipeline.errors import CustodyError
 from pipeline.people.identity import OsAccount
 
-GROUPS = (ingest, query, verify, retention, case, export, store, staff, device, audit, config)
+GROUPS = (ingest, nightly, query, verify, retention, case, export, store, staff, device, audit, config)
 
 EPILOG = f"""\
 environment:

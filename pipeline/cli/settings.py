@@ -34,6 +34,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.errors import InputError
+from pipeline.jobs.config import NightlyConfig, parse_nightly
 from pipeline.people.identity import (
     DEFAULT_SYSTEM_DIR,
     IDENTITIES_NAME,
@@ -81,6 +82,7 @@ KEYS: dict[str, Key] = {
     "as": Key(str, "who acts when --as is not given (STAFF_ID)"),
     "identities": Key(str, "identities file: system config, or your own catalog's config"),
     "s3": Key(dict, "S3 endpoint and credentials (a table)"),
+    "nightly": Key(dict, "the nightly job's sources and cluster (a table)"),
 }
 S3_KEYS = {
     "endpoint_url": "AWS_ENDPOINT_URL_S3",
@@ -131,6 +133,7 @@ class Settings:
     config_identities: Path | None = None
     # Local state of an s3:// catalog (catalog.duckdb, ingest lock, manifest cache).
     catalog_cache: str = f"{DEFAULT_HOME}/catalog-cache"
+    nightly: NightlyConfig = field(default_factory=NightlyConfig)  # [custody.nightly]
     config: ConfigFile = field(
         default_factory=lambda: ConfigFile(None, "none", ()))
     # Where each setting came from: "--store", "CUSTODY_STORE", "<file>: store", "default".
@@ -250,6 +253,8 @@ def read_config(path: Path) -> dict[str, Any]:
         if not isinstance(value, spec.kind) or isinstance(value, bool):
             raise InputError(f"{path}: {prefix}{key} = {value!r}: expected "
                              f"{_TYPE_NAMES[spec.kind]} ({spec.help})")
+    if "nightly" in section:
+        parse_nightly(section["nightly"], str(path))  # every key checked as it is read
     s3 = section.get("s3", {})
     for key, value in s3.items():
         if key not in S3_KEYS:
@@ -392,6 +397,7 @@ def build_settings(
         config_identities=config_identities,
         catalog_cache=str(pick("catalog_cache", "", "CUSTODY_CATALOG_CACHE", "catalog_cache",
                                default_cache)),
+        nightly=parse_nightly(cfg.get("nightly", {}), str(conf.path)),
         config=conf,
         origins=origins,
         terminal_env={k: env[k] for k in _TERMINAL_VARS if k in env},

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import datetime as dt
 import errno
 import fcntl
 import os
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -75,8 +76,24 @@ from schemas.people import INGEST
 
 __all__ = [
     "ALREADY", "ARCHIVED", "FAILED", "SKIPPED", "FileOutcome", "IngestSettings", "Progress",
-    "RunResult", "finding_json", "ingest", "list_entries",
+    "Remote", "RunResult", "Source", "finding_json", "ingest", "ingest_entry", "list_entries",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A source with labels files of its own (the nightly job: one per configured source);
+    a plain path takes `IngestSettings.labels_path`. Files below it that are one of its
+    labels files are not ingested."""
+
+    path: str
+    labels_paths: tuple[str, ...] = ()
+
+
+# Where the files go when the driver does not read them itself (a Dask cluster): the
+# (entry, job) pairs in, each file's records out, in any order, one per pair. The driver
+# commits them (`pipeline.jobs.cluster`).
+Remote = Callable[[Sequence[tuple[Entry, FileJob]]], Iterator[FileRecords]]
 
 
 
@@ -93,8 +110,48 @@ def _ingest_lock(catalog: Catalog) -> Iterator[None]:
         yield
 
 
+def _load_labels(paths: Iterable[str | None], offset: dt.timezone) -> LabelBook:
+    """One book of the rows of every labels file named (in order: the first row of a name
+    wins, as within one file)."""
+    book = LabelBook([])
+    for path in paths:
+        if path is None:
+            continue
+        one = LabelBook.load(path, default_offset=offset)
+        for key, rows in one.by_key.items():
+            book.by_key.setdefault(key, []).extend(rows)
+        book.encoding = book.encoding or one.encoding
+    return book
+
+
+def _listed(
+    sources: Sequence[str | os.PathLike[str] | Source], settings: IngestSettings
+) -> tuple[list[Entry], list[LabelBook], list[str]]:
+    """Every entry below the sources, the labels book of each entry (one book per source
+    that has its own), and the sources as shown."""
+    common = _load_labels([settings.labels_path], settings.default_offset)
+    entries: list[Entry] = []
+    books: list[LabelBook] = []
+    shown: list[str] = []
+    for src in sources:
+        if isinstance(src, Source):
+            book = _load_labels(src.labels_paths, settings.default_offset)
+            own = {os.path.realpath(p) for p in src.labels_paths}
+            found = [e for e in list_entries([src.path],
+                                             follow_symlinks=settings.follow_symlinks)
+                     if os.path.realpath(e.path) not in own]
+            shown.append(display_path(src.path))
+        else:
+            book = common
+            found = list(list_entries([src], follow_symlinks=settings.follow_symlinks))
+            shown.append(display_path(src))
+        entries += found
+        books += [book] * len(found)
+    return entries, books, shown
+
+
 def ingest(
-    sources: Sequence[str | os.PathLike[str]],
+    sources: Sequence[str | os.PathLike[str] | Source],
     *,
     store: WormStore,
     catalog: Catalog,
@@ -102,17 +159,17 @@ def ingest(
     auth: Authority,
     actor: str,
     progress: Progress | None = None,
+    remote: Remote | None = None,
 ) -> RunResult:
     """Ingest every file below `sources` as `actor`. Per-file problems become outcomes,
-    never raise.
+    never raise. With `remote`, the files are read, stored and analysed where it sends
+    them (a cluster's workers), and committed here.
 
     The actor must be allowed to ingest (PermissionDenied before anything is read), the
     store must pass its gate (StoreSelftestFailed, audited as refused, unless
     `settings.allow_unverified_store`), and every file's outcome is written to the audit
     log (one fsync per batch)."""
-    labels = LabelBook.load(settings.labels_path, default_offset=settings.default_offset)
-    entries = list(list_entries(sources, follow_symlinks=settings.follow_symlinks))
-    shown = [display_path(s) for s in sources]
+    entries, books, shown = _listed(sources, settings)
     what = "ingest:" + ",".join(shown)
     auth.authorize(actor, INGEST, what)
     try:
@@ -122,11 +179,14 @@ def ingest(
         raise
     with _ingest_lock(catalog), auth.audit.group_commit():
         removed = clear_leftovers(store, catalog)
-        result = _Run(store, catalog, settings, labels, auth, actor, gate.state).run(
-            entries, shown, progress)
+        run = _Run(store, catalog, settings, auth, actor, gate.state)
+        result = (run.run_remote(entries, books, shown, progress, remote) if remote
+                  else run.run(entries, books, shown, progress))
+    distinct = list(dict.fromkeys(books))
+    result.unused_labels = sorted({u for b in distinct for u in b.unused()})
     result.store_warning = gate.warning
     result.staging_removed = removed
-    result.labels_encoding = labels.encoding
+    result.labels_encoding = next((b.encoding for b in distinct if b.encoding), None)
     return result
 
 
@@ -183,10 +243,10 @@ class _Run:
     """One run's loop: opening ahead, the probe pool, the committer."""
 
     def __init__(
-        self, store: WormStore, catalog: Catalog, settings: IngestSettings, labels: LabelBook,
+        self, store: WormStore, catalog: Catalog, settings: IngestSettings,
         auth: Authority, actor: str, selftest: str,
     ) -> None:
-        self.store, self.catalog, self.s, self.labels = store, catalog, settings, labels
+        self.store, self.catalog, self.s = store, catalog, settings
         self.selftest = selftest
         self.started = settings.now()
         self.run_id = self.started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
@@ -196,21 +256,24 @@ class _Run:
             actor=actor, store=store,
         )
 
-    def job(self, entry: Entry, read_path: str | None) -> FileJob:
+    def job(self, entry: Entry, labels: LabelBook, read_path: str | None) -> FileJob:
         s = self.s
         return FileJob(
             path=str(entry.path), root=str(entry.root) if entry.root is not None else None,
-            labels=self.labels.lookup(entry.path, entry.root), run_id=self.run_id,
+            labels=labels.lookup(entry.path, entry.root), run_id=self.run_id,
             store_uri=self.store.uri,
             rules=self.committer.context(
                 s.now(), late_after=s.late_after, clock_tolerance=s.clock_tolerance,
-                labels_given=bool(self.labels.by_key),
+                labels_given=bool(labels.by_key),
             ),
             chunk_size=s.chunk_size, min_lock=s.min_lock, tolerances=s.tolerances,
             full_demux=s.full_demux, read_path=read_path,
         )
 
-    def run(self, entries: list[Entry], sources: list[str], progress: Progress | None) -> RunResult:
+    def run(
+        self, entries: list[Entry], books: list[LabelBook], sources: list[str],
+        progress: Progress | None,
+    ) -> RunResult:
         s, committer = self.s, self.committer
         committer.run_event("started", sources, self.selftest)
         prober = Prober(s.probe_workers, s.full_demux)
@@ -247,7 +310,7 @@ class _Run:
                         if ahead_of.read_path is not None:
                             prober.submit(ahead_of.read_path)
                         probed += 1
-                    self.one(entry, here, started, tools)
+                    self.one(entry, books[i], here, started, tools)
                 finally:
                     if here.read_path is not None:
                         prober.forget(here.read_path)
@@ -264,21 +327,49 @@ class _Run:
             tools.reader.shutdown(wait=True)
             tools.committer.shutdown(wait=True)
         try:
-            finished = s.now()
-            committer.run_event("finished", sources, self.selftest)
-            committer.commit(final=True)
+            return self.finish(sources)
         finally:
             closer.join()
+
+    def finish(self, sources: list[str]) -> RunResult:
+        finished = self.s.now()
+        self.committer.run_event("finished", sources, self.selftest)
+        self.committer.commit(final=True)
         return RunResult(
             run_id=self.run_id, started_at_utc=self.started, finished_at_utc=finished,
             store_uri=self.store.uri, catalog_path=self.catalog.location,
-            files=committer.outcomes, unused_labels=self.labels.unused(),
-            store_selftest=self.selftest,
+            files=self.committer.outcomes, unused_labels=[], store_selftest=self.selftest,
         )
 
+    def run_remote(
+        self, entries: list[Entry], books: list[LabelBook], sources: list[str],
+        progress: Progress | None, remote: Remote,
+    ) -> RunResult:
+        """The files are ingested where `remote` sends them; their records are committed
+        here as they come back (in any order: the cross-file rules see every file committed
+        before, whichever it was)."""
+        committer = self.committer
+        committer.run_event("started", sources, self.selftest)
+        pairs: list[tuple[Entry, FileJob]] = []
+        for i, entry in enumerate(entries):
+            if entry.status is not None:
+                committer.record(FileOutcome(str(entry.path), entry.status,
+                                             reason=f"{display_path(entry.path)}: {entry.reason}"))
+            else:
+                pairs.append((entry, self.job(entry, books[i], None)))
+        total = sum(e.size_bytes for e, _ in pairs)
+        sizes = {str(e.path): e.size_bytes for e, _ in pairs}
+        done = 0
+        for n, rec in enumerate(remote(pairs)):
+            done += sizes.get(rec.path, 0)
+            committer.add(rec)
+            if progress:
+                progress(Tick(n + 1, len(pairs), done, total, display_path(rec.path)))
+        return self.finish(sources)
+
     def one(
-        self, entry: Entry, here: _Opened, started: Reading | FileRecords | None,
-        tools: FileTools,
+        self, entry: Entry, labels: LabelBook, here: _Opened,
+        started: Reading | FileRecords | None, tools: FileTools,
     ) -> None:
         """One entry's outcome into the committer; an exception is the file's `failed`."""
         path, shown = str(entry.path), display_path(entry.path)
@@ -290,8 +381,23 @@ class _Run:
             return
         assert started is not None
         try:
-            rec = ingest_file(self.job(entry, here.read_path), tools, started)
+            rec = ingest_file(self.job(entry, labels, here.read_path), tools, started)
         except Exception as exc:  # not ingest_file's own: building the job
             abandon(started)
             rec = failed_record(path, exc)
         self.committer.add(rec)
+
+
+def ingest_entry(entry: Entry, job: FileJob, tools: FileTools | None = None) -> FileRecords:
+    """One listed file, where it is read (a cluster's worker): opened and sniffed as the
+    local run does (not media -> skipped; gone -> failed), then `ingest_file` through the
+    descriptor that was checked. Never raises for the file's own problems."""
+    here = _open_entry(entry)
+    shown = display_path(entry.path)
+    if here.status is not None:
+        return FileRecords(job.path, here.status, reason=f"{shown}: {here.reason}")
+    assert here.fd is not None
+    try:
+        return ingest_file(replace(job, read_path=here.read_path), tools)
+    finally:
+        os.close(here.fd)

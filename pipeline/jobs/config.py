@@ -1,0 +1,115 @@
+"""`[custody.nightly]` in the config file: the sources of the nightly job and its cluster.
+
+```toml
+[custody.nightly]
+sources = [
+  { path = "/srv/dock/station-1", labels = "labels*.csv", done = "/srv/dock/done/station-1" },
+  "/srv/dock/station-2",
+]
+cluster = "tls://scheduler.internal:8786"   # the default of --cluster; none: the local pool
+tls_ca = "/etc/custody/tls/ca.pem"          # for tls:// (required there)
+tls_cert = "/etc/custody/tls/nightly.pem"
+tls_key = "/etc/custody/tls/nightly.key"
+```
+Every key is checked, as the rest of the config is (`pipeline.cli.settings`): a mistyped
+`done` would leave every file in the inbox, a mistyped `path` would ingest nothing. A
+source's `labels` is a glob pattern in the source folder (or an absolute one); every
+matching file is read, in name order, and none of them is ingested. `done` is a folder on
+the same filesystem: a source file is moved there (keeping its path below the source)
+only once its archived copy has been re-read and hashes to its BLAKE3.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.errors import InputError
+
+SOURCE_KEYS = {"path": "a folder to ingest (recursive)",
+               "labels": "glob pattern of its labels files (in the folder, or absolute)",
+               "done": "folder (same filesystem) where verified files are moved"}
+KEYS = {"sources": "list of folders, or tables with path, labels, done",
+        "cluster": "default --cluster address (tls://HOST:8786)",
+        "tls_ca": "CA certificate (PEM) of the cluster",
+        "tls_cert": "this client's certificate (PEM)",
+        "tls_key": "this client's private key (PEM)"}
+
+
+@dataclass(frozen=True, slots=True)
+class NightlySource:
+    path: str
+    labels: str | None = None  # glob pattern
+    done: str | None = None
+
+    def labels_paths(self) -> tuple[str, ...]:
+        """The labels files the pattern matches now, in name order."""
+        if self.labels is None:
+            return ()
+        pattern = self.labels if os.path.isabs(self.labels) else os.path.join(
+            self.path, self.labels)
+        return tuple(sorted(p for p in glob.glob(pattern) if os.path.isfile(p)))
+
+
+@dataclass(frozen=True, slots=True)
+class NightlyConfig:
+    sources: tuple[NightlySource, ...] = ()
+    cluster: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{where} = {value!r}: expected a non-empty string")
+    return value
+
+
+def _source(item: Any, where: str) -> NightlySource:
+    if isinstance(item, str):
+        return NightlySource(_text(item, where))
+    if not isinstance(item, Mapping):
+        raise InputError(f"{where} = {item!r}: expected a folder or a table "
+                         "{ path = ..., labels = ..., done = ... }")
+    unknown = sorted(set(item) - set(SOURCE_KEYS))
+    if unknown:
+        raise InputError(f"{where}: unknown key {unknown[0]!r}; expected one of "
+                         f"{', '.join(sorted(SOURCE_KEYS))}")
+    if "path" not in item:
+        raise InputError(f"{where}: no path (the folder to ingest)")
+    src = NightlySource(
+        _text(item["path"], f"{where}.path"),
+        _text(item["labels"], f"{where}.labels") if "labels" in item else None,
+        _text(item["done"], f"{where}.done") if "done" in item else None,
+    )
+    if src.path.startswith("s3://"):
+        raise InputError(f"{where}.path = {src.path!r}: an S3 inbox is not read by this "
+                         "version; mount it or copy it to a folder first")
+    if src.done is not None:
+        done, root = os.path.realpath(src.done), os.path.realpath(src.path)
+        if done == root or done.startswith(root.rstrip("/") + "/"):
+            raise InputError(f"{where}.done = {src.done!r}: the done folder must not be "
+                             "the source folder or inside it (its files would be read again)")
+    return src
+
+
+def parse_nightly(table: Any, where: str) -> NightlyConfig:
+    """The `[custody.nightly]` table of the config file `where` names; InputError naming
+    the key and the file for anything unknown or of the wrong type."""
+    if not isinstance(table, Mapping):
+        raise InputError(f"{where}: nightly must be a table ([custody.nightly])")
+    unknown = sorted(set(table) - set(KEYS))
+    if unknown:
+        raise InputError(f"{where}: unknown key 'nightly.{unknown[0]}'; expected one of "
+                         f"{', '.join(sorted(KEYS))}")
+    sources = table.get("sources", [])
+    if not isinstance(sources, list):
+        raise InputError(f"{where}: nightly.sources = {sources!r}: expected a list")
+    parsed = tuple(_source(s, f"{where}: nightly.sources[{i}]") for i, s in enumerate(sources))
+    extra = {k: _text(table[k], f"{where}: nightly.{k}") for k in KEYS
+             if k != "sources" and k in table}
+    return NightlyConfig(sources=parsed, **extra)

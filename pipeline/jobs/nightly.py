@@ -1,0 +1,144 @@
+"""`custody nightly`: the unattended run a timer starts, and what it leaves for the morning.
+
+One run, in order:
+1. the nightly lock of the catalog (`lock.py`): a second start exits at once (exit 2);
+2. incomplete multipart uploads that killed runs left are aborted (where the store can);
+3. `pipeline.ingest.run.ingest` over every configured source, each with its own labels
+   files: it gates the store (self-test), takes the catalog's ingest lock, clears what
+   killed runs left in staging, and ingests each file once, on the local pool or, with a
+   `remote`, on a cluster's workers, committing batches here;
+4. `settle.py`: every archived copy is read back and checked against its BLAKE3, and only
+   then is its source moved to the done folder;
+5. the store is asked once more whether it answers, and the summary is committed to the
+   catalog (`nightly_runs`) with an audit record.
+
+Resuming after a crash or a reboot needs nothing of its own: what was committed is in the
+catalog (its files are `already_archived` and are verified and moved now), objects stored
+but not catalogued are catalogued (a repeated put is harmless: keys are content
+addresses), leftovers in staging are removed, and the rest is done as on any night.
+
+A run that cannot do its job (the lock is held, the store fails its self-test or is gone,
+the catalog cannot be written) ends with `error` set and exit 2; its summary is still
+recorded where the catalog allows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pipeline import __version__
+from pipeline.catalog.core import Catalog
+from pipeline.errors import CustodyError, InputError
+from pipeline.ingest.outcome import IngestSettings
+from pipeline.ingest.run import Remote, Source, ingest
+from pipeline.jobs.config import NightlySource
+from pipeline.jobs.lock import nightly_lock
+from pipeline.jobs.settle import settle
+from pipeline.jobs.summary import REACHABLE, NightlySummary, from_result
+from pipeline.people.permissions import Authority
+from pipeline.progress import Progress
+from pipeline.storage.base import WormStore, key_for
+from schemas.nightly import NightlyRunRecord
+from schemas.people import INGEST
+
+STALE_UPLOAD_AGE = dt.timedelta(hours=1)  # older than any live upload of a part
+
+
+@dataclass(frozen=True, slots=True)
+class NightlyJob:
+    """What the CLI asks of one run."""
+
+    sources: tuple[NightlySource, ...]
+    ingest: IngestSettings
+    executor: str = "local:1"  # as recorded: local:<workers> | cluster:<address>
+    remote: Remote | None = None
+    verify_threads: int = 2
+
+
+def store_state(store: WormStore) -> str:
+    """`reachable` when the store answers a lookup now and did not fail during the run
+    (`WormStore.unavailable`: it went away, even if it came back), else what went wrong."""
+    try:
+        store.exists(key_for("0" * 64))
+    except Exception as exc:
+        return f"unreachable: {exc}"
+    failed = getattr(store, "unavailable", None)
+    if failed is not None:
+        return f"failed during the run: {failed}"
+    return REACHABLE
+
+
+def abort_stale(store: WormStore, now: dt.datetime) -> int:
+    """Abort the incomplete uploads killed runs left, where the store can; how many."""
+    abort = getattr(store, "abort_stale_uploads", None)
+    if not callable(abort):
+        return 0
+    return int(abort(older_than=STALE_UPLOAD_AGE))
+
+
+def run_nightly(
+    job: NightlyJob, *, store: WormStore, catalog: Catalog, auth: Authority, actor: str,
+    progress: Progress | None = None, event: Callable[..., None] | None = None,
+) -> NightlySummary:
+    """One nightly run (see the module docstring). NightlyLocked if another holds the lock;
+    every other failure of the run is the summary's `error` (exit 2)."""
+    if not job.sources:
+        raise InputError("custody nightly: no sources; set `sources = [...]` in "
+                         "[custody.nightly] of the config file")
+    now = job.ingest.now
+    started = now()
+    emit = event or (lambda *_a, **_k: None)
+    with nightly_lock(catalog.root / "nightly.lock", started):
+        summary = NightlySummary(
+            run_id=started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8],
+            started_at_utc=started, finished_at_utc=started, executor=job.executor,
+            sources=[s.path for s in job.sources], store_uri=store.uri)
+        emit("nightly.started", executor=job.executor, sources=summary.sources,
+             store=store.uri)
+        try:
+            summary.stale_uploads_aborted = abort_stale(store, started)
+            result = ingest(
+                [Source(s.path, s.labels_paths()) for s in job.sources], store=store,
+                catalog=catalog, settings=job.ingest, auth=auth, actor=actor,
+                progress=progress, remote=job.remote)
+            from_result(summary, result)
+            summary.settled = settle(result.files, job.sources, store, started,
+                                     threads=job.verify_threads)
+        except CustodyError as exc:
+            summary.error = str(exc)
+        summary.store_state = store_state(store)
+        summary.finished_at_utc = now()
+        summary.recorded = _record(summary, catalog, auth, actor, now)
+        emit("nightly.finished", **_brief(summary))
+    return summary
+
+
+def _brief(s: NightlySummary) -> dict[str, object]:
+    doc = s.as_json()["run"]
+    return {k: doc[k] for k in (
+        "run_id", "files_seen", "archived", "already_archived", "skipped", "failed",
+        "bytes_read", "files_per_second", "megabytes_per_second", "findings_by_rule",
+        "verified", "moved", "store_state", "error", "exit_code")}
+
+
+def _record(
+    s: NightlySummary, catalog: Catalog, auth: Authority, actor: str,
+    now: Callable[[], dt.datetime],
+) -> str:
+    """The summary into the catalog (its own batch) and the audit log; where, or why not."""
+    try:
+        auth.record(actor, INGEST, f"nightly:{s.run_id}",
+                    "refused" if s.exit_code() == 2 else "allowed",
+                    f"nightly run: {len(s.files)} files, {s.count('archived')} archived, "
+                    f"{s.count('failed')} failed, {s.settled.moved} moved, exit "
+                    f"{s.exit_code()}" + (f" ({s.error})" if s.error else ""))
+        auth.audit.sync()
+        batch = catalog.batch()
+        batch.add(NightlyRunRecord, [s.record(socket.gethostname(), __version__)])
+        return batch.commit(now().date())
+    except Exception as exc:
+        return f"not recorded: {type(exc).__name__}: {exc}"
