@@ -164,6 +164,8 @@ def register(sub: Any, shared: argparse.ArgumentParser) -> None:
                    help="this client's private key (default `tls_key`)")
     p.add_argument("--workers", type=int, metavar="N",
                    help="local pool: demux worker processes (default cores-1)")
+    p.add_argument("--batch-files", dest="batch_files", type=int, metavar="N",
+                   help="files per atomic catalog commit (default 16)")
     p.add_argument("--allow-unverified-store", action="store_true",
                    help="run even though the S3 store's self-test fails (recorded with "
                    "the run; never for real evidence)")
