@@ -62,7 +62,8 @@ def dock(tmp_path: Path) -> Path:
     synth.write_clean(d / "sub" / "REC0001.mp4", 2.0, START.replace(minute=5))
     synth.write_still(d / "photo.jpg", START)
     (d / "notes.txt").write_text("not media", encoding="utf-8")
-    (d / "labels-1.csv").write_text("file,case_number\nREC0000.mp4,大柘综执罚〔2024〕1号\n", encoding="utf-8")
+    (d / "labels-1.csv").write_text("file,case_number\nREC0000.mp4,大柘综执罚〔2024〕1号\n",
+                                    encoding="utf-8")
     return d
 
 
@@ -136,6 +137,7 @@ def test_a_file_modified_after_the_run_started_is_archived_but_left_in_place(
     code, out, _ = _cli("nightly", "--config", str(_config(tmp_path, dock, tmp_path / "done")),
                         "--json")
     run = json.loads(out)["run"]
+    assert code == 1  # the videos' findings; a file left in place is not one
     assert (run["archived"], run["verified"], run["moved"]) == (3, 3, 2)
     assert run["left_in_place"] == [
         f"{late}: not moved: modified after the run started; the next run reads it"]
