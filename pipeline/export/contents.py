@@ -15,6 +15,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from pipeline.export.bag import TITLES
@@ -47,6 +48,40 @@ class Item:
     @property
     def integrity_dir(self) -> str:
         return f"integrity/{self.item:03d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    """A derived clip in the package (`pipeline.export.clips`): never an original."""
+
+    name: str  # C01
+    path: str  # data/clips/...
+    source: Item
+    requested: str  # 00:01:20-00:03:05
+    starts_at: str  # the keyframe it starts from
+    duration: str  # seconds, keyframe to requested end
+    packets: str  # per stream: kind, source packet range, count
+    lineage: str  # integrity/clips/C01.json
+    size: int
+    digests: dict[str, str]
+    blake3: str
+
+
+KIND_ZH = {"video": "视频", "audio": "音频"}
+
+
+def clip_entry(doc: dict[str, Any], source: Item, size: int, digests: dict[str, str],
+               b3: str, end: Fraction) -> Clip:
+    """The inventory's view of a clip from its lineage document."""
+    packets = "；".join(
+        f"{KIND_ZH.get(st['kind'], st['kind'])} {st['kind']} #{st['source_stream']}: "
+        f"{st['first_packet']}–{st['last_packet']} ({st['packet_count']})"
+        for st in doc["streams"])
+    dur = end - Fraction(doc["starts_at"]["seconds"])
+    return Clip(doc["clip"], doc["path"], source,
+                f"{doc['requested']['start']}–{doc['requested']['end']}",
+                doc["starts_at"]["time"], f"{float(dur):.3f}", packets,
+                f"integrity/clips/{doc['clip']}.json", size, digests, b3)
 
 
 def _time(v: Any) -> str:
@@ -89,11 +124,32 @@ _HEADER = ["序号", "文件名", "类别", "格式", "大小（字节）", "时
            "执法人员", "SHA-256", "SHA-512", "SM3", "BLAKE3"]
 
 
-def inventory_csv(items: Sequence[Item]) -> bytes:
+CLIP_CATEGORY = "派生片段（非原始）/ derived clip (not an original)"
+
+
+def clip_rows(clips: Sequence[Clip]) -> list[dict[str, Any]]:
+    out = []
+    for c in clips:
+        src = inventory_rows([c.source])[0]
+        out.append({
+            **src, "item": c.name, "path": c.path, "category": CLIP_CATEGORY,
+            "size": c.size, "duration": c.duration,
+            "recorded": f"取自第 {c.source.item} 项 {c.source.path} {c.requested}"
+                        f"（自关键帧 {c.starts_at} 起）/ from item {c.source.item}, "
+                        f"{c.requested}, from the keyframe at {c.starts_at}",
+            "sha256": c.digests.get("sha256", ""), "sha512": c.digests.get("sha512", ""),
+            "sm3": c.digests.get("sm3", ""), "blake3": c.blake3, "source_item": c.source.item,
+            "requested": c.requested, "starts_at": c.starts_at, "packets": c.packets,
+            "lineage": c.lineage,
+        })
+    return out
+
+
+def inventory_csv(items: Sequence[Item], clips: Sequence[Clip] = ()) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(_HEADER)
-    for r in inventory_rows(items):
+    for r in [*inventory_rows(items), *clip_rows(clips)]:
         w.writerow([r["item"], r["path"].removeprefix("data/"), r["category"], r["format"],
                     r["size"], r["duration"], r["recorded"], r["device"], r["officers"],
                     r["sha256"], r["sha512"], r["sm3"], r["blake3"]])
@@ -117,7 +173,7 @@ class Making:
     algorithms: tuple[str, ...]
 
 
-def making_record(m: Making, items: Sequence[Item]) -> bytes:
+def making_record(m: Making, items: Sequence[Item], clips: Sequence[Clip] = ()) -> bytes:
     lines = [
         "电子数据复制说明", "",
         f"移交编号：{m.export_id}",
@@ -144,6 +200,17 @@ def making_record(m: Making, items: Sequence[Item]) -> bytes:
                      f"{it.version or r.get('store_version') or '（本地存储，无版本号）'}  "
                      f"{r['size_bytes']} 字节，{len(it.chunks)} 块 × {r['chunk_size_bytes']} 字节"
                      f"，入库 {_time(r.get('ingested_at_utc'))}")
+    if clips:
+        lines += ["", "派生片段（非原始文件）/ Derived clips (not originals)：",
+                  "  自原始文件的已校验副本按数据包原样复制（流复制，未重新编码），自起点处或之前的"
+                  "关键帧开始；每一数据包的 BLAKE3 与原始文件相应数据包一致，见 integrity/clips/。",
+                  "  Stream-copied from the checked copy of the original (no re-encode), from the "
+                  "keyframe at or before the start; every packet's BLAKE3 equals the original's "
+                  "(integrity/clips/)."]
+        for c in clips:
+            lines.append(f"  {c.name}. {c.path}  取自 / from {c.source.item}. {c.source.path} "
+                         f"{c.requested}，自关键帧 / from the keyframe at {c.starts_at}；"
+                         f"数据包 / packets {c.packets}；来源记录 / lineage {c.lineage}")
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -173,7 +240,8 @@ def findings_json(it: Item) -> bytes:
     return json.dumps(it.findings, ensure_ascii=False, indent=1, default=_time).encode() + b"\n"
 
 
-def cover_html(m: Making, items: Sequence[Item], *, organization: str, recipient_zh: str) -> bytes:
+def cover_html(m: Making, items: Sequence[Item], clips: Sequence[Clip] = (), *,
+               organization: str, recipient_zh: str) -> bytes:
     import jinja2
 
     env = jinja2.Environment(
@@ -190,7 +258,7 @@ def cover_html(m: Making, items: Sequence[Item], *, organization: str, recipient
         approved_by=m.approved_by, made_by=m.made_by, made_at=_time(m.made_at), tool=m.tool,
         items=inventory_rows(items), store_uri=m.store_uri,
         chunk_size=items[0].row["chunk_size_bytes"] if items else 0,
-        has_sm3="sm3" in m.algorithms, findings=findings,
+        has_sm3="sm3" in m.algorithms, findings=findings, clips=clip_rows(clips),
     )
     return html.encode()
 

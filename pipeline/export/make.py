@@ -14,10 +14,16 @@
    and the seals (`excerpt.py`).
 5. Inventory, making record, cover (HTML, and PDF by WeasyPrint), bag-info, manifests
    and the tag manifest; bagit.txt last.
-6. The kept copy (AV-14): every tag file and an index naming them go into the WORM store
-   with the longest retention and a legal hold; a `made` export event records the bag
-   digest (SHA-512 of tagmanifest-sha512.txt) and the index's key; then DIR appears by one
-   rename.
+6. The kept copy (AV-14): every tag file, every clip, and an index naming them go into
+   the WORM store with the longest retention and a legal hold; a `made` export event
+   records the bag digest (SHA-512 of tagmanifest-sha512.txt) and the index's key; then
+   DIR appears by one rename.
+
+Derived clips (`clip_specs=`, `pipeline.export.clips`) are planned from the catalog's
+packet rows before anything is made (a bad spec, a FILE not in the export or times outside
+it are an InputError with nothing made), cut from the checked copies after step 2 into
+data/clips/, each with its lineage in integrity/clips/, and listed in the manifests, the
+inventory and the cover as derivatives.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +45,9 @@ from pipeline import __version__
 from pipeline.catalog.core import Catalog
 from pipeline.durable import fsync_dir
 from pipeline.errors import InputError
-from pipeline.export import bag, contents
-from pipeline.export.contents import Item, Making
+from pipeline.export import bag, clips, contents
+from pipeline.export.clips import ClipPlan, StreamPackets
+from pipeline.export.contents import Clip, Item, Making
 from pipeline.export.copying import ChunkMismatch, copy_checked, digest_bytes, mapped
 from pipeline.export.excerpt import EXCERPT, build_excerpt
 from pipeline.export.requests import RECIPIENTS, ExportState, export_state, record_made
@@ -61,6 +69,7 @@ class MadePackage:
     bag_digest: str  # SHA-512 of tagmanifest-sha512.txt
     kept_key: str  # the kept copy's index in the WORM store
     audit_records: int
+    clips: tuple[str, ...] = ()  # data/clips/... of each derived clip
 
 
 def _refusal(state: ExportState) -> str | None:
@@ -144,10 +153,11 @@ def _copy_item(store: WormStore, it: Item, root: Path, algorithms: Sequence[str]
 def make_package(
     store: WormStore, catalog: Catalog, auth: Authority, actor: str, export_id: str,
     out: str | os.PathLike[str], *, now: dt.datetime,
-    algorithms: Sequence[str] = bag.DEFAULT_ALGORITHMS,
+    algorithms: Sequence[str] = bag.DEFAULT_ALGORITHMS, clip_specs: Sequence[str] = (),
 ) -> MadePackage:
     """Make the package of an approved export at `out` (module doc)."""
     algorithms = _algorithms(algorithms)
+    specs = [clips.parse_clip(c) for c in clip_specs]
     out = Path(out).absolute()
     if out.exists():
         raise InputError(f"{out}: already exists; give a new directory for the package")
@@ -156,16 +166,19 @@ def make_package(
     state = export_state(catalog, export_id)
     auth.authorize(actor, EXPORT_REQUEST, export_id, refusal=_refusal(state),
                    refusal_error=PermissionDenied)
+    items = _items(catalog, state)
+    plans = _plan_clips(catalog, specs, items)
     tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        made = _build(store, catalog, auth, actor, state, tmp, now=now, algorithms=algorithms)
+        made = _build(store, catalog, auth, actor, state, tmp, items, plans, now=now,
+                      algorithms=algorithms)
         kept_key = _keep(store, tmp, state, made, now=now)
         record_made(catalog, state, actor, now=now, bag_digest=made[0], kept_key=kept_key,
-                    out=str(out))
+                    out=str(out), clips=len(plans))
         auth.record(actor, EXPORT_REQUEST, export_id, ALLOWED,
                     f"export make: package {out.name} made, {made[1]} items, {made[2]} bytes, "
-                    f"bag SHA-512 {made[0]}, kept copy {kept_key}")
+                    f"{len(plans)} derived clips, bag SHA-512 {made[0]}, kept copy {kept_key}")
         for d in sorted({p.parent for p in tmp.rglob("*")}, key=lambda p: -len(p.parts)):
             fsync_dir(d)  # every entry durable before the package appears
         os.rename(tmp, out)
@@ -177,7 +190,8 @@ def make_package(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return MadePackage(export_id, out, made[1], made[2], made[0], kept_key, made[3])
+    return MadePackage(export_id, out, made[1], made[2], made[0], kept_key, made[3],
+                       tuple(p.path for p in plans))
 
 
 def _algorithms(algorithms: Sequence[str]) -> tuple[str, ...]:
@@ -191,10 +205,7 @@ def _algorithms(algorithms: Sequence[str]) -> tuple[str, ...]:
     return algs
 
 
-def _build(
-    store: WormStore, catalog: Catalog, auth: Authority, actor: str, state: ExportState,
-    root: Path, *, now: dt.datetime, algorithms: Sequence[str],
-) -> tuple[str, int, int, int]:
+def _items(catalog: Catalog, state: ExportState) -> list[Item]:
     rows = _rows(catalog, state.recordings)
     paths = bag.payload_paths(r["file_name"] for r in rows)
     items = []
@@ -207,6 +218,58 @@ def _build(
             "title_zh, detail FROM findings WHERE recording_blake3 = ? "
             "ORDER BY at_seconds NULLS FIRST, code", [row["blake3"]]).to_pylist()
         items.append(Item(n, path, row, chunks, findings))
+    return items
+
+
+def _plan_clips(catalog: Catalog, specs: Sequence[clips.ClipSpec],
+                items: Sequence[Item]) -> list[ClipPlan]:
+    if not specs:
+        return []
+    if any(it.path == clips.CLIP_DIR for it in items):
+        raise InputError(f"an original of the export is named {clips.CLIP_DIR}, where the "
+                         "clips go; make the package without --clip")
+    keys = [(it.item, it.path, str(it.row["file_name"]), it.blake3) for it in items]
+    plans = []
+    for n, spec in enumerate(specs, 1):
+        it = items[clips.match_item(spec, keys) - 1]
+        plans.append(clips.plan_clip(spec, n, it.item, it.path, it.blake3,
+                                     _stream_packets(catalog, it.blake3)))
+    return plans
+
+
+def _stream_packets(catalog: Catalog, b3: str) -> list[StreamPackets]:
+    streams = catalog.query(
+        "SELECT DISTINCT stream_index, kind, time_base_num, time_base_den FROM streams "
+        "WHERE recording_blake3 = ? ORDER BY stream_index", [b3]).to_pylist()
+    out = []
+    for s in streams:
+        t = catalog.query(
+            "SELECT DISTINCT packet_index, pts, duration, keyframe, discard FROM packets WHERE "
+            "recording_blake3 = ? AND stream_index = ? ORDER BY packet_index",
+            [b3, s["stream_index"]])
+        out.append(StreamPackets(
+            s["stream_index"], s["kind"], Fraction(s["time_base_num"], s["time_base_den"]),
+            t.column("pts").to_pylist(), t.column("duration").to_pylist(),
+            t.column("keyframe").to_pylist(), t.column("discard").to_pylist()))
+    return out
+
+
+def _cut(root: Path, plan: ClipPlan, items: Sequence[Item],
+         algorithms: Sequence[str]) -> Clip:
+    doc = clips.cut(plan, root, tool=f"custody {__version__}")
+    data = (root / plan.path).read_bytes()
+    _write(root, plan.lineage_path,
+           json.dumps(doc, ensure_ascii=False, indent=1).encode() + b"\n")
+    return contents.clip_entry(doc, items[plan.item - 1], len(data),
+                               digest_bytes(data, algorithms),
+                               blake3.blake3(data).hexdigest(), plan.spec.end)
+
+
+def _build(
+    store: WormStore, catalog: Catalog, auth: Authority, actor: str, state: ExportState,
+    root: Path, items: Sequence[Item], plans: Sequence[ClipPlan], *, now: dt.datetime,
+    algorithms: Sequence[str],
+) -> tuple[str, int, int, int]:
     for it in items:
         _copy_item(store, it, root, algorithms)
         d = it.integrity_dir
@@ -214,6 +277,7 @@ def _build(
         _write(root, f"{d}/chunks.csv", contents.chunks_csv(it))
         _write(root, f"{d}/findings.json", contents.findings_json(it))
         _write(root, f"{d}/item.json", contents.item_json(it))
+    cut = [_cut(root, plan, items, algorithms) for plan in plans]
     auth.audit.seal()
     objects = {state.export_id, *(it.row["store_key"] for it in items)}
 
@@ -228,20 +292,21 @@ def _build(
     making = Making(state.export_id, state.case_number, recipient, state.purpose,
                     state.requested_by, state.approved_by or "", actor, now, store.uri,
                     f"custody {__version__}", tuple(algorithms))
-    _write(root, contents.INVENTORY, contents.inventory_csv(items))
-    _write(root, contents.MAKING_RECORD, contents.making_record(making, items))
-    cover = contents.cover_html(making, items, organization=bag.SOURCE_ORGANIZATION,
+    _write(root, contents.INVENTORY, contents.inventory_csv(items, cut))
+    _write(root, contents.MAKING_RECORD, contents.making_record(making, items, cut))
+    cover = contents.cover_html(making, items, cut, organization=bag.SOURCE_ORGANIZATION,
                                 recipient_zh=RECIPIENTS.get(state.recipient, state.recipient))
     _write(root, contents.COVER, cover)
     _write(root, contents.COVER_PDF, contents.cover_pdf(cover))
-    payload = sum(int(it.row["size_bytes"]) for it in items)
+    payload = sum(int(it.row["size_bytes"]) for it in items) + sum(c.size for c in cut)
     _write(root, "bag-info.txt", bag.bag_info(
         export_id=state.export_id, bagging_date=now.date(), payload_bytes=payload,
-        payload_files=len(items), case_number=state.case_number,
+        payload_files=len(items) + len(cut), case_number=state.case_number,
         recipient=RECIPIENTS.get(state.recipient, state.recipient),
         tool=f"custody {__version__}"))
     for a in algorithms:
-        _write(root, bag.manifest_name(a), bag.manifest((it.path, it.digests[a]) for it in items))
+        _write(root, bag.manifest_name(a), bag.manifest(
+            [(it.path, it.digests[a]) for it in items] + [(c.path, c.digests[a]) for c in cut]))
     _write(root, "bagit.txt", bag.BAGIT_TXT)
     tags = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
                   if p.is_file() and not p.relative_to(root).as_posix().startswith("data/"))
@@ -265,15 +330,19 @@ def _put(store: WormStore, data: bytes, until: dt.datetime) -> str:
 
 def _keep(store: WormStore, root: Path, state: ExportState, made: tuple[str, int, int, int],
           *, now: dt.datetime) -> str:
-    """AV-14: the tag files (not the originals, stored already) kept at `permanent`."""
+    """AV-14: the tag files and clips (not the originals, stored already) kept at
+    `permanent`."""
     until = now + MAX_RETENTION
-    files = {}
+    files, cut = {}, {}
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root).as_posix()
         if p.is_file() and not rel.startswith("data/"):
             files[rel] = _put(store, p.read_bytes(), until)
+        elif p.is_file() and rel.startswith(clips.CLIP_DIR + "/"):
+            cut[rel] = _put(store, p.read_bytes(), until)
     index = {"export_id": state.export_id, "case_number": state.case_number,
              "bag_sha512": made[0], "items": made[1], "payload_bytes": made[2],
              "recordings": list(state.recordings), "tier": "permanent",
-             "made_at_utc": now.astimezone(dt.UTC).isoformat(), "tag_files": files}
+             "made_at_utc": now.astimezone(dt.UTC).isoformat(), "tag_files": files,
+             "clips": cut}
     return _put(store, json.dumps(index, ensure_ascii=False, sort_keys=True).encode(), until)

@@ -7,7 +7,8 @@ Checks, naming every file, chunk and packet that differs:
 - the tag manifest(s): each tag file's digest;
 - per item (integrity/NNN/): every chunk of chunks.csv and every packet of packets.csv
   against the payload file's bytes;
-- the chain-of-custody excerpt (`excerpt.check_excerpt`).
+- the chain-of-custody excerpt (`excerpt.check_excerpt`);
+- each derived clip against its lineage and its original (`lineage.check_clips`).
 Each data file is mapped once; its manifest digests, chunks and packets all read the map.
 The result is one `Verification` of kind `package` (findings FIXITY_MISMATCH for bytes,
 AUDIT_CHAIN_BROKEN for the excerpt), each about `Subject("package", <path in the bag>)`.
@@ -25,11 +26,13 @@ import blake3
 from pipeline.export import bag
 from pipeline.export.copying import digest_views, mapped
 from pipeline.export.excerpt import EXCERPT, check_excerpt
+from pipeline.export.lineage import check_clips
 from schemas.media import Finding, Subject
 from schemas.verification import Verification
 
 NOTE = ("every manifest, tag manifest, chunk and packet hash of the package recomputed from "
-        "its files, and the chain-of-custody excerpt's chain hashes and seals checked; "
+        "its files, each clip's packets against its lineage and its original, and the "
+        "chain-of-custody excerpt's chain hashes and seals checked; "
         "proves the package is as it was made, not that nothing was left out of it")
 _MAX_NAMED = 50  # per file and kind, the rest counted
 
@@ -93,6 +96,7 @@ def verify_package(path: str | Path) -> Verification:
             rep.bad(EXCERPT, f"line {p.line}: {p.detail}", "AUDIT_CHAIN_BROKEN")
     else:
         rep.bad(EXCERPT, "missing")
+    rep.checked += check_clips(root, rep.bad)
     return Verification("package", Subject("package", str(root)), rep.checked,
                         tuple(rep.findings), NOTE)
 

@@ -58,15 +58,17 @@ def cmd_export_make(args: argparse.Namespace, s: Settings, ui: Output) -> int:
 
     with open_context(s, writes=True) as ctx:
         made = make_package(ctx.store, ctx.catalog, ctx.auth, ctx.actor, args.export_id,
-                            args.out, now=s.now(), algorithms=args.digest.split(","))
+                            args.out, now=s.now(), algorithms=args.digest.split(","),
+                            clip_specs=args.clip)
     row = {"export_id": made.export_id, "package": str(made.path), "items": made.items,
            "payload_bytes": made.payload_bytes, "bag_sha512": made.bag_digest,
-           "kept_copy": made.kept_key, "audit_records": made.audit_records}
+           "kept_copy": made.kept_key, "audit_records": made.audit_records,
+           "clips": made.clips}
     if s.json:
         ui.dump_json(row)
     else:
         ui.write(f"made {made.path}: {made.items} items, {made.payload_bytes} bytes, "
-                 f"{made.audit_records} audit records\n"
+                 f"{len(made.clips)} derived clips, {made.audit_records} audit records\n"
                  f"bag SHA-512 (of tagmanifest-sha512.txt) {made.bag_digest}\n"
                  f"kept copy (AV-14) {made.kept_key}\n")
     return 0
@@ -124,6 +126,12 @@ def register(sub: Any, shared: argparse.ArgumentParser) -> None:
     p.add_argument("--digest", default="sha512,sha256", metavar="ALGS",
                    help="manifest digests, comma-separated: sha512, sha256, sm3 "
                    "(default sha512,sha256; SM3 is written as the tag file sm3-manifest.txt)")
+    p.add_argument("--clip", action="append", default=[], metavar="FILE@START-END",
+                   help="also a derived clip (repeatable): FILE (a file name, data/ path or "
+                   "BLAKE3 prefix of the export) from START to END ([[HH:]MM:]SS[.fff], from "
+                   "the file's start), stream-copied from the keyframe at or before START, "
+                   "no re-encode; in data/clips/ with its lineage in integrity/clips/, "
+                   "a derivative, never an original")
     p.set_defaults(func=cmd_export_make)
     p = exp_sub.add_parser("list", parents=[shared], help="exports and their status",
                            description="List export requests, approvals and made packages "
