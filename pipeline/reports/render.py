@@ -1,0 +1,137 @@
+"""A gathered Report as JSON, CSV, HTML and PDF; the terminal summary is the CLI's.
+
+HTML comes from one Jinja2 template (autoescaped: an entity named `<script>` is text) with
+its CSS inline and the trend chart as inline SVG, drawn from a Vega-Lite spec by
+`vl_convert` with every external URL refused: the page loads nothing, offline or not.
+The PDF is the same HTML through WeasyPrint, whose text is set in Noto CJK (the fonts the
+system has; fonts-noto-cjk on Debian), the approach of the court-export cover
+(`pipeline.export.contents`). `jinja_environment` and `html_to_pdf` are the shared
+pieces: any other document of the project can render the same way.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import asdict
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from pipeline.reports.tables import by_officer, by_section, coverage, faults, trend_series
+from schemas.reports import COLUMNS, FAULT_KINDS, HEADINGS, Report
+
+FONT = "Noto Sans CJK SC"
+CHART_WIDTH = 760
+CHART_HEIGHT = 220
+
+
+def jinja_environment(package: str, folder: str = "templates") -> jinja2.Environment:
+    """Templates of `package`/`folder`, autoescaped, failing on an undefined name."""
+    return jinja2.Environment(loader=jinja2.PackageLoader(package, folder),
+                              autoescape=True, undefined=jinja2.StrictUndefined)
+
+
+def html_to_pdf(html: str) -> bytes:
+    """A PDF of `html` by WeasyPrint (its fonts embedded, subset)."""
+    import logging
+
+    import weasyprint
+
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # subsetting chatter
+    pdf: bytes = weasyprint.HTML(string=html).write_pdf()
+    return pdf
+
+
+def chart_spec(report: Report) -> dict[str, Any]:
+    """The trend chart as a Vega-Lite spec: findings per day, stacked by rule."""
+    zh, en = HEADINGS["trend"]
+    return {
+        "title": f"{zh} {en}",
+        "width": CHART_WIDTH, "height": CHART_HEIGHT,
+        "data": {"values": trend_series(report)},
+        "mark": {"type": "bar"},
+        "encoding": {
+            "x": {"field": "day", "type": "ordinal", "title": " ".join(COLUMNS["day"]),
+                  "axis": {"labelAngle": -60}},
+            "y": {"field": "findings", "type": "quantitative", "aggregate": "sum",
+                  "title": " ".join(COLUMNS["findings"])},
+            "color": {"field": "rule", "type": "nominal", "title": " ".join(COLUMNS["rule"])},
+        },
+        "config": {"font": FONT, "background": "white"},
+    }
+
+
+def chart_svg(report: Report) -> str:
+    """The trend chart as SVG text; vl_convert may fetch nothing (allowed_base_urls=[])."""
+    import vl_convert
+
+    svg: str = vl_convert.vegalite_to_svg(chart_spec(report), allowed_base_urls=[])
+    return svg
+
+
+def _context(report: Report) -> dict[str, Any]:
+    kinds = [{"key": k.key, "zh": k.title_zh, "en": k.title_en} for k in FAULT_KINDS]
+    return {
+        "r": report, "h": HEADINGS, "col": COLUMNS, "kinds": kinds,
+        "officers": by_officer(report), "sections": by_section(report),
+        "faults": faults(report), "cases": coverage(report.coverage),
+        "chart": Markup(chart_svg(report)),  # vl_convert's own SVG: it escapes its text
+        "generated": report.generated_at_utc.isoformat(timespec="seconds"),
+    }
+
+
+def render_html(report: Report) -> str:
+    """The report as one self-contained HTML page."""
+    return jinja_environment("pipeline.reports").get_template("report.html.j2").render(
+        **_context(report))
+
+
+def render_pdf(report: Report, path: str | os.PathLike[str]) -> None:
+    """The report as PDF at `path` (the HTML page through WeasyPrint)."""
+    pdf = html_to_pdf(render_html(report))
+    with open(path, "wb") as fh:
+        fh.write(pdf)
+
+
+def to_dict(report: Report) -> dict[str, Any]:
+    """The report as plain data (JSON's shape): the records, and the derived tables."""
+    doc = asdict(report)
+    doc["by_officer"] = [{"officer": k, "findings": total,
+                          "by_rule": dict(zip(p.columns, vals, strict=True))}
+                         for p in [by_officer(report)] for k, vals, total in p.rows]
+    doc["by_section"] = [{"section": k, "findings": total,
+                          "by_rule": dict(zip(p.columns, vals, strict=True))}
+                         for p in [by_section(report)] for k, vals, total in p.rows]
+    doc["fault_kinds"] = [{"key": k.key, "title_zh": k.title_zh, "title_en": k.title_en}
+                          for k in FAULT_KINDS]
+    return doc
+
+
+def _default(v: Any) -> Any:
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    raise TypeError(f"not JSON: {type(v).__name__}")
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(to_dict(report), ensure_ascii=False, indent=2, default=_default) + "\n"
+
+
+CSV_COLUMNS = ("officer", "section", "rule", "code", "title_zh", "title_en", "findings")
+
+
+def to_csv(report: Report) -> str:
+    """One row per officer, section and code with its count (what a spreadsheet pivots)."""
+    by_code = {r.code: r for r in report.by_rule}
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(CSV_COLUMNS)
+    for b in report.breakdown:
+        r = by_code.get(b.code)
+        w.writerow([b.officer, b.section, r.rule if r else "", b.code,
+                    r.title_zh if r else "", r.title_en if r else "", b.findings])
+    return buf.getvalue()
