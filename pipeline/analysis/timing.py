@@ -105,6 +105,7 @@ class _Spacing:
     rounding: int
     regular: bool
     gap_ticks: int  # a spacing above this is a gap
+    jitter: int  # ticks the stored times are rounded to (the model's tick_jitter)
 
 
 def _spacing(
@@ -130,7 +131,7 @@ def _spacing(
     else:
         q = int(np.percentile(positive, tol.gap_quantile_vfr, method="higher"))
         gap = max(tol.gap_factor_vfr * q, ticks_floor(tol.gap_floor_vfr, tb))
-    return _Spacing(mode, rounding, regular, gap)
+    return _Spacing(mode, rounding, regular, gap, jitter)
 
 
 def find_gaps_and_splices(
@@ -178,10 +179,18 @@ def _splices(
     tol: Tolerances,
 ) -> list[Finding]:
     k = np.maximum(1, np.rint(d / sp.mode)).astype(np.int64)
-    allow = sp.rounding
+    miss = np.abs(d - k * sp.mode)
+    odd = miss > k * sp.rounding
     if t.kind == "video":
-        allow = max(allow, int(sp.mode * tol.splice_video_jitter))
-    odd = np.abs(d - k * sp.mode) > k * allow
+        # A capture clock's jitter is a share of the frame, and the stored times are then
+        # rounded to whole ticks: at 60 fps in milliseconds (16.7 ms, mode 17) a frame a
+        # tenth early and rounded down is 15 ms after its predecessor, 2 ticks off, where
+        # a tenth of the mode alone (1.7) would call it odd. In integers:
+        # miss > k * (jitter + mode * share).
+        share = tol.splice_video_jitter
+        odd &= miss * share.denominator > k * (
+            sp.jitter * share.denominator + sp.mode * share.numerator
+        )
     odd &= ~is_gap
     odd[0] = False
     odd[-1] = False

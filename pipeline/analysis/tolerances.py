@@ -49,8 +49,10 @@ class Tolerances:
     splice_min_spacings: int = 8
     # Video capture clocks jitter: a phone writes one frame 5% late (3150 instead of 3000
     # ticks) with no edit anywhere. In video an odd spacing must miss every multiple of
-    # the mode by more than this share to count; audio clocks are sample-exact and keep
-    # the plain rounding. A stream-copy join (packets one tick apart) misses by ~100%.
+    # the mode by more than this share plus the tick the times are rounded to (60 fps in
+    # milliseconds: 1.7 + 1 ms of a 17 ms mode) to count; audio clocks are sample-exact
+    # and keep the plain rounding. A stream-copy join (packets one tick apart) misses by
+    # ~100%.
     splice_video_jitter: Fraction = Fraction(1, 10)
     # Keyframe cadence: judged when at least `keyframe_min_intervals` keyframe intervals
     # exist and at least `keyframe_regular_share` of them equal the modal interval within

@@ -143,8 +143,10 @@ def test_audio_is_allowed_only_its_rounding_not_the_video_jitter() -> None:
     assert [f.code for f in _gaps(_spliced(21))] == ["SPLICE_IRREGULAR_DURATION"]
 
 
-def test_video_is_allowed_a_tenth_of_a_frame() -> None:
-    for shift, found in ((300, 0), (301, 1)):
+def test_video_is_allowed_a_tenth_of_a_frame_and_the_tick_times_are_rounded_to() -> None:
+    """3000 ticks a frame: 300 (a tenth) + 1 (the sample table's tick) off is jitter, 302
+    is a splice."""
+    for shift, found in ((301, 0), (302, 1)):
         p = regular(40)
         p[20:] -= shift
         assert len(_gaps(stream(p))) == found, shift
