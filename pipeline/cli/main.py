@@ -28,6 +28,7 @@ from pipeline.cli.commands import (
     ingest,
     nightly,
     query,
+    report,
     retention,
     staff,
     store,
@@ -38,7 +39,7 @@ from pipeline.cli.settings import DEFAULT_HOME, ENVIRONMENT, SYSTEM_CONFIG, buil
 from pipeline.errors import CustodyError
 from pipeline.people.identity import OsAccount
 
-GROUPS = (ingest, nightly, query, verify, retention, case, export, store, staff, device, audit, config)
+GROUPS = (ingest, nightly, query, verify, retention, case, report, export, store, staff, device, audit, config)
 
 EPILOG = f"""\
 environment:
