@@ -276,9 +276,66 @@ DERIVED_VIEWS: dict[str, str] = {
         GROUP BY p.case_number, p.step
         HAVING bool_and(coalesce(k.kind, '') = 'auxiliary')
     """,
-    # Every finding of the recordings a case links (AV-9 interruptions per case, ...).
+    # Every finding ingest stored about the recordings a case links (AV-9 interruptions
+    # inside a file, AV-12 late storage, ...), with the case's section and the recording's
+    # officers: per case and officer (GROUP BY case_number, unnest(officer_ids)).
     "case_findings": """
-        SELECT l.case_number, l.step, f.*
-        FROM case_links_current l JOIN findings f ON f.recording_blake3 = l.recording_blake3
+        SELECT l.case_number, l.step, c.section, r.file_name, r.officer_ids,
+               r.device_id, r.recorded_start_utc, r.recorded_end_utc, r.ingested_at_utc, f.*
+        FROM case_links_current l
+        JOIN cases_current c USING (case_number)
+        JOIN findings f ON f.recording_blake3 = l.recording_blake3
+        LEFT JOIN recordings r ON r.blake3 = l.recording_blake3
+    """,
+    # AV-12 per case and officer: each late-stored recording a case links, one row per
+    # labelled officer (an unlabelled recording: officer_id NULL).
+    "case_late_ingests": """
+        SELECT case_number, section,
+               unnest(CASE WHEN len(officer_ids) > 0 THEN officer_ids
+                           ELSE [NULL::VARCHAR] END) AS officer_id,
+               file_name, recording_blake3, recorded_end_utc, ingested_at_utc,
+               date_diff('second', recorded_end_utc, ingested_at_utc) / 3600.0 AS hours_late
+        FROM case_findings WHERE code = 'INGEST_LATE'
+    """,
+    # AV-9 across files: each case's sessions (its linked recordings of one device, in the
+    # order they started, then ended) and every interruption between two in a row: the
+    # second starts more than 2 s and at most 10 min after the first ended (the defaults of
+    # analysis.sessions). `explained`: ingest heard speech at the second's start (no
+    # NO_SPEECH_AT_START). pipeline.rules.cases.case_session_gaps gives the same.
+    "case_session_gaps": """
+        WITH linked AS (
+            SELECT l.case_number, r.device_id, r.blake3, r.file_name,
+                   r.recorded_start_utc AS s, r.recorded_end_utc AS e
+            FROM case_links_current l JOIN recordings r ON r.blake3 = l.recording_blake3
+            WHERE r.device_id IS NOT NULL AND r.device_id <> ''
+              AND r.recorded_start_utc IS NOT NULL AND r.recorded_end_utc IS NOT NULL),
+        pairs AS (
+            SELECT case_number, device_id,
+                   lag(blake3) OVER w AS before_blake3, lag(file_name) OVER w AS before_file,
+                   lag(e) OVER w AS before_end_utc,
+                   blake3 AS after_blake3, file_name AS after_file, s AS after_start_utc
+            FROM linked WINDOW w AS (PARTITION BY case_number, device_id
+                                     ORDER BY s, e, blake3))
+        SELECT p.*,
+               date_diff('microsecond', before_end_utc, after_start_utc) / 1e6 AS gap_seconds,
+               u.detail AS start_unspoken, u.detail IS NULL AS explained
+        FROM pairs p
+        LEFT JOIN (SELECT recording_blake3, min(detail) AS detail FROM findings
+                   WHERE code = 'NO_SPEECH_AT_START' GROUP BY 1) u
+          ON u.recording_blake3 = p.after_blake3
+        WHERE before_blake3 IS NOT NULL
+          AND after_start_utc - before_end_utc > INTERVAL 2 SECOND
+          AND after_start_utc - before_end_utc <= INTERVAL 10 MINUTE
+    """,
+    # AV-9 across files: the unexplained ones, as findings (UNEXPLAINED_INTERRUPTION about
+    # the case; pipeline.rules.cases.av9_sessions gives the same). Read by reports through
+    # its `code` column.
+    "check_av9_sessions": """
+        SELECT 'UNEXPLAINED_INTERRUPTION' AS code, 'AV-9' AS rule, 'case' AS subject_kind,
+               case_number AS subject_id, case_number, after_blake3 AS recording_blake3,
+               after_start_utc AS at_utc, device_id, before_blake3, before_file,
+               before_end_utc, after_blake3, after_file, after_start_utc, gap_seconds,
+               start_unspoken
+        FROM case_session_gaps WHERE NOT explained
     """,
 }

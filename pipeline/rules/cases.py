@@ -1,18 +1,20 @@
-"""Case rules (AV-5/AV-ANNEX, AV-6, AV-12, AV-13): a case folded from its events, and the
-checks over it. Pure: the caller passes the events, the recordings' facts, the checklist,
-the time of the check and the limits.
+"""Case rules (AV-5/AV-ANNEX, AV-6, AV-9 across files, AV-12, AV-13): a case folded from
+its events, and the checks over it. Pure: the caller passes the events, the recordings'
+facts, the checklist, the time of the check and the limits.
 
 Each check has a DuckDB view with the same answer (`schemas.views`: `check_av5_coverage`,
-`check_av6_exemptions`, `check_av12_unlinked`, `check_av13_permanent`); a test holds them
-together.
+`check_av6_exemptions`, `check_av9_sessions`, `check_av12_unlinked`,
+`check_av13_permanent`); a test holds them together.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from pipeline.analysis.sessions import Interval, SessionTolerances, gaps_around
 from schemas.cases import (
     ACKNOWLEDGED,
     CLOSED,
@@ -29,6 +31,7 @@ from schemas.records import CaseEventRecord
 
 DEFAULT_ACK_WITHIN = dt.timedelta(days=3)  # AV-6: the chief acknowledges within N days
 DEFAULT_LINK_WITHIN = dt.timedelta(days=7)  # AV-12: a recording is linked within N days
+DEFAULT_SESSIONS = SessionTolerances()  # AV-9: a next file within 10 min, 2 s allowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,9 @@ class LinkedRecording:
     end_utc: dt.datetime | None = None
     device_id: str | None = None
     officer_ids: tuple[str, ...] = ()  # the labelled people (AUX-2/3)
+    # AV-9 across files: what ingest heard at its start when no speech was (the detail of
+    # its NO_SPEECH_AT_START); None: spoken to at its start, or not heard (no device).
+    start_unspoken: str | None = None
 
 
 def _case(c: CaseFile) -> Subject:
@@ -282,11 +288,90 @@ def aux3_steps(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class SessionGap:
+    """An interruption between two consecutive recordings of one device linked to a case."""
+
+    case_number: str
+    device_id: str
+    before: LinkedRecording
+    after: LinkedRecording
+    gap: dt.timedelta
+
+    @property
+    def explained(self) -> bool:
+        return self.after.start_unspoken is None
+
+
+def case_session_gaps(
+    c: CaseFile, recordings: Mapping[str, LinkedRecording],
+    tolerances: SessionTolerances = DEFAULT_SESSIONS,
+) -> list[SessionGap]:
+    """The case's sessions, AV-9 across files: its linked recordings of one device in the
+    order they started (then ended); two in a row whose second starts more than the
+    tolerance and at most the session gap after the first ended are an interruption (the
+    session rule of `analysis.sessions`). Recordings without a device or a time are not
+    judged, as at ingest."""
+    by_device: dict[str, list[LinkedRecording]] = {}
+    for b3 in c.links:
+        r = recordings.get(b3)
+        if r is not None and r.device_id and r.start_utc and r.end_utc:
+            by_device.setdefault(r.device_id, []).append(r)
+    out = []
+    for device, recs in sorted(by_device.items()):
+        recs.sort(key=lambda r: (r.start_utc, r.end_utc, r.blake3))
+        for a, b in itertools.pairwise(recs):
+            if gaps_around(_interval(b), [_interval(a)], tolerances):
+                assert a.end_utc is not None and b.start_utc is not None
+                out.append(SessionGap(c.case_number, device, a, b, b.start_utc - a.end_utc))
+    return out
+
+
+def _interval(r: LinkedRecording) -> Interval:
+    return Interval(r.file_name, r.device_id, None, r.start_utc, r.end_utc)
+
+
+def seconds_text(d: dt.timedelta) -> str:
+    """A length of time in seconds, exact: to the millisecond, or to the microsecond the
+    catalog keeps when it has one."""
+    us = d // dt.timedelta(microseconds=1)
+    whole, frac = divmod(abs(us), 1_000_000)
+    sign = "-" if us < 0 else ""
+    return f"{sign}{whole}.{frac:06d}" if frac % 1000 else f"{sign}{whole}.{frac // 1000:03d}"
+
+
+def av9_sessions(
+    c: CaseFile, recordings: Mapping[str, LinkedRecording],
+    tolerances: SessionTolerances = DEFAULT_SESSIONS,
+) -> list[Finding]:
+    """AV-9 across files, per case: each interruption between files of a case's session
+    whose later file opens without speech (NO_SPEECH_AT_START at its ingest) is
+    UNEXPLAINED_INTERRUPTION about the case, naming the recordings either side and the
+    exact gap."""
+    out = []
+    for g in case_session_gaps(c, recordings, tolerances):
+        if g.explained:
+            continue
+        a, b = g.before, g.after
+        assert a.end_utc is not None and b.start_utc is not None
+        out.append(Finding(
+            "UNEXPLAINED_INTERRUPTION",
+            f"case {c.case_number}, device {g.device_id}: {b.file_name} (b3/{b.blake3}) "
+            f"starts {seconds_text(g.gap)} s after {a.file_name} (b3/{a.blake3}) ended "
+            f"({a.end_utc.isoformat()} -> {b.start_utc.isoformat()}), and at its start: "
+            f"{b.start_unspoken}",
+            subject=_case(c)))
+    return out
+
+
 def case_findings(
     c: CaseFile, recordings: Mapping[str, LinkedRecording], checklist: Sequence[ChecklistStep],
     *, now_utc: dt.datetime, ack_within: dt.timedelta = DEFAULT_ACK_WITHIN,
+    sessions: SessionTolerances = DEFAULT_SESSIONS,
 ) -> list[Finding]:
-    """Every per-case check, in a fixed order (coverage, exemptions, preservation)."""
+    """Every per-case check, in a fixed order (coverage, exemptions, sessions,
+    preservation)."""
     return (av5_coverage(c, recordings, checklist)
             + av6_exemptions(c, now_utc=now_utc, ack_within=ack_within)
+            + av9_sessions(c, recordings, sessions)
             + av13_permanent(c, recordings))

@@ -1,19 +1,24 @@
 """Each case check's DuckDB view gives the same answer as its pure function, on a catalog
 of generated recordings ingested for real (issue 12 item 3): AV-5 coverage, AV-6
-exemptions, AV-13 preservation and AV-12 unlinked recordings, each firing and quiet."""
+exemptions, AV-13 preservation, AV-12 unlinked and late recordings, AV-8 documents and
+AV-9 interruptions between a case's files, each firing and quiet."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from pipeline.cases import service
 from pipeline.cases.checks import check_catalog
 from pipeline.catalog.core import Catalog
+from pipeline.demo import synth
 from pipeline.ingest.run import IngestSettings
 from pipeline.people.permissions import Authority, open_authority
 from pipeline.storage.local import LocalStore
@@ -26,6 +31,18 @@ STORED = REAL_NOW - dt.timedelta(days=10)  # the AV-12 views count days to now()
 P, K = "遂大综执罚〔2026〕7号", "遂大综执检〔2026〕31号"
 
 
+@contextlib.contextmanager
+def _ingested(root: Path, src: Path, labels: Path | None = None,
+              ) -> Iterator[tuple[LocalStore, Catalog, Authority]]:
+    """`src` ingested for real at STORED into a local store and catalog under `root`."""
+    store, catalog = LocalStore(root / "store"), Catalog(root / "catalog")
+    run_ingest([src], store=store, catalog=catalog, settings=IngestSettings(
+        now=lambda: STORED, labels_path=str(labels) if labels else None))
+    with open_authority(catalog, store, lambda: STORED) as auth:
+        auth.acting("ZF0101", os_user="tester")
+        yield store, catalog, auth
+
+
 @pytest.fixture()
 def world(tmp_path: Path, clean_recording: Generated, short_recording: Generated,
           audio_recording: Generated) -> Iterator[tuple[LocalStore, Catalog, Authority]]:
@@ -34,12 +51,8 @@ def world(tmp_path: Path, clean_recording: Generated, short_recording: Generated
     for name, g in (("BC0007_0001.mp4", clean_recording), ("BC0007_0002.mp4", short_recording),
                     ("REC0001.m4a", audio_recording)):
         shutil.copy(g.path, src / name)
-    store, catalog = LocalStore(tmp_path / "store"), Catalog(tmp_path / "catalog")
-    run_ingest([src], store=store, catalog=catalog,
-               settings=IngestSettings(now=lambda: STORED))
-    with open_authority(catalog, store, lambda: STORED) as auth:
-        auth.acting("ZF0101", os_user="tester")
-        yield store, catalog, auth
+    with _ingested(tmp_path, src) as w:
+        yield w
 
 
 def _at(hours: float) -> dt.datetime:
@@ -168,12 +181,8 @@ def timed(tmp_path: Path, clean_recording: Generated, short_recording: Generated
         "BC0008_0001.mp4,BC-0008,investigation,2026-11-27T14:00:00+08:00\n"
         "BC0008_0002.mp4,BC-0008,investigation,2026-11-28T10:00:00+08:00\n",
         encoding="utf-8")
-    store, catalog = LocalStore(tmp_path / "store"), Catalog(tmp_path / "catalog")
-    run_ingest([src], store=store, catalog=catalog,
-               settings=IngestSettings(now=lambda: STORED, labels_path=str(labels)))
-    with open_authority(catalog, store, lambda: STORED) as auth:
-        auth.acting("ZF0101", os_user="tester")
-        yield store, catalog, auth
+    with _ingested(tmp_path, src, labels) as w:
+        yield w
 
 
 def _span(catalog: Catalog, name: str) -> tuple[dt.datetime, dt.datetime]:
@@ -247,3 +256,156 @@ def test_av8_a_document_off_beyond_its_devices_offset_is_still_a_mismatch(
     assert pure == [("DEVICE_CLOCK_OFFSET", "BC-0008"),
                     ("DOCUMENT_TIME_MISMATCH", "遂大综执罚〔2026〕8号")]
     assert mism == {("遂大综执罚〔2026〕8号", "D1")} and clocks == {"BC-0008"}
+
+
+# --- AV-9 across files: a case's sessions, on recordings heard at ingest --------------------
+SMALL = synth.Encoding(width=160, height=120)
+T0 = (STORED - dt.timedelta(hours=3)).replace(microsecond=0)  # 3 h before storage
+RATE = SMALL.sample_rate
+
+
+def _tone(seconds: float) -> npt.NDArray[np.float32]:
+    """A steady 1 kHz tone and nothing said: a start without an explanation."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (0.05 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+
+
+# A 6 s file lasts 6.021333 s in the catalog (its AAC audio: the encoder's priming and the
+# last frame), to the microsecond the catalog keeps.
+END = 6.021333
+# name -> device, start (s after T0), seconds, spoken at its start
+SESSION_FILES = {
+    "BC0007_0001.mp4": ("BC-0007", 0.0, 6.0, True),
+    "BC0007_0002.mp4": ("BC-0007", END + 95, 6.0, True),  # 95 s after, explained
+    "BC0008_0001.mp4": ("BC-0008", 0.0, 6.0, True),
+    "BC0008_0002.mp4": ("BC-0008", END + 47.25, 6.0, False),  # 47.25 s after, silent
+    "BC0008_0003.mp4": ("BC-0008", 2 * END + 47.25 + 660, 6.0, False),  # 11 min later: new session
+    "BC0010_0001.mp4": ("BC-0010", 0.0, 6.0, True),
+    "BC0010_0002.mp4": ("BC-0010", END + 1.5, 6.0, False),  # 1.5 s after: within the allowance
+    "BC0009_0001.mp4": ("BC-0009", -30 * 3600.0, 6.0, True),  # stored 33 h later: late
+}
+
+
+SIX_S = "only 0.0 s of speech from 6.0 s after it (1 s needed) in"
+
+
+def _at_s(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory: pytest.TempPathFactory,
+             ) -> Iterator[tuple[LocalStore, Catalog, Authority]]:
+    """The files above, generated with their device and start in the container tags and
+    the same in their labels, ingested for real (and heard at their starts)."""
+    root = tmp_path_factory.mktemp("sessions")
+    src = root / "in"
+    src.mkdir()
+    rows = ["file,case_number,inspected_entity,officer_ids,device_id,activity_type,"
+            "recorded_start"]
+    for name, (device, start_s, seconds, spoken) in SESSION_FILES.items():
+        cam, start = synth.Camera(serial=device), _at_s(start_s)
+        if spoken:
+            synth.write_clean(src / name, seconds, start, camera=cam, encoding=SMALL)
+        else:
+            synth.write_with_interruption(src / name, seconds, start, gap_at_s=0.0, gap_s=0.0,
+                                          after_resume=_tone(seconds), camera=cam,
+                                          encoding=SMALL)
+        rows.append(f"{name},{P},大柘镇某某餐馆,ZF0101;ZF0102,{device},investigation,"
+                    f"{start.isoformat()}")
+    labels = root / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with _ingested(root, src, labels) as w:
+        yield w
+
+
+def _case_linking(world: tuple[LocalStore, Catalog, Authority], case: str,
+                  names: list[str]) -> None:
+    store, catalog, auth = world
+    _open(catalog, auth, case, "行政处罚")
+    service.link_recordings(store, catalog, auth=auth, actor="ZF0101", now=_at(1),
+                            case_number=case, selectors=names)
+
+
+def _av9(catalog: Catalog, case: str) -> tuple[list[str], list[tuple[str, str, float]]]:
+    pure = [f.detail for f in check_catalog(catalog, now_utc=STORED, case_number=case)
+            if f.rule == "AV-9"]
+    view = [(r["before_file"], r["after_file"], r["gap_seconds"]) for r in catalog.query(
+        "SELECT before_file, after_file, gap_seconds FROM check_av9_sessions "
+        "WHERE subject_id = ? ORDER BY at_utc", [case]).to_pylist()]
+    return pure, view
+
+
+@pytest.mark.slow  # the module's eight files are generated and ingested once: 20 s
+def test_ingest_hears_each_start_and_records_the_silent_ones(
+    sessions: tuple[LocalStore, Catalog, Authority],
+) -> None:
+    rows = sessions[1].query(
+        "SELECT file_name, detail, at_seconds FROM findings_detail "
+        "WHERE code = 'NO_SPEECH_AT_START' ORDER BY file_name").to_pylist()
+    # The detector's last 32 ms chunk of a 6 s file (the decoder's flush) scores as speech.
+    assert rows == [
+        {"file_name": n, "detail": f"No spoken explanation at the start: in its first 10 s {h} "
+         f"{s} s of a steady tone (1000 Hz) at -29 dBFS.", "at_seconds": 0.0}
+        for n, h, s in (("BC0008_0002.mp4", SIX_S, 6), ("BC0008_0003.mp4", SIX_S, 6),
+                        ("BC0010_0002.mp4", SIX_S, 6))]
+
+
+@pytest.mark.slow
+def test_av9_an_unexplained_interruption_between_a_cases_files_fires_in_both(
+    sessions: tuple[LocalStore, Catalog, Authority],
+) -> None:
+    case = "遂大综执罚〔2026〕21号"
+    _case_linking(sessions, case, [n for n in SESSION_FILES if not n.startswith("BC0009")])
+    catalog = sessions[1]
+    b1, b2 = _b3(catalog, "BC0008_0001.mp4"), _b3(catalog, "BC0008_0002.mp4")
+    pure, view = _av9(catalog, case)
+    assert pure == [
+        f"case {case}, device BC-0008: BC0008_0002.mp4 (b3/{b2}) starts 47.250 s after "
+        f"BC0008_0001.mp4 (b3/{b1}) ended ({_at_s(END).isoformat()} -> "
+        f"{_at_s(END + 47.25).isoformat()}), and at its start: No spoken explanation at the "
+        f"start: in its first 10 s {SIX_S} 6 s of a steady tone (1000 Hz) at -29 dBFS."]
+    assert view == [("BC0008_0001.mp4", "BC0008_0002.mp4", 47.25)]
+    gaps = catalog.query("SELECT device_id, before_file, after_file, gap_seconds, explained "
+                         "FROM case_session_gaps WHERE case_number = ? ORDER BY device_id",
+                         [case]).to_pylist()
+    assert [tuple(g.values()) for g in gaps] == [
+        ("BC-0007", "BC0007_0001.mp4", "BC0007_0002.mp4", 95.0, True),
+        ("BC-0008", "BC0008_0001.mp4", "BC0008_0002.mp4", 47.25, False)]
+
+
+@pytest.mark.slow
+def test_av9_quiet_when_the_cases_interruption_is_explained_by_speech(
+    sessions: tuple[LocalStore, Catalog, Authority],
+) -> None:
+    case = "遂大综执罚〔2026〕22号"
+    _case_linking(sessions, case, ["BC0007_0001.mp4", "BC0007_0002.mp4"])
+    assert _av9(sessions[1], case) == ([], [])
+
+
+@pytest.mark.slow
+def test_av9_quiet_when_the_files_either_side_belong_to_different_cases(
+    sessions: tuple[LocalStore, Catalog, Authority],
+) -> None:
+    _case_linking(sessions, "遂大综执罚〔2026〕23号", ["BC0008_0001.mp4"])
+    _case_linking(sessions, "遂大综执罚〔2026〕24号", ["BC0008_0002.mp4", "BC0008_0003.mp4"])
+    for case in ("遂大综执罚〔2026〕23号", "遂大综执罚〔2026〕24号"):
+        assert _av9(sessions[1], case) == ([], [])
+
+
+@pytest.mark.slow
+def test_av12_a_late_upload_is_listed_per_case_and_officer_and_timely_ones_are_not(
+    sessions: tuple[LocalStore, Catalog, Authority],
+) -> None:
+    case = "遂大综执罚〔2026〕25号"
+    _case_linking(sessions, case, ["BC0009_0001.mp4", "BC0007_0001.mp4"])
+    catalog = sessions[1]
+    late = catalog.query("SELECT officer_id, file_name, hours_late FROM case_late_ingests "
+                         "WHERE case_number = ? ORDER BY officer_id", [case]).to_pylist()
+    hours = (33 * 3600 - 6) / 3600  # ended 6.02 s into the 33 hours before storage (whole s)
+    assert late == [{"officer_id": o, "file_name": "BC0009_0001.mp4", "hours_late": hours}
+                    for o in ("ZF0101", "ZF0102")]
+    codes = catalog.query("SELECT file_name, code, section, officer_ids FROM case_findings "
+                          "WHERE case_number = ? AND rule = 'AV-12'", [case]).to_pylist()
+    assert codes == [{"file_name": "BC0009_0001.mp4", "code": "INGEST_LATE",
+                      "section": "综合行政执法队", "officer_ids": ["ZF0101", "ZF0102"]}]

@@ -1,5 +1,6 @@
-"""The case rules (AV-5/AV-ANNEX, AV-6, AV-12, AV-13) as pure functions over case events:
-each one made to fire and kept quiet; the fold of events; the checklist as data."""
+"""The case rules (AV-5/AV-ANNEX, AV-6, AV-9 across files, AV-12, AV-13) as pure functions
+over case events: each one made to fire and kept quiet; the fold of events; the checklist
+as data."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.analysis.sessions import SessionTolerances
 from pipeline.retention.engine import CASE_CLOSED, CASE_LINKED, CASE_PERMANENT, follow_case
 from pipeline.rules.cases import (
     LinkedRecording,
     av5_coverage,
     av6_exemptions,
+    av9_sessions,
     av12_unlinked,
     av13_permanent,
+    case_session_gaps,
     fold_case,
+    seconds_text,
 )
 from schemas.cases import load_checklist, normalise_case_type
 from schemas.records import CaseEventRecord as Ev
@@ -173,3 +178,85 @@ def test_retention_following_a_case_never_goes_down(tier: Tier) -> None:
     assert closed.legal_hold == (tier is Tier.PERMANENT)
     assert follow_case(before, CASE_CLOSED, now=T0, held_elsewhere=True).legal_hold == \
         before.legal_hold
+
+
+# --- AV-9 across files: a case's sessions ------------------------------------------------
+SILENT = "No spoken explanation at the start: in its first 10 s no speech: 6 s of near silence."
+B3, B4 = "3" * 64, "4" * 64
+
+
+def _rec(b3: str, name: str, start_s: float, seconds: float, device: str | None = "BC-0007",
+         unspoken: str | None = None) -> LinkedRecording:
+    start = T0 + dt.timedelta(seconds=start_s)
+    return LinkedRecording(b3, name, start_utc=start, end_utc=start + dt.timedelta(
+        seconds=seconds), device_id=device, start_unspoken=unspoken)
+
+
+def test_av9_an_interruption_between_files_with_a_silent_start_fires_about_the_case() -> None:
+    recs = {B1: _rec(B1, "BC0007_0001.mp4", 0, 6),
+            B2: _rec(B2, "BC0007_0002.mp4", 53.25, 6, unspoken=SILENT)}
+    (f,) = av9_sessions(fold_case(N, [_opened(), _link(B1, None), _link(B2, None)]), recs)
+    assert (f.code, f.rule, f.subject.kind, f.subject.id) == (
+        "UNEXPLAINED_INTERRUPTION", "AV-9", "case", N)
+    assert f.detail == (
+        f"case {N}, device BC-0007: BC0007_0002.mp4 (b3/{B2}) starts 47.250 s after "
+        f"BC0007_0001.mp4 (b3/{B1}) ended (2026-11-27T01:30:06+00:00 -> "
+        f"2026-11-27T01:30:53.250000+00:00), and at its start: {SILENT}")
+
+
+def test_av9_quiet_when_the_next_file_opens_with_speech() -> None:
+    recs = {B1: _rec(B1, "a.mp4", 0, 6), B2: _rec(B2, "b.mp4", 53.25, 6)}
+    c = fold_case(N, [_opened(), _link(B1, None), _link(B2, None)])
+    assert av9_sessions(c, recs) == []
+    (g,) = case_session_gaps(c, recs)
+    assert (g.before.blake3, g.after.blake3, g.gap, g.explained) == (
+        B1, B2, dt.timedelta(seconds=47.25), True)
+
+
+@pytest.mark.parametrize(("start_s", "why"), [
+    (8.0, "exactly the 2 s allowed: no interruption"),
+    (6.0 + 600.5, "over 10 min later: a new session, not an interruption"),
+    (3.0, "overlapping files"),
+])
+def test_av9_quiet_when_the_files_are_not_an_interruption(start_s: float, why: str) -> None:
+    recs = {B1: _rec(B1, "a.mp4", 0, 6), B2: _rec(B2, "b.mp4", start_s, 6, unspoken=SILENT)}
+    c = fold_case(N, [_opened(), _link(B1, None), _link(B2, None)])
+    assert av9_sessions(c, recs) == [] and case_session_gaps(c, recs) == [], why
+
+
+def test_av9_exactly_10_minutes_is_still_one_session_and_the_limits_are_configurable() -> None:
+    recs = {B1: _rec(B1, "a.mp4", 0, 6), B2: _rec(B2, "b.mp4", 606, 6, unspoken=SILENT)}
+    c = fold_case(N, [_opened(), _link(B1, None), _link(B2, None)])
+    (f,) = av9_sessions(c, recs)
+    assert "starts 600.000 s after" in f.detail
+    short = SessionTolerances(session_gap_max=dt.timedelta(minutes=5))
+    assert av9_sessions(c, recs, short) == []
+
+
+def test_av9_only_files_of_one_device_linked_to_the_case_form_its_sessions() -> None:
+    recs = {B1: _rec(B1, "a.mp4", 0, 6), B2: _rec(B2, "b.mp4", 30, 6, "BC-0008", SILENT),
+            B3: _rec(B3, "c.mp4", 30, 6, None, SILENT),
+            B4: _rec(B4, "d.mp4", 30, 6, unspoken=SILENT)}
+    # another device, no device, and the same device's file not linked to this case
+    c = fold_case(N, [_opened(), _link(B1, None), _link(B2, None), _link(B3, None)])
+    assert av9_sessions(c, recs) == []
+    unlinked = fold_case(N, [_opened(), _link(B1, None), _link(B4, None),
+                             Ev(case_number=N, event="unlinked", at_utc=_h(2),
+                                actor_id="ZF0101", recording_blake3=B4, text="错误关联")])
+    assert av9_sessions(unlinked, recs) == []
+
+
+def test_av9_each_interruption_of_a_session_is_its_own_finding_in_time_order() -> None:
+    recs = {B1: _rec(B1, "a.mp4", 0, 6), B3: _rec(B3, "c.mp4", 70, 6, unspoken=SILENT),
+            B2: _rec(B2, "b.mp4", 30, 6, unspoken=SILENT)}  # linked out of order
+    c = fold_case(N, [_opened(), _link(B3, None), _link(B1, None), _link(B2, None)])
+    got = [(g.before.file_name, g.after.file_name, seconds_text(g.gap))
+           for g in case_session_gaps(c, recs)]
+    assert got == [("a.mp4", "b.mp4", "24.000"), ("b.mp4", "c.mp4", "34.000")]
+    assert len(av9_sessions(c, recs)) == 2
+
+
+def test_seconds_text_is_exact_to_the_microsecond() -> None:
+    assert [seconds_text(dt.timedelta(microseconds=us)) for us in
+            (95_000_000, 47_250_000, 1_000_001, -1_500_000)] == [
+        "95.000", "47.250", "1.000001", "-1.500"]
