@@ -1,0 +1,164 @@
+"""The nightly job on a Dask distributed cluster: workers ingest files, the driver commits.
+
+`ClusterRemote` is the `Remote` of `pipeline.ingest.run.ingest`: it sends each listed file
+(its `Entry` and `FileJob`, both frozen and picklable) to the scheduler as one task of
+`ingest_on_worker`, and yields each file's `FileRecords` as it comes back. A worker opens
+and sniffs the file as the local run does, reads it once (BLAKE3 of the whole and each
+chunk), puts it into the shared store (credentials from the worker's own environment),
+probes and analyses it, and returns its records; the driver's one `Committer` runs the
+cross-file rules and writes each catalog batch and its audit records.
+
+A worker that dies mid-file (killed, out of memory) loses its task; the scheduler runs it
+again on another worker (up to `distributed.scheduler.allowed-failures` deaths), and a
+task that raised is retried `retries` times. Running a file twice is harmless: its key is
+its BLAKE3, so the second put finds the object (`created=False`) and stores nothing new,
+and the driver commits only the one result it receives per file. A file whose task still
+fails is that file's `failed`, naming the worker error; the run goes on.
+
+Memory per worker is bounded whatever the file's size: it is streamed in chunks (the S3
+store keeps at most `max_concurrency + 1` parts in flight; the local store copies by the
+kernel), and only the records (rows of packets and chunks) travel back.
+
+Security: whoever can reach a scheduler can run any code on its workers, and the workers
+hold S3 write credentials. `tls://` with certificates (`TlsFiles`, required there) is the
+default the README documents; `tcp://` is accepted only because a `LocalCluster` on one
+machine needs no more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import distributed
+import distributed.security
+
+from pipeline.errors import CustodyError, InputError
+from pipeline.ingest.file import FileJob, FileRecords, FileTools, failed_record, worker_tools
+from pipeline.ingest.listing import Entry
+from pipeline.ingest.run import ingest_entry
+
+# distributed's API is untyped; its three entry points are used as such.
+Client: Any = distributed.Client
+Security: Any = distributed.security.Security
+as_completed: Any = distributed.as_completed
+CONNECT_TIMEOUT = "30s"
+WINDOW_MIN, WINDOW_PER_THREAD = 8, 4  # files out on the cluster at once
+RETRIES = 2  # a task that raised (not a worker's death: the scheduler reschedules that)
+
+
+class ClusterUnavailable(CustodyError):
+    """The scheduler cannot be reached, or refused this client."""
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+
+def security_for(address: str, tls: TlsFiles) -> Any:
+    """The client's TLS settings for a `tls://` address (all three files required)."""
+    if not address.startswith("tls://"):
+        if address.startswith("tcp://") or "://" not in address:
+            return None
+        raise InputError(f"--cluster {address}: expected tls://HOST:PORT (or tcp://)")
+    missing = [n for n, v in (("tls_ca", tls.ca), ("tls_cert", tls.cert),
+                              ("tls_key", tls.key)) if not v]
+    if missing:
+        raise InputError(f"--cluster {address}: a tls:// scheduler needs "
+                         f"{', '.join(missing)} (--tls-ca/--tls-cert/--tls-key or "
+                         "[custody.nightly])")
+    return Security(tls_ca_file=tls.ca, tls_client_cert=tls.cert, tls_client_key=tls.key,
+                    require_encryption=True)
+
+
+_here = threading.local()
+
+
+def _tools(store_uri: str, full_demux: bool) -> FileTools:
+    """This worker thread's tools, made once per store (opening an S3 store per file
+    would cost more than ingesting a photo)."""
+    made: dict[tuple[str, bool], FileTools] | None = getattr(_here, "tools", None)
+    if made is None:
+        made = _here.tools = {}
+        _here.stack = contextlib.ExitStack()  # lives as long as the worker's thread
+    key = (store_uri, full_demux)
+    if key not in made:
+        made[key] = _here.stack.enter_context(worker_tools(store_uri, full_demux=full_demux))
+    return made[key]
+
+
+def ingest_on_worker(entry: Entry, job: FileJob) -> FileRecords:
+    """The task: one file, on whichever worker runs it."""
+    return ingest_entry(entry, job, _tools(job.store_uri, job.full_demux))
+
+
+class ClusterRemote:
+    """Files to a Dask scheduler, records back (see the module docstring)."""
+
+    def __init__(self, address: str, tls: TlsFiles, *, retries: int = RETRIES) -> None:
+        self.address = address
+        self.security = security_for(address, tls)
+        self.retries = retries
+        self._client: Any = None
+
+    def client(self) -> Any:
+        if self._client is None:
+            try:
+                self._client = Client(self.address, security=self.security,
+                                      timeout=CONNECT_TIMEOUT, set_as_default=False)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise ClusterUnavailable(
+                    f"cluster {self.address}: cannot connect: {type(exc).__name__}: "
+                    f"{exc}") from exc
+        return self._client
+
+    def __call__(self, pairs: Sequence[tuple[Entry, FileJob]]) -> Iterator[FileRecords]:
+        """Each pair's records, as they complete. At most `window` files are out at once
+        (a few per worker thread): records wait for the committer in bounded numbers."""
+        if not pairs:
+            return
+        client = self.client()
+        run = pairs[0][1].run_id
+        threads = sum(client.nthreads().values()) or 1
+        window = max(WINDOW_MIN, WINDOW_PER_THREAD * threads)
+        todo = iter(enumerate(pairs))
+        jobs: dict[Any, FileJob] = {}
+        done = as_completed(loop=client.loop)
+
+        def submit_next() -> None:
+            for i, (entry, job) in todo:
+                fut = client.submit(ingest_on_worker, entry, job, key=f"ingest-{run}-{i}",
+                                    retries=self.retries, pure=False)
+                jobs[fut.key] = job
+                done.add(fut)
+                return
+
+        for _ in range(window):
+            submit_next()
+        for fut in done:
+            job = jobs.pop(fut.key)
+            try:
+                rec = fut.result()
+            except Exception as exc:  # KilledWorker, or the task raised after its retries
+                rec = failed_record(job.path, ClusterTaskFailed(
+                    f"{job.path}: not ingested on the cluster {self.address}: "
+                    f"{type(exc).__name__}: {exc}"))
+            fut.release()
+            submit_next()
+            yield rec
+
+    def close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None
+
+
+class ClusterTaskFailed(CustodyError):
+    """A file's task failed on the cluster after its retries."""
