@@ -3,13 +3,14 @@
 A clip is a derivative, never an original: packets stream-copied (no re-encode) from the
 original's checked copy in the package, from the keyframe at or before the start. The plan
 is made from the catalog's packet rows before anything is copied (so a bad spec fails with
-nothing made): on the reference stream (the first video stream, else the first stream)
-the last keyframe presented at or before the start, and from it, in decode order, every
-packet up to the last one presented before the end; on every other audio and video stream
-the packets presented in [that keyframe's time, end). Each stream's timestamps move back by
+nothing made): on the reference stream (the first video stream, else the first stream) the
+last keyframe presented at or before the start, and from it, in decode order, every packet
+up to the last one presented before the end; on every other audio and video stream the
+packets presented in [that keyframe's time, end). Each stream's timestamps move back by
 the keyframe's time, so the clip starts at zero. Times count from the file's earliest
-presentation time shown (packets marked discard, such as AAC priming, come before it). After the remux the clip is demuxed again and each packet's BLAKE3
-compared with the original's; a muxer that changed a packet's bytes stops the export.
+presentation time shown (packets marked discard, such as AAC priming, come before it).
+After the remux the clip is demuxed again and each packet's BLAKE3 compared with the
+original's; a muxer that changed a packet's bytes stops the export.
 
 The lineage (`integrity/clips/CNN.json`, a tag file) holds the source's BLAKE3 and path,
 the requested and actual times, and per stream the packet range and every packet's
@@ -217,6 +218,10 @@ def cut(plan: ClipPlan, root: Path, *, tool: str) -> dict[str, Any]:
                 f"{plan.spec.text}: the {dest.suffix} muxer did not copy packet {k} of stream "
                 f"{s} unchanged (source packet {first + k}); no byte-exact clip of this "
                 "format can be made")
+        drift = retimed(have, [[first + k, *d] for k, d in enumerate(want)], plan.shift[s])
+        if mine is not None and mine.time_base == plan.time_bases[s] and drift:
+            raise InputError(f"{plan.spec.text}: the {dest.suffix} muxer moved the times of "
+                             f"stream {s}: {drift}")
         streams.append({
             "clip_stream": clip_stream, "source_stream": s, "kind": plan.kinds[s],
             "time_base": str(plan.time_bases[s]), "first_packet": first, "last_packet": last,
@@ -238,6 +243,24 @@ def cut(plan: ClipPlan, root: Path, *, tool: str) -> dict[str, Any]:
         "tool": f"{tool}; {versions()}",
         "streams": streams,
     }
+
+
+def retimed(have: Sequence[Any], listed: Sequence[Any], shift: int) -> str | None:
+    """Where a clip stream's timestamps (`have`: pts, dts, ...) stop being the original's
+    (`listed`: source packet, pts, dts, ...) less `shift` and one constant a muxer may add
+    to them all (MPEG-TS keeps times non-negative so); None if they never do."""
+    extra: int | None = None
+    for k, (a, b) in enumerate(zip(have, listed, strict=False)):
+        for name, mine, src in (("pts", a[0], b[1]), ("dts", a[1], b[2])):
+            if mine is None or src is None:
+                continue
+            if extra is None:
+                extra = mine - (src - shift)
+            elif mine != src - shift + extra:
+                return (f"packet {k}: {name} {mine}, but the original's {src} less the shift "
+                        f"{shift} (and the muxer's {extra:+d} of packet 0) is "
+                        f"{src - shift + extra}: retimed")
+    return None
 
 
 def packet_list_matches(doc: dict[str, Any], packet_list: dict[tuple[int, int], str]) -> bool:

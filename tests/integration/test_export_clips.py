@@ -14,6 +14,7 @@ import io
 import json
 import shutil
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import bagit
@@ -207,3 +208,56 @@ def test_a_bad_clip_spec_is_exit_2_with_nothing_made(custody: Custody, tmp_path:
         assert message in c.err and f"--clip {spec}" in c.err, (spec, c.err)
         assert list(out_dir.iterdir()) == []
     assert c.json("export", "list", who="L-1")[0]["status"] == "approved"
+
+
+@pytest.mark.slow
+def test_an_mpegts_clip_is_checked_against_a_demux_of_its_original(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MPEG-TS: packets.csv hashes the file's bytes at pos (TS headers between PES
+    pieces), not the demuxer's packets, so verify demuxes the original instead."""
+    from tests import containergen
+
+    (tmp_path / "media").mkdir()
+    ts, _truth = containergen.ts_ffmpeg(tmp_path / "media")
+    monkeypatch.chdir(tmp_path)
+    c = Custody(tmp_path, str(tmp_path / "store"), {})
+    _setup(c, tmp_path, [Generated(ts)])
+    export_id = _request(c)
+    pkg = tmp_path / "pkg"
+    made = c.json("export", "make", export_id, "--out", str(pkg), "--clip", "ff.ts@1.1-2.5",
+                  who="L-1")
+    assert made["clips"] == ["data/clips/C01_ff_000001.100-000002.500.ts"]
+    doc = json.loads((pkg / "integrity/clips/C01.json").read_bytes())
+    v = doc["streams"][0]
+    # times from the first shown (audio at pts 130080 of 90 kHz): 1.1 s is 229080, after
+    # the keyframe at 222000 (packet 30; packet 0's 132000 is the one before it); 2.5 s is
+    # 355080: the last packet shown before it in decode order is 75 (B-frame at 354000)
+    assert (v["kind"], v["first_packet"], v["last_packet"], v["packet_count"]) == (
+        "video", 30, 75, 46)
+    assert doc["starts_at"]["seconds"] == str(Fraction(222000 - 130080, 90000))
+    mine = ffprobe_packets(pkg / made["clips"][0], "v:0")
+    theirs = ffprobe_packets(ts, "v:0")
+    assert [int(p["pts"]) for p in theirs[28:34]] == [213000, 219000, 222000, 231000, 225000,
+                                                      228000]
+    assert [p["data_hash"] for p in mine] == [p["data_hash"] for p in theirs[30:76]]
+    listed = {(int(r["stream"]), int(r["packet"])): r["blake3"] for r in csv.DictReader(
+        io.StringIO((pkg / "integrity/001/packets.csv").read_text("utf-8")))}
+    assert listed[(0, 30)] != v["packets"][0][4]  # file bytes at pos are not the packet
+    code, out = verify_package(pkg)
+    assert code == 0, out
+    # one byte of the original's packet 40 flipped: the clip is no longer its original's
+    pos = int(next(r["pos"] for r in csv.DictReader(io.StringIO(
+        (pkg / "integrity/001/packets.csv").read_text("utf-8")))
+        if r["stream"] == "0" and r["packet"] == "40"))
+    original = pkg / "data" / "ff.ts"
+    original.chmod(0o644)
+    with open(original, "r+b") as fh:
+        fh.seek(pos + 100)
+        b = fh.read(1)
+        fh.seek(pos + 100)
+        fh.write(bytes([b[0] ^ 0xFF]))
+    code, out = verify_package(pkg)
+    assert code == 1
+    assert (f"{made['clips'][0]}: clip C01 stream 0 packet 10: source packet 40 of stream 0 "
+            "of data/ff.ts is ") in out

@@ -52,7 +52,7 @@ def test_a_clip_names_its_file_by_name_path_or_blake3_prefix() -> None:
     assert match_item(parse_clip("cecececece@0-1"), ITEMS) == 3
     with pytest.raises(InputError, match="names 2 files of this export"):
         match_item(parse_clip("cdcdcdcd@0-1"), [*ITEMS, (4, "data/x", "x", "cd" * 32)])
-    with pytest.raises(InputError, match="c.mp4 is not a file of this export"):
+    with pytest.raises(InputError, match=r"c\.mp4 is not a file of this export"):
         match_item(parse_clip("c.mp4@0-1"), ITEMS)
 
 
