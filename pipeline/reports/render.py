@@ -21,7 +21,14 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from pipeline.reports.tables import by_officer, by_section, coverage, faults, trend_series
+from pipeline.reports.tables import (
+    by_officer,
+    by_section,
+    coverage,
+    faults,
+    rules,
+    trend_series,
+)
 from schemas.reports import COLUMNS, FAULT_KINDS, HEADINGS, Report
 
 FONT = "Noto Sans CJK SC"
@@ -59,7 +66,8 @@ def chart_spec(report: Report) -> dict[str, Any]:
                   "axis": {"labelAngle": -60}},
             "y": {"field": "findings", "type": "quantitative", "aggregate": "sum",
                   "title": " ".join(COLUMNS["findings"])},
-            "color": {"field": "rule", "type": "nominal", "title": " ".join(COLUMNS["rule"])},
+            "color": {"field": "rule", "type": "nominal", "title": " ".join(COLUMNS["rule"]),
+                      "scale": {"domain": list(rules(report)) or ["—"]}},  # AV-5 before AV-12
         },
         "config": {"font": FONT, "background": "white"},
     }
