@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-import sys
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from fractions import Fraction
@@ -55,7 +54,6 @@ HEAD = 64  # payload bytes kept of each PES's first TS packet (what follows its 
 CHUNK_PACKETS = 1 << 18  # TS packets per numpy pass (1 MiB of header words)
 _NO_OPTIONAL_HEADER = frozenset({0xBC, 0xBE, 0xBF, 0xF0, 0xF1, 0xF2, 0xF8, 0xFF})
 WRAP_BITS = 33
-_TOP = 3 if sys.byteorder == "little" else 0  # the most significant byte of a native uint32
 
 I64 = npt.NDArray[np.int64]
 
@@ -91,13 +89,14 @@ class _Doubt(Exception):
 class _Pid:
     """One PID's running state and its per-chunk columns."""
 
-    __slots__ = ("base", "cc", "cols", "rows")
+    __slots__ = ("base", "cc", "cols", "rows", "starts")
 
     def __init__(self) -> None:
         self.base = 0  # payload bytes of this PID before the current chunk
         self.cc = -1  # last continuity counter
         self.rows: list[I64] = []  # its TS packets' file indices (payload_of PIDs only)
         self.cols: list[tuple[np.ndarray, ...]] = []
+        self.starts: list[npt.NDArray[np.uint8]] = []  # (k, 188): each PES's first packet
 
 
 class TsFile:
@@ -149,77 +148,12 @@ class TsFile:
         state = {p: _Pid() for p in pids}
         for a in range(0, self.n, chunk_packets):
             b = min(self.n, a + chunk_packets)
-            words = self._words(a, b)
-            sync = words.view(np.uint8)[_TOP::4] != 0x47  # the first byte of each packet
-            if sync.any():
-                raise _Doubt(f"TS packet {a + int(np.flatnonzero(sync)[0])} has no sync byte")
-            pid_all = (words >> 8) & 0x1FFF
-            for pid in pids:
-                sel = np.flatnonzero(pid_all == pid)
-                if sel.size:
-                    sel += a
-                    self._packets(pid, words[sel - a], sel, state[pid], pid in payload_of)
+            _chunk(self.flat[a * TS : b * TS].reshape(b - a, TS), a, state, payload_of)
         return {pid: self._stream(pid, state[pid], pid in payload_of) for pid in pids}
 
     def _words(self, a: int, b: int) -> npt.NDArray[np.uint32]:
-        """The first four bytes of TS packets a..b as native integers (one strided read;
-        the view into the mapping ends here)."""
-        assert self._mm is not None
-        view = np.ndarray((b - a,), dtype=">u4", buffer=self._mm, offset=a * TS,
-                          strides=(TS,))
-        try:
-            return view.astype(np.uint32)
-        finally:
-            del view
-
-    def _packets(self, pid: int, w: npt.NDArray[np.uint32], rows: I64, st: _Pid,
-                 keep: bool) -> None:
-        """One chunk's TS packets of `pid`: their header words and file indices. Only the
-        packets with an adaptation field (a few per PES) and the PES starts are read
-        further; a PES's payload is counted as 184 bytes a packet less what adaptation
-        fields take."""
-        b1 = (w >> 16).astype(np.uint8)  # TEI, payload_unit_start, PID high bits
-        b3 = w.astype(np.uint8)  # scrambling, adaptation field control, continuity
-        # Comparisons, not masks: boolean arrays are what numpy counts and finds fastest.
-        if (b1 >= 0x80).any():
-            raise _Doubt(f"PID {pid}: transport error indicator set")
-        if (b3 >= 0x40).any():
-            raise _Doubt(f"PID {pid}: scrambled TS packets")
-        if (b3 < 0x10).any():  # scrambling bits clear: adaptation_field_control 0
-            raise _Doubt(f"PID {pid}: TS packet with reserved adaptation_field_control")
-        cc = b3 & 0xF
-        hp = (b3 >> 4) & 1
-        # FFmpeg's continuity check: +1 on a packet with payload, unchanged without.
-        step = ((cc[1:] - cc[:-1] - hp[1:]) & 0xF) != 0
-        if (st.cc >= 0 and (int(cc[0]) - st.cc - int(hp[0])) & 0xF) or step.any():
-            k = 0 if not step.any() else 1 + int(np.flatnonzero(step)[0])
-            if st.cc >= 0 and (int(cc[0]) - st.cc - int(hp[0])) & 0xF:
-                k = 0
-            raise _Doubt(f"PID {pid}: continuity counter break at TS packet {int(rows[k])}")
-        st.cc = int(cc[-1])
-        afi = np.flatnonzero(b3 >= 0x20)  # an adaptation field (b3 < 0x40 here)
-        af_len = self.flat[rows[afi] * TS + 4].astype(np.int64)
-        af_flags = np.where(af_len > 0, self.flat[rows[afi] * TS + 5], 0)
-        af_hp = hp[afi].astype(bool)
-        if (af_len[af_hp] > 182).any() or (af_len > 183).any():
-            raise _Doubt(f"PID {pid}: adaptation field longer than its TS packet")
-        if (af_flags & 0x80).any():
-            raise _Doubt(f"PID {pid}: discontinuity indicator set")
-        # Payload an adaptation field takes from its packet's 184 bytes (all without payload).
-        loss = np.where(af_hp, 1 + af_len, TS - 4)
-        cum_loss = np.concatenate(([0], np.cumsum(loss)))
-        si = np.flatnonzero(b1 >= 0x40)  # payload_unit_start (no TEI here)
-        si = si[(b3[si] & 0x10) != 0]  # with a payload
-        if si.size:
-            at = np.searchsorted(afi, si)  # adaptation fields before each start
-            before = st.base + (TS - 4) * si - cum_loss[at]
-            at_af = np.append(afi, -1)[at] == si  # the start has one itself
-            off = 4 + np.where(at_af, 1 + np.append(af_len, 0)[at], 0)
-            rai = at_af & ((np.append(af_flags, 0)[at] & 0x40) != 0)
-            st.cols.append((rows[si], off, before, rai))
-        st.base += (TS - 4) * w.size - int(cum_loss[-1])
-        if keep:
-            st.rows.append(rows)
+        """The first four bytes of TS packets a..b as native integers."""
+        return _words(self.flat[a * TS : b * TS].reshape(b - a, TS))
 
     def _stream(self, pid: int, st: _Pid, keep: bool) -> PesStream:
         if not st.cols:
@@ -228,7 +162,7 @@ class TsFile:
         splen = TS - soff
         if (splen < 9).any():
             raise _Doubt(f"PID {pid}: a PES header continues in the next TS packet")
-        win = self._windows(srow)
+        win = _windows(st.starts)
         hdr = win(soff)[:, :19]
         if not ((hdr[:, 0] == 0) & (hdr[:, 1] == 0) & (hdr[:, 2] == 1)).all():
             raise _Doubt(f"PID {pid}: a payload_unit_start without a PES start code")
@@ -269,20 +203,6 @@ class TsFile:
             payload = self._payload(rows[np.searchsorted(rows, srow[0]):], srow, soff + hlen)
         return PesStream(pid, srow * TS, sizes, pts, dts, rai, head, head_len, want, hlen,
                          int(sids[0]), payload)
-
-    def _windows(self, rows: I64) -> Callable[[I64], npt.NDArray[np.uint8]]:
-        """TS packets `rows` copied once (188 bytes each, zero-padded); the function gives
-        bytes off[i] : off[i] + HEAD of each, zero past the packet's end."""
-        pad = np.zeros((rows.size, TS + HEAD), dtype=np.uint8)
-        pad[:, :TS] = self.flat.reshape(self.n, TS)[rows]
-        win = np.lib.stride_tricks.sliding_window_view(pad.reshape(-1), HEAD)
-        base = np.arange(rows.size) * (TS + HEAD)
-
-        def at(off: I64) -> npt.NDArray[np.uint8]:
-            got: npt.NDArray[np.uint8] = win[base + off]
-            return got
-
-        return at
 
     def _offsets(self, rows: I64) -> I64:
         """Where each TS packet's payload starts (TS for a packet without payload)."""
@@ -353,6 +273,89 @@ class TsFile:
             m = a + 2 * (m - a)
 
 
+def _words(packets: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
+    """The first four bytes of each of (n, 188) TS packets as native integers (one strided
+    read)."""
+    return packets[:, :4].view(">u4")[:, 0].astype(np.uint32)
+
+
+def _chunk(packets: npt.NDArray[np.uint8], a: int, state: dict[int, _Pid],
+           payload_of: frozenset[int]) -> None:
+    """TS packets a.. (`packets`, (n, 188)) for the PIDs in `state`: their header words
+    read once, then per PID its packets' words (`_packets`)."""
+    words = _words(packets)
+    sync = (words & 0xFF000000) != 0x47000000
+    if sync.any():
+        raise _Doubt(f"TS packet {a + int(np.flatnonzero(sync)[0])} has no sync byte")
+    # A payload_unit_start or an adaptation field: the few packets read further.
+    event = (words & 0x00400020) != 0
+    for pid, st in state.items():
+        mine = (words & 0x001FFF00) == (pid << 8)
+        w = words[mine]
+        if w.size:
+            _packets(pid, w, a, mine, event, packets, st, pid in payload_of)
+
+
+def _packets(pid: int, w: npt.NDArray[np.uint32], a: int, mine: npt.NDArray[np.bool_],
+             event: npt.NDArray[np.bool_], packets: npt.NDArray[np.uint8], st: _Pid,
+             keep: bool) -> None:
+    """One chunk's TS packets of `pid`: `w` their header words, `mine` where they are
+    among the chunk's packets (from TS packet `a` on), `event` which of those start a
+    payload unit or have an adaptation field, `packets` the chunk's. Only those (a few
+    per PES) are read further, from the chunk: adaptation field length and flags, and
+    each PES's starting packet, copied; a PES's payload is counted as 184 bytes a
+    packet less what adaptation fields take."""
+    # Sync is 0x47 here: the word is 0x47______, so comparisons read the high bits.
+    if (w >= 0x47800000).any():
+        raise _Doubt(f"PID {pid}: transport error indicator set")
+    b3 = w.astype(np.uint8)  # scrambling, adaptation field control, continuity
+    # Comparisons, not masks: boolean arrays are what numpy counts and finds fastest.
+    if (b3 >= 0x40).any():
+        raise _Doubt(f"PID {pid}: scrambled TS packets")
+    if (b3 < 0x10).any():  # scrambling bits clear: adaptation_field_control 0
+        raise _Doubt(f"PID {pid}: TS packet with reserved adaptation_field_control")
+    cc = b3 & 0xF
+    hp = (b3 >> 4) & 1
+    # FFmpeg's continuity check: +1 on a packet with payload, unchanged without.
+    step = ((cc[1:] - cc[:-1] - hp[1:]) & 0xF) != 0
+    first = st.cc >= 0 and (int(cc[0]) - st.cc - int(hp[0])) & 0xF
+    if first or step.any():
+        k = 0 if first else 1 + int(np.flatnonzero(step)[0])
+        row = a + int(np.flatnonzero(mine)[k])
+        raise _Doubt(f"PID {pid}: continuity counter break at TS packet {row}")
+    st.cc = int(cc[-1])
+    ev = np.flatnonzero((w & 0x00400020) != 0)  # indices among this PID's packets
+    ev_rows = np.flatnonzero(mine & event)  # the same packets' indices in the chunk
+    ev_b3 = b3[ev]
+    with_af = ev_b3 >= 0x20  # an adaptation field (b3 < 0x40 here)
+    afi = ev[with_af]
+    af_rows = ev_rows[with_af]
+    af_len = packets[af_rows, 4].astype(np.int64)
+    af_flags = np.where(af_len > 0, packets[af_rows, 5], 0)
+    af_hp = hp[afi].astype(bool)
+    if (af_len[af_hp] > 182).any() or (af_len > 183).any():
+        raise _Doubt(f"PID {pid}: adaptation field longer than its TS packet")
+    if (af_flags & 0x80).any():
+        raise _Doubt(f"PID {pid}: discontinuity indicator set")
+    # Payload an adaptation field takes from its packet's 184 bytes (all without payload).
+    loss = np.where(af_hp, 1 + af_len, TS - 4)
+    cum_loss = np.concatenate(([0], np.cumsum(loss)))
+    starts = ((w[ev] & 0x00400000) != 0) & ((ev_b3 & 0x10) != 0)  # with a payload
+    si = ev[starts]
+    if si.size:
+        srows = ev_rows[starts]
+        st.starts.append(packets[srows])
+        at = np.searchsorted(afi, si)  # adaptation fields before each start
+        before = st.base + (TS - 4) * si - cum_loss[at]
+        at_af = np.append(afi, -1)[at] == si  # the start has one itself
+        off = 4 + np.where(at_af, 1 + np.append(af_len, 0)[at], 0)
+        rai = at_af & ((np.append(af_flags, 0)[at] & 0x40) != 0)
+        st.cols.append((a + srows, off, before, rai))
+    st.base += (TS - 4) * w.size - int(cum_loss[-1])
+    if keep:
+        st.rows.append(a + np.flatnonzero(mine))
+
+
 def scan(
     path: str | os.PathLike[str], pids: Collection[int], *, payload_of: Collection[int] = (),
     chunk_packets: int = CHUNK_PACKETS,
@@ -360,6 +363,22 @@ def scan(
     """The PES packets of `pids` in the TS file at `path` (`TsFile.scan`)."""
     with TsFile(path) as ts:
         return ts.scan(pids, payload_of=payload_of, chunk_packets=chunk_packets)
+
+
+def _windows(parts: list[npt.NDArray[np.uint8]]) -> Callable[[I64], npt.NDArray[np.uint8]]:
+    """Of TS packets ((n, 188) arrays, joined): the function that gives bytes
+    off[i] : off[i] + HEAD of each, zero past the packet's end."""
+    n = sum(p.shape[0] for p in parts)
+    pad = np.zeros((n, TS + HEAD), dtype=np.uint8)
+    np.concatenate(parts, out=pad[:, :TS])
+    win = np.lib.stride_tricks.sliding_window_view(pad.reshape(-1), HEAD)
+    base = np.arange(n) * (TS + HEAD)
+
+    def at(off: I64) -> npt.NDArray[np.uint8]:
+        got: npt.NDArray[np.uint8] = win[base + off]
+        return got
+
+    return at
 
 
 def _timestamp(b: np.ndarray) -> I64:
@@ -453,7 +472,7 @@ def adts_frames(payload: bytes, pes_sizes: I64) -> tuple[I64, I64] | None:
 def one_adts_frame_each(s: PesStream) -> bool:
     """Whether every PES is exactly one ADTS frame of one raw data block (read from the
     heads alone, so the payload need not be read)."""
-    h = s.head.astype(np.int64)
+    h = s.head[:, :7].astype(np.int64)
     if (s.head_len < 7).any():
         return False
     flen = ((h[:, 3] & 3) << 11) | (h[:, 4] << 3) | (h[:, 5] >> 5)
@@ -465,6 +484,7 @@ def one_adts_frame_each(s: PesStream) -> bool:
 # an IDR's SPS and PPS push its slice further (those go to `h264_key` with their prefix,
 # which the probe reads for keyframes anyway).
 KEY_WIDTH = 48
+_PLAIN_NAL = np.isin(np.arange(32), [7, 8, 9, 10, 11, 12, 13, 15])
 
 
 def h264_keys(head: np.ndarray, head_len: I64) -> npt.NDArray[np.int8]:
@@ -480,7 +500,7 @@ def h264_keys(head: np.ndarray, head_len: I64) -> npt.NDArray[np.int8]:
     hl = np.minimum(head_len, width)
     sc = (h[:, :-3] == 0) & (h[:, 1:-2] == 0) & (h[:, 2:-1] == 1)
     sc &= np.arange(width - 3) + 4 <= hl[:, None]  # the NAL header byte is in the head
-    r, c = np.nonzero(sc)
+    r, c = np.divmod(np.flatnonzero(sc), width - 3)  # (2-D nonzero is several times slower)
     hv = h.reshape(-1)
 
     def at(col: I64) -> I64:
@@ -498,17 +518,14 @@ def h264_keys(head: np.ndarray, head_len: I64) -> npt.NDArray[np.int8]:
     before = c < first_c[r]
     # Units before the first slice: AUD, SPS, PPS, end of sequence/stream, filler, SPS
     # extension, subset SPS are plain; data partitions and unknown ones: undecided.
-    plain = np.isin(t, [7, 8, 9, 10, 11, 12, 13, 15])
+    plain = _PLAIN_NAL[t]
     last = np.concatenate((r[1:] != r[:-1], [True]))
     nxt = np.where(last, width, np.concatenate((c[1:], [width])))
     # An SEI of one message: type and size under 255, the rbsp stop bit right after its
     # payload, the next start code right after that, no emulation-prevention byte.
     ptype, psize = at(c + 4), at(c + 5)
     stop = c + 6 + psize
-    e3 = np.zeros((n, width + 1), dtype=np.int16)
-    e3[:, 3:] = np.cumsum((h[:, :-2] == 0) & (h[:, 1:-1] == 0) & (h[:, 2:] == 3), axis=1)
-    e3v = e3.reshape(-1)
-    clean = e3v[r * (width + 1) + np.minimum(nxt, width)] == e3v[r * (width + 1) + c + 3]
+    clean = _no_escape(h, r, c + 3, np.minimum(nxt, width))
     single = ((t == 6) & (ptype != 0xFF) & (psize != 0xFF) & (stop < nxt) & clean
               & (at(stop) == 0x80)
               & ((stop + 1 == nxt) | ((stop + 2 == nxt) & (at(stop + 1) == 0))))
@@ -519,6 +536,26 @@ def h264_keys(head: np.ndarray, head_len: I64) -> npt.NDArray[np.int8]:
     decided = (first_t >= 0) & ~undecided
     out[decided] = ((first_t[decided] == 5) | has_recovery[decided]).astype(np.int8)
     return out
+
+
+def _no_escape(h: npt.NDArray[np.uint8], r: I64, a: I64, b: I64) -> npt.NDArray[np.bool_]:
+    """Per (r, a, b): whether no emulation-prevention sequence 00 00 03 of row `r` of `h`
+    ends at a byte in a..b-1. Counted only in the rows that have one at all (few do)."""
+    width = h.shape[1]
+    epb = (h[:, :-2] == 0) & (h[:, 1:-1] == 0) & (h[:, 2:] == 3)
+    clean = np.ones(r.size, dtype=bool)
+    hits = np.flatnonzero(epb)
+    if hits.size:
+        dirty = np.unique(hits // (width - 2))
+        e3 = np.zeros((dirty.size, width + 1), dtype=np.int16)
+        e3[:, 3:] = np.cumsum(epb[dirty], axis=1)  # e3[., x]: sequences ending before x
+        slot = np.full(h.shape[0], -1, dtype=np.int64)
+        slot[dirty] = np.arange(dirty.size)
+        d = slot[r] >= 0
+        base = slot[r[d]] * (width + 1)
+        e3v = e3.reshape(-1)
+        clean[d] = e3v[base + b[d]] == e3v[base + a[d]]
+    return clean
 
 
 def h264_key(data: bytes) -> int:
