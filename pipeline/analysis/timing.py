@@ -108,9 +108,7 @@ class _Spacing:
     jitter: int  # ticks the stored times are rounded to (the model's tick_jitter)
 
 
-def _spacing(
-    deltas: I64, tb: Fraction, tol: Tolerances, jitter: int = 1
-) -> _Spacing | None:
+def _spacing(deltas: I64, tb: Fraction, tol: Tolerances, jitter: int) -> _Spacing | None:
     if deltas.size < tol.min_spacings:
         return None
     positive = deltas[deltas > 0]

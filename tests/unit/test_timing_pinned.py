@@ -120,6 +120,57 @@ def test_gaps_past_the_cap_are_counted_in_one_more_finding() -> None:
         "Video stream 0 has 4 more findings of this kind, not listed one by one.", 0, None)
 
 
+def test_repeated_times_count_against_a_regular_clock() -> None:
+    """Spacings of 0 (a time repeated) are near no multiple of the mode: 60 frames with 7
+    more at frame 9's time leave 58 of 66 spacings near it, under nine in ten, so a
+    half-second hole (15 frames, over the 0.2 s floor) is judged by the variable-rate rule
+    (1 s) and is no gap; with 5 (58 of 64) the clock is regular and the hole is a gap."""
+    def with_repeats(n: int) -> StreamTimeline:
+        p = regular(60)
+        p[40:] += 15 * FRAME - FRAME  # 45000 ticks after frame 39
+        return stream(np.insert(p, 10, [p[9]] * n))
+
+    assert _gaps(with_repeats(7)) == []
+    assert [(f.code, f.pts) for f in _gaps(with_repeats(5))] == [("GAP_IN_STREAM", 39 * FRAME)]
+
+
+def test_a_stream_timed_in_frames_has_a_mode_of_one_tick() -> None:
+    """Time base 1/30 at 30 fps: every frame 1 tick after the last. The mode is 1 tick,
+    so a 1 s hole (30 ticks) is over the 0.2 s floor (6 ticks): a gap after frame 19."""
+    p = np.arange(60, dtype=np.int64)
+    p[20:] += 29
+    (f,) = _gaps(stream(p, tb=Fraction(1, 30), duration=1))
+    assert (f.code, f.pts, f.at_seconds) == ("GAP_IN_STREAM", 19, 19 / 30)
+    assert f.detail.endswith("its packets are normally 0.033 s (1 ticks) apart.")
+
+
+def test_the_rounding_is_whole_ticks_times_the_frames_spanned() -> None:
+    """AAC, 1024 ticks: the rounding is 1024 // 50 = 20 ticks a packet. Two packets
+    missing and 60 more is 3 x 20 off: regular; 61 is a splice (20.48 a packet would
+    allow it)."""
+    for extra, found in ((60, []), (61, [("SPLICE_IRREGULAR_DURATION", 19 * AAC)])):
+        a = regular(40, AAC)
+        a[20:] += 2 * AAC + extra
+        assert [(f.code, f.pts) for f in _gaps(audio(a))] == found, extra
+
+
+def test_the_models_tick_rounding_is_allowed_on_top_of_the_video_jitter() -> None:
+    """A family whose times are rounded to 2 ticks: 300 + 2 off is jitter there; in the
+    sample-table model (1 tick) it is a splice."""
+    from dataclasses import replace
+
+    from pipeline.analysis.models import model_for
+
+    coarse = replace(model_for(None), tick_jitter=2)
+    for shift, model, found in ((302, coarse, 0), (303, coarse, 1), (302, None, 1)):
+        p = regular(40)
+        p[20:] -= shift
+        t = stream(p)
+        got = tm.find_gaps_and_splices(t, Clock([t]), TOL, model)
+        assert [(f.code, f.pts) for f in got] == [
+            ("SPLICE_IRREGULAR_DURATION", 19 * FRAME)] * found, (shift, model)
+
+
 # --- splices -------------------------------------------------------------------------------
 
 
@@ -150,6 +201,16 @@ def test_video_is_allowed_a_tenth_of_a_frame_and_the_tick_times_are_rounded_to()
         p = regular(40)
         p[20:] -= shift
         assert len(_gaps(stream(p))) == found, shift
+
+
+def test_video_with_no_jitter_allowed_keeps_its_rounding() -> None:
+    """splice_video_jitter 0: a video spacing is odd past its rounding, 3000 // 50 = 60
+    ticks, as audio's is (the tick of the times alone would allow only 1)."""
+    tol = Tolerances(splice_video_jitter=Fraction(0))
+    for shift, found in ((60, 0), (61, 1)):
+        p = regular(40)
+        p[20:] -= shift
+        assert [f.pts for f in _gaps(stream(p), tol)] == [19 * FRAME] * found, shift
 
 
 def test_adjacent_odd_spacings_are_one_splice_listing_both() -> None:
@@ -307,6 +368,33 @@ def test_discarded_keyframes_do_not_count() -> None:
     assert tm.find_keyframe_breaks(t, Clock([t]), TOL) == []
 
 
+def _cadence(intervals: list[int], tb: Fraction = Fraction(1, 90000)) -> StreamTimeline:
+    """Keyframes only, the given ticks apart."""
+    pts = np.concatenate([[0], np.cumsum(intervals)]).astype(np.int64)
+    return stream(pts, tb=tb, keyframe=np.ones(pts.size, dtype=np.bool_))
+
+
+def test_an_interval_exactly_the_slack_off_counts_for_the_cadence() -> None:
+    """45000-tick GOPs, slack 4500: 5 of 8 intervals the mode and one 49500 (the slack off)
+    make 6 of 8, three quarters exactly: judged, so the 30000 one is a break."""
+    t = _cadence([45000] * 5 + [49500, 30000, 60000])
+    assert [(f.code, f.pts) for f in tm.find_keyframe_breaks(t, Clock([t]), TOL)] == [
+        ("KEYFRAME_INTERVAL_BREAK", 5 * 45000 + 49500)]
+    t = _cadence([45000] * 5 + [49501, 30000, 60000])  # 5 of 8: not a fixed cadence
+    assert tm.find_keyframe_breaks(t, Clock([t]), TOL) == []
+
+
+def test_the_keyframe_slack_is_at_least_one_tick() -> None:
+    """A keyframe every 15 ticks (time base 1/30, a tick a frame): 15 // 10 = 1 tick of
+    slack. A GOP of 14 is within it; 13 is a break."""
+    tb = Fraction(1, 30)
+    t = _cadence([15] * 6 + [14] + [15] * 2, tb)
+    assert tm.find_keyframe_breaks(t, Clock([t]), TOL) == []
+    t = _cadence([15] * 6 + [13] + [15] * 2, tb)
+    assert [(f.pts, f.at_seconds) for f in tm.find_keyframe_breaks(t, Clock([t]), TOL)] == [
+        (90, 3.0)]
+
+
 # --- audio against video -----------------------------------------------------------------
 
 
@@ -454,6 +542,22 @@ def test_in_ogg_the_times_of_page_ends_are_judged_and_the_rest_not() -> None:
         "In video stream 0 packets 0 and 1", "In video stream 0 packets 1 and 3"]
 
 
+def test_in_ogg_a_page_end_without_a_decode_time_is_left_out() -> None:
+    """Packet 3 ends its page but has no dts: left out, as anywhere else; the repeat of
+    packets 5 and 7 (both page ends) is the one finding."""
+    from pipeline.analysis.models import model_for
+    from schemas.media import NOPTS
+
+    dts = regular(10)
+    dts[3] = NOPTS
+    dts[7] = dts[5]
+    pages = [0, 0, 1000, 1000, 2000, 2000, 3000, 3000, 4000, 4000]
+    assert [_f(f)[:4] for f in _order(_pages(dts, pages), model_for("ogg"))] == [(
+        "TS_REPEATED",
+        "In video stream 0 packets 5 and 7 share the decode time 0.167 s (dts 15000).",
+        0, 15000)]
+
+
 def test_analyse_goes_on_past_a_data_stream_to_the_media_after_it() -> None:
     data = stream(np.array([0, 900000, 3]), kind="data")
     v = stream(np.concatenate([regular(11), 10 * FRAME + 90000 + regular(20)]), index=1)
@@ -528,3 +632,75 @@ def test_a_stream_of_one_packet_is_still_judged() -> None:
     """Its decode time 5 frames after its presentation is DTS_AFTER_PTS (4 are allowed)."""
     t = stream(np.array([0]), dts=np.array([5 * FRAME]))
     assert [(f.code, f.pts) for f in tm.analyse(result(t))] == [("DTS_AFTER_PTS", 0)]
+
+
+# --- analyse: the family's model, and the file's clock for every check --------------------
+
+
+def _wrapped(n: int, before: int) -> np.ndarray:
+    """n frames whose 33-bit PES times wrap to 0 after `before` frames (FFmpeg left them
+    wrapped), and a 1 s hole after frame 60."""
+    p = (1 << 33) - before * FRAME + regular(n)
+    p[61:] += 90000
+    return p % (1 << 33)
+
+
+def test_analyse_undoes_a_33_bit_wrap_in_mpeg_ts() -> None:
+    """Read as MPEG-TS the times run on past 2**33: one gap, after frame 60, at its
+    unwrapped pts, 2 s into the file."""
+    t = stream(_wrapped(90, 45))
+    (f,) = tm.analyse(result(t, container="mpegts"))
+    assert (f.code, f.pts, f.at_seconds) == ("GAP_IN_STREAM", (1 << 33) + 15 * FRAME, 2.0)
+
+
+def test_analyse_judges_mpeg_ts_gaps_with_decode_times_standing_in() -> None:
+    """PES headers without pts for frames 30-59 are no gap in MPEG-TS (their dts stand in);
+    the 1 s hole after frame 70 is the one gap."""
+    from schemas.media import NOPTS
+
+    p = regular(100)
+    p[71:] += 90000
+    dts = p.copy()
+    p[30:60] = NOPTS
+    found = tm.analyse(result(stream(p, dts=dts), container="mpegts"))
+    assert [(f.code, f.pts) for f in found] == [("GAP_IN_STREAM", 70 * FRAME)]
+
+
+def _video_after_audio(**kw: object) -> tuple[StreamTimeline, StreamTimeline]:
+    """Video from 0.1 s (pts 9000), audio from 0: the file's clock starts with the audio."""
+    v = stream(regular(90, start=9000), **kw)
+    a = audio(regular(145, AAC))
+    return v, a
+
+
+def test_analyse_tells_a_parameter_change_on_the_files_clock() -> None:
+    v, a = _video_after_audio(param_sets=((0, b"sps-a"), (30, b"sps-b")))
+    assert [_f(f) for f in tm.analyse(result(v, a))] == [(
+        "CODEC_PARAMS_CHANGED",
+        "In video stream 0 the coding parameter sets change at packet 30 at 1.100 s "
+        "(pts 99000).", 0, 99000, 1.1)]
+
+
+def test_analyse_tells_an_edit_list_on_the_files_clock() -> None:
+    from schemas.media import EditListEntry
+
+    v, a = _video_after_audio()
+    edits = (EditListEntry(0, 1000, -1, 1000, 90000), EditListEntry(0, 3000, 0, 1000, 90000))
+    found = tm.analyse(result(v, a, edit_lists=edits))
+    assert [(f.code, f.stream_index, f.pts, f.at_seconds) for f in found] == [
+        ("EDIT_LIST", 0, 9000, 0.1)]
+    assert found[0].detail.startswith("The edit list of video stream 0 delays it by 1.000 s")
+
+
+def test_analyse_compares_the_declared_duration_with_its_tolerances() -> None:
+    """Packets cover 3.1 s: 3.6 declared is within half a second, 3.7 is not, and a
+    tolerance of 0.7 s allows it."""
+    v, a = _video_after_audio()
+    assert tm.analyse(result(v, a, duration=Fraction(36, 10))) == []
+    (f,) = tm.analyse(result(v, a, duration=Fraction(37, 10)))
+    assert (f.code, f.detail) == (
+        "DURATION_MISMATCH",
+        "The container declares 3.700 s but its packets cover 3.100 s (from 0.000 s to "
+        "3.100 s).")
+    assert tm.analyse(result(v, a, duration=Fraction(37, 10)),
+                      Tolerances(duration_tol=Fraction(7, 10))) == []
