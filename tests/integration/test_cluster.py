@@ -9,6 +9,7 @@ import ipaddress
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ distributed = pytest.importorskip("distributed")
 from pipeline.catalog.core import Catalog  # noqa: E402
 from pipeline.cli.main import main  # noqa: E402
 from pipeline.demo import synth  # noqa: E402
+from tests.conftest import require_tool  # noqa: E402
 from tests.contract._support import fresh_bucket, s3_config  # noqa: E402
 from tests.mediagen import START  # noqa: E402
 
@@ -209,3 +211,56 @@ def test_nightly_runs_through_a_cluster_started_with_tls(tmp_path: Path) -> None
         assert err.getvalue() == (
             f"custody nightly: error: --cluster {address}: a tls:// scheduler needs "
             "tls_cert, tls_key (--tls-ca/--tls-cert/--tls-key or [custody.nightly])\n")
+
+
+# --- a 2 GB file on a worker limited to 512 MiB -------------------------------------------
+def _peak_rss_bytes() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+@pytest.mark.slow
+def test_a_2_gb_file_is_ingested_by_a_worker_limited_to_512_mib(
+    tmp_path: Path, s3_server: Any, s3_uri: str, cluster: Any
+) -> None:
+    ffmpeg = require_tool("ffmpeg")
+    dock = tmp_path / "dock"
+    dock.mkdir()
+    big = dock / "REC-2GB.mov"
+    # 520 frames of 1080p 4:2:2 uncompressed video (QuickTime '2vuy'): 2,156,546,858 bytes
+    # of valid media in seconds, where an encoder would take minutes.
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=1920x1080:rate=25", "-frames:v", "520", "-c:v", "rawvideo",
+                    "-pix_fmt", "uyvy422", str(big)], check=True)
+    size = big.stat().st_size
+    assert size > 2_000_000_000
+    digest = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    with open(big, "rb") as fh:
+        while block := fh.read(8 << 20):
+            digest.update(block)
+    cfg = _config(tmp_path, dock, s3_uri)
+    try:
+        with distributed.Client(cluster.scheduler_address, set_as_default=False) as watcher:
+            limits = {w: info["memory_limit"] for w, info in
+                      watcher.scheduler_info()["workers"].items()}
+            pids = watcher.run(os.getpid)
+            out, err = io.StringIO(), io.StringIO()
+            code = main(["nightly", "--config", str(cfg), "--cluster",
+                         cluster.scheduler_address, "--json"], env=s3_server.env(), out=out,
+                        err=err)
+            peaks = watcher.run(_peak_rss_bytes)
+            assert watcher.run(os.getpid) == pids  # no worker was restarted
+        run = json.loads(out.getvalue())["run"]
+        assert code == 1, err.getvalue()  # RECORDING_TIME_UNKNOWN: no recording time in it
+        assert (run["archived"], run["failed"], run["bytes_read"], run["verified"],
+                run["moved"]) == (1, 0, size, 1, 1)
+        assert set(limits.values()) == {512 * 1024 * 1024}
+        assert max(peaks.values()) < 512 * 1024 * 1024
+        (row,) = Catalog(tmp_path / "catalog").query(
+            "SELECT blake3, size_bytes, chunk_count FROM recordings").to_pylist()
+        assert (row["blake3"], row["size_bytes"], row["chunk_count"]) == (
+            digest.hexdigest(), size, -(-size // (1 << 20)))
+    finally:
+        for p in (big, tmp_path / "done" / big.name):
+            p.unlink(missing_ok=True)
