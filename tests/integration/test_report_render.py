@@ -21,12 +21,12 @@ from pipeline.people.permissions import open_authority
 from pipeline.reports import build_report, render_html, render_pdf
 from pipeline.storage.local import LocalStore
 from schemas.reports import HEADINGS, Report
+from tests.chromium import CHROMIUM, run_chromium
 from tests.ingesting import run_ingest
 from tests.mediagen import Generated
 
 pytestmark = pytest.mark.slow  # an ingest, Chromium and WeasyPrint
 
-CHROMIUM = "/usr/bin/chromium"
 CST = dt.timezone(dt.timedelta(hours=8))
 P = "遂大综执罚〔2026〕7号"
 EVIL = "<script>alert('x')</script>某某餐馆"
@@ -100,16 +100,7 @@ def test_the_chart_is_inline_svg_with_each_rule(html: str, report: Report) -> No
 
 # --- Chromium draws the HTML --------------------------------------------------------------
 def _chromium(tmp: Path, url: str, *extra: str) -> str:
-    proc = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp / 'profile'}", "--hide-scrollbars",
-         "--force-device-scale-factor=1", f"--window-size={WINDOW[0]},{WINDOW[1]}", *extra,
-         url],
-        capture_output=True, timeout=120, check=False,
-    )
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
-    return proc.stdout.decode("utf-8")
+    return run_chromium(tmp, url, *extra, window=WINDOW)
 
 
 def _ink(png: Path, box: tuple[int, int, int, int] | None = None) -> int:
