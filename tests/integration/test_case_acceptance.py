@@ -10,7 +10,9 @@ ingest, with
 - an obstruction event (AV-13).
 
 The findings are EXACTLY the expected ones (code, rule, subject), read from the pure checks
-(`case show --json`) and from the views (`custody query`), and every linked recording ends
+(`case show --json`), from the views (`custody query`) and in the compliance report
+(`custody report --json`: per code, its rule, count and subjects), and every linked
+recording ends
 `permanent` on the S3 store, by a raw head-object: COMPLIANCE retention to the catalog's
 date (rounded up to its second), and the legal hold ON.
 """
@@ -145,6 +147,7 @@ def test_a_penalty_case_end_to_end_on_s3(
       "--certificate", "ZJ-0001", "--role", "administrator", who="A-1")
     _officer(c, "Z-1", "officer", "ZJ-0011")
     _officer(c, "Z-2", "officer", "ZJ-0012")
+    _officer(c, "C-1", "section_chief", "ZJ-0031")  # reports; acknowledges nothing here
     c("case", "open", CASE, "--type", "行政处罚", "--entity", "大柘镇某某餐馆",
       "--section", "综合行政执法队", "--officer", "Z-1", "--officer", "Z-2", who="Z-1")
 
@@ -207,6 +210,20 @@ def test_a_penalty_case_end_to_end_on_s3(
     assert late == [{"officer_id": o, "file_name": "BC0009_0001.mp4"} for o in ("Z-1", "Z-2")]
     coverage = {r["step"]: r["covered_by"] for r in shown["coverage"]}
     assert coverage == {"调查取证": "recording", "听证": "recording", "文书送达": None}
+
+    # --- the compliance report lists exactly these --------------------------------------------
+    days = f"{(NOW - dt.timedelta(days=3)).date()}..{(NOW + dt.timedelta(days=1)).date()}"
+    report = c.json("report", "--period", days, "--case", CASE, who="C-1", ok=(1,))
+    counted = sorted((r["code"], r["rule"], r["findings"], r["subjects"])
+                     for r in report["by_rule"])
+    per_code: dict[tuple[str, str], set[str]] = {}
+    for code, rule, _, subject in expected:
+        per_code.setdefault((code, rule), set()).add(subject)
+    assert counted == sorted((code, rule, sum(e[:2] == (code, rule) for e in expected),
+                              len(subjects)) for (code, rule), subjects in per_code.items())
+    assert report["total_findings"] == len(expected) == 8
+    assert report["unread_checks"] == []
+    assert {r["step"]: r["covered_by"] for r in report["coverage"]} == coverage
 
     # --- every linked recording permanent on the S3 store ------------------------------------
     linked = c.query("SELECT r.file_name, r.tier, r.legal_hold, r.retain_until_utc "
