@@ -44,6 +44,9 @@ DEVICE_VIEW = "device.view"
 DEVICE_MANAGE = "device.manage"
 AUDIT_VIEW = "audit.view"
 AUDIT_VERIFY = "audit.verify"
+# Merge the catalog's small committed parts into large ones (no row changes; the night
+# job's maintenance): what writes catalog parts routinely, and the system administrator.
+CATALOG_COMPACT = "catalog.compact"
 # Not in the permission table: who an OS account may act as is decided by the identities
 # file (pipeline.people.identity); a refused claim and every service delegation is audited
 # under this action.
@@ -54,14 +57,14 @@ ACTIONS: tuple[str, ...] = (
     EXEMPTION_ACK,
     RETENTION_RAISE, RETENTION_LOWER, DELETE, HOLD_PLACE, HOLD_LIFT,
     EXPORT_REQUEST, EXPORT_APPROVE, STAFF_VIEW, STAFF_MANAGE, STAFF_ROSTER,
-    DEVICE_VIEW, DEVICE_MANAGE, AUDIT_VIEW, AUDIT_VERIFY,
+    DEVICE_VIEW, DEVICE_MANAGE, AUDIT_VIEW, AUDIT_VERIFY, CATALOG_COMPACT,
 )
 
 # AUX-10: never for auxiliary staff, whatever their roles say.
 AUX10_FORBIDDEN: frozenset[str] = frozenset({
     RETENTION_RAISE, RETENTION_LOWER, DELETE, HOLD_PLACE, HOLD_LIFT,
     EXPORT_REQUEST, EXPORT_APPROVE, EXEMPTION_ACK, STAFF_MANAGE, DEVICE_MANAGE,
-    CASE_UNLINK, CASE_CLOSE,
+    CASE_UNLINK, CASE_CLOSE, CATALOG_COMPACT,
 })
 
 # --- roles and the permission table --------------------------------------------------------
@@ -92,7 +95,7 @@ _READ = frozenset({VIEW, QUERY, VERIFY, STAFF_ROSTER, AUDIT_VERIFY})
 PERMISSIONS: dict[str, frozenset[str]] = {
     # AUX-9: clerical work, data entry, equipment care, assisting officers.
     AUXILIARY: frozenset({INGEST, LABEL, VIEW, STAFF_ROSTER}),
-    OFFICER: _READ | {INGEST, LABEL, CASE_MANAGE, EXPORT_REQUEST, DEVICE_VIEW},
+    OFFICER: _READ | {INGEST, LABEL, CASE_MANAGE, EXPORT_REQUEST, DEVICE_VIEW, CATALOG_COMPACT},
     SECTION_CHIEF: _READ | {
         REPORT, EXEMPTION_ACK, EXPORT_REQUEST, EXPORT_APPROVE, HOLD_PLACE, STAFF_VIEW,
         DEVICE_VIEW, AUDIT_VIEW, CASE_MANAGE, CASE_UNLINK, CASE_CLOSE,
@@ -107,7 +110,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     },
     ANALYST: _READ | {REPORT},
     # Manages people and devices, reads the audit log; approves nothing (separation of duty).
-    ADMINISTRATOR: _READ | {STAFF_VIEW, STAFF_MANAGE, DEVICE_VIEW, DEVICE_MANAGE, AUDIT_VIEW},
+    ADMINISTRATOR: _READ | {
+        STAFF_VIEW, STAFF_MANAGE, DEVICE_VIEW, DEVICE_MANAGE, AUDIT_VIEW, CATALOG_COMPACT,
+    },
 }
 
 assert set(PERMISSIONS) == set(ROLES)

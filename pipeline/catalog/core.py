@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import os
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,26 @@ def recording_filter(
         conds.append("case_number = ?")
         params.append(case_number)
     return " OR ".join(conds), params
+
+
+INGEST_LOCK = "ingest.lock"
+
+
+@contextlib.contextmanager
+def exclusive(catalog: Catalog) -> Iterator[None]:
+    """The catalog's ingest lock (`<root>/ingest.lock`, flock(2), not waited for): one
+    ingest or compaction of this catalog at a time on this machine (for S3, `root` is the
+    local cache directory). CatalogError when it is held."""
+    path = catalog.root / INGEST_LOCK
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CatalogError(
+                f"{catalog.root}: an ingest or a compaction is running on this catalog; "
+                "try again later"
+            ) from None
+        yield
 
 
 class Batch:

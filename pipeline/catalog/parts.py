@@ -7,6 +7,12 @@ the directory is renamed into `batches/date=/batch=<id>/`, and then the batch is
 committed by one line appended to the chained `commits.jsonl` (its audit record first,
 see `commits.py`). The views read the files the commit list names, never a glob: a file
 put under `batches/` by hand is not read (and `custody verify` names it).
+
+Compactions (`compact.py`) stage merged parts in `staging/<id>/`, rename them to
+`batches/compacted/<id>/` and commit one line of kind `compaction`; the views then read the
+parts the last compaction names and those of the commits after it (`Current`). A batch
+part's `date` and `batch` columns come from its path (hive keys); a compacted part holds
+them as columns, so a view gives the same rows either way.
 """
 
 from __future__ import annotations
@@ -18,18 +24,30 @@ import os
 import shutil
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from pipeline.catalog.commits import Commit, CommitList, Manifest, PartEntry, Recorder
+from pipeline.catalog.commits import (
+    COMPACTION,
+    Commit,
+    CommitList,
+    Manifest,
+    PartEntry,
+    Recorder,
+    fold,
+)
 from pipeline.durable import fsync_dir
 from pipeline.errors import CatalogError
 from schemas.records import TABLES, arrow_schema, table_name
+
+COMPACTED = "batches/compacted"  # local compactions' parts, under their compaction's id
+HIVE_TYPES = "{'date': 'DATE', 'batch': 'VARCHAR'}"
 
 
 def sql_str(text: str) -> str:
@@ -42,12 +60,33 @@ def schema_id(schema: pa.Schema) -> str:
     return hashlib.sha256(schema.remove_metadata().serialize().to_pybytes()).hexdigest()[:16]
 
 
+@dataclass(frozen=True, slots=True)
+class Current:
+    """Every part the views read now, and what a compaction of them builds on: the digest
+    of the last commit read (local) or the manifests they come from (S3)."""
+
+    parts: tuple[PartEntry, ...]
+    base: str | None
+    covers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A merged part written to local staging by a compaction, not yet committed."""
+
+    table: str
+    path: Path
+    rows: int
+    schema_id: str
+
+
 class Parts(Protocol):
     """Where a catalog's committed parts live: a directory or an S3 prefix."""
 
     root: Path  # local state: catalog.duckdb and the ingest lock live here
     location: str  # what a person is shown: a directory or an s3:// URI
     reuse_connection: bool  # keep one DuckDB connection for `query` (remote metadata caches)
+    provenance: bool  # the views give each row's `date` and `batch` (local parts' paths)
 
     def write(self, batch_id: str, day: dt.date, tables: Mapping[str, pa.Table],
               recorder: Recorder | None = None) -> str:
@@ -98,6 +137,26 @@ class Parts(Protocol):
         """Every committed row of one table, read without SQL (as its view reads them)."""
         ...
 
+    def current(self) -> Current:
+        """Every part the views read now (the last compaction's and those after it)."""
+        ...
+
+    def read_part(self, part: PartEntry) -> bytes:
+        """The bytes of a committed part as stored now."""
+        ...
+
+    def staging(self, compaction_id: str) -> Path:
+        """A new local directory for a compaction's merged parts."""
+        ...
+
+    def publish(self, compaction_id: str, day: dt.date, staged: Sequence[Staged],
+                carried: Sequence[PartEntry], base: Current,
+                recorder: Recorder | None = None) -> str:
+        """Store the staged parts and commit a compaction over `base`: from then on the
+        views read `staged` and `carried` (and later commits) in place of `base.parts`.
+        CatalogError, and nothing visible, if another compaction was committed since."""
+        ...
+
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
@@ -118,15 +177,38 @@ def write_parquet(table: pa.Table, where: str | os.PathLike[str] | io.BytesIO) -
     )
 
 
+def new_stage(root: Path, compaction_id: str) -> Path:
+    """`<root>/staging/<id>/`, new: where a compaction writes its merged parts."""
+    stage = root / "staging" / compaction_id
+    try:
+        stage.mkdir(parents=True)
+    except OSError as exc:
+        raise CatalogError(f"{stage}: cannot stage a compaction: {exc.strerror}") from exc
+    return stage
+
+
+def parquet_writer(where: str | os.PathLike[str] | BinaryIO, schema: pa.Schema) -> pq.ParquetWriter:
+    """A streaming writer of one large part with `write_parquet`'s encodings."""
+    ints = [f.name for f in schema if pa.types.is_integer(f.type)]
+    others = [f.name for f in schema if not pa.types.is_integer(f.type)]
+    return pq.ParquetWriter(
+        where, schema, compression="zstd", use_dictionary=others,
+        column_encoding=dict.fromkeys(ints, "DELTA_BINARY_PACKED"),
+    )
+
+
 class LocalParts:
     """Parts in a directory, committed by a line of the chained commit list (module doc)."""
 
     reuse_connection = False
 
+    provenance = True  # rows carry `date` and `batch` (the hive keys of their path)
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.location = str(root)
         self.commit_list = CommitList(root)
+        self._compacted = (root / COMPACTED).as_posix() + "/"
         try:
             (root / "staging").mkdir(parents=True, exist_ok=True)
             (root / "batches").mkdir(exist_ok=True)
@@ -199,12 +281,58 @@ class LocalParts:
             f"line {broken.index + 1} links to {broken.found or 'nothing readable'}, "
             f"the line before it hashes to {broken.expected}")
 
+    def current(self) -> Current:
+        commits = self.commit_list.current()
+        return Current(tuple(fold(commits)), commits[-1].digest if commits else None)
+
     def _files(self) -> dict[str, list[str]]:
         files: dict[str, list[str]] = {}
-        for c in self.commits():
-            for p in c.manifest.parts:
-                files.setdefault(p.table, []).append((self.root / p.name).as_posix())
+        for p in self.current().parts:
+            files.setdefault(p.table, []).append((self.root / p.name).as_posix())
         return files
+
+    def read_part(self, part: PartEntry) -> bytes:
+        try:
+            return (self.root / part.name).read_bytes()
+        except OSError as exc:
+            raise CatalogError(f"{self.where(part.name)}: cannot read: {exc.strerror}") from exc
+
+    def staging(self, compaction_id: str) -> Path:
+        return new_stage(self.root, compaction_id)
+
+    def publish(self, compaction_id: str, day: dt.date, staged: Sequence[Staged],
+                carried: Sequence[PartEntry], base: Current,
+                recorder: Recorder | None = None) -> str:
+        """Rename the staged directory to `batches/compacted/<id>/`, then append the
+        compaction's line; commits made since `base` (a case or staff command while this
+        ran) are carried too, so nothing committed meanwhile drops out of the views."""
+        if not staged:
+            raise CatalogError(f"{self.location}: a compaction with no merged part")
+        stage = staged[0].path.parent
+        final_parent = self.root / COMPACTED
+        final = final_parent / compaction_id
+        entries = []
+        for st in staged:
+            data = st.path.read_bytes()
+            entries.append(PartEntry(
+                st.table, (final / st.path.name).relative_to(self.root).as_posix(), st.rows,
+                len(data), hashlib.sha256(data).hexdigest(), None, st.schema_id))
+        with self.commit_list.locked():
+            since = self.commit_list.current()
+            digests = [c.digest for c in since]
+            later = since[digests.index(base.base) + 1:] if base.base in digests else None
+            if later is None or any(c.manifest.is_compaction for c in later):
+                raise CatalogError(f"{self.location}: another compaction was committed while "
+                                   "this one ran; nothing changed, run it again")
+            final_parent.mkdir(parents=True, exist_ok=True)
+            os.rename(stage, final)  # complete, but unread until the commit list names it
+            fsync_dir(final_parent)
+            fsync_dir(self.root / "staging")
+            kept = [*carried, *(p for c in later for p in c.manifest.parts)]
+            manifest = Manifest(compaction_id, day.isoformat(), tuple(entries), COMPACTION,
+                                tuple(kept), base.base)
+            self.commit_list.append(manifest, recorder, self.location)
+        return str(final)
 
     def views(self) -> tuple[dict[str, str], list[str]]:
         files = self._files()
@@ -212,8 +340,20 @@ class LocalParts:
         for cls in TABLES:
             name = table_name(cls)
             if files.get(name):
-                listed = ", ".join(sql_str(f) for f in files[name])
-                out[name] = f"SELECT * FROM read_parquet([{listed}], union_by_name = true)"
+                # A batch part's `date` and `batch` columns come from its path (hive
+                # keys); a compacted part holds them as columns (`compact.py`).
+                compacted = [f for f in files[name] if f.startswith(self._compacted)]
+                batches = [f for f in files[name] if not f.startswith(self._compacted)]
+                selects = []
+                if batches:
+                    listed = ", ".join(sql_str(f) for f in batches)
+                    selects.append(f"SELECT * FROM read_parquet([{listed}], union_by_name = "
+                                   f"true, hive_partitioning = true, hive_types = {HIVE_TYPES})")
+                if compacted:
+                    listed = ", ".join(sql_str(f) for f in compacted)
+                    selects.append(f"SELECT * FROM read_parquet([{listed}], union_by_name = "
+                                   "true, hive_partitioning = false)")
+                out[name] = " UNION ALL BY NAME ".join(selects)
                 readable += files[name]
             else:
                 # No commit wrote to this table (or it was added by a later release): an

@@ -3,6 +3,9 @@
 Layout under `s3://bucket/prefix/`:
     parts/<batch_id>/<table>.parquet            written first; invisible on their own
     commits/date=YYYY-MM-DD/<batch_id>.json     the commit: ONE small object naming the parts
+    compactions/<id>.json                       a compaction (`compact.py`): the merged parts
+                                                under parts/<id>/, the parts it carries and
+                                                the manifests it covers
 
 S3 has no rename, so a batch is committed the way table formats (Delta, Iceberg) do it:
 every part is uploaded first, then one manifest lists them with their row counts, sizes,
@@ -12,6 +15,11 @@ and its manifest leaves parts nobody reads. The bucket's default Object Lock ret
 locks parts and manifests alike: the catalog is append-only in fact, not only by
 convention, and dead parts cannot be removed before the retention ends (a lifecycle rule
 may then expire `parts/` objects no manifest names).
+
+Compaction. Readers take the latest compaction (by name: ids sort by time), its parts
+and carried parts, and every batch manifest it does not cover; a batch committed while a
+compaction ran is outside its `covers` and so still read. An older release does not look
+under `compactions/` and reads every batch as before.
 
 Many batches. Manifests never change (batch ids are unique, objects locked), so each is
 fetched once and cached in the local cache directory; a reader then pays one LIST of
@@ -64,6 +72,7 @@ import hashlib
 import importlib.util
 import io
 import os
+import shutil
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -75,8 +84,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.catalog.commits import Commit, Manifest, PartEntry, Recorder
-from pipeline.catalog.parts import schema_id, write_parquet
+from pipeline.catalog.commits import COMPACTION, Commit, Manifest, PartEntry, Recorder
+from pipeline.catalog.parts import Current, Staged, new_stage, schema_id, write_parquet
 from pipeline.errors import CatalogError
 from pipeline.storage.base import ObjectNotFound, StoreError
 from pipeline.storage.s3.client import S3Access
@@ -84,6 +93,7 @@ from pipeline.storage.s3.store import S3Config, S3Objects
 from schemas.records import TABLES, arrow_schema, table_name
 
 COMMITS = "commits/"
+COMPACTIONS = "compactions/"
 PARTS = "parts/"
 _UPLOAD_THREADS = 8
 
@@ -121,6 +131,7 @@ class S3Parts:
     """The parts of a catalog under an S3 prefix, committed by manifest (see module doc)."""
 
     reuse_connection = True
+    provenance = False  # part URLs have no hive keys: rows have no `date` and `batch`
 
     def __init__(
         self, bucket: str, prefix: str, *, config: S3Config, cache_dir: Path
@@ -130,6 +141,7 @@ class S3Parts:
         self.location = self.objects.uri
         self.root = cache_dir.resolve()
         self._manifests = self.root / "manifests"
+        self._parsed: dict[str, Manifest] = {}  # immutable objects, parsed once
         try:
             self._manifests.mkdir(parents=True, exist_ok=True)
             (self.root / "schema").mkdir(exist_ok=True)
@@ -244,33 +256,105 @@ class S3Parts:
         if not path.exists():
             self._atomic_write(path, data)
 
-    def _manifest_bytes(self, fresh: bool = False) -> list[tuple[str, bytes]]:
-        """(name, bytes) of every manifest now: one LIST, and a GET for each one not yet
-        cached (`fresh`: every one, for verify, which must not trust the local cache)."""
+    def _names(self, under: str) -> list[str]:
         try:
-            listed = [n for n, _ in self.objects.list(COMMITS) if n.endswith(".json")]
-            out = []
-            for name in listed:
-                path = self._cache_path(name)
-                if path.exists() and not fresh:
-                    data = path.read_bytes()
-                else:
-                    data = self.objects.get(name)
-                    self._cache(name, data)
-                out.append((name, data))
+            return [n for n, _ in self.objects.list(under) if n.endswith(".json")]
         except StoreError as exc:
             raise CatalogError(f"{self.location}: cannot read the catalog: {exc}") from exc
-        return out
+
+    def _manifest_data(self, name: str, fresh: bool = False) -> bytes:
+        """One manifest's bytes: from the local cache, or a GET (`fresh`: always a GET, for
+        verify, which must not trust the cache)."""
+        path = self._cache_path(name)
+        if path.exists() and not fresh:
+            return path.read_bytes()
+        try:
+            data = self.objects.get(name)
+        except StoreError as exc:
+            raise CatalogError(f"{self.location}: cannot read the catalog: {exc}") from exc
+        self._cache(name, data)
+        return data
+
+    def _manifest(self, name: str) -> Manifest:
+        m = self._parsed.get(name)
+        if m is None:
+            m = self._parsed[name] = Manifest.from_json(
+                self._manifest_data(name), f"{self.location}/{name}")
+        return m
+
+    def _latest_compaction(self) -> str | None:
+        names = self._names(COMPACTIONS)
+        return max(names) if names else None
+
+    def current(self) -> Current:
+        """The latest compaction's parts and every batch manifest it does not cover: one
+        LIST of `compactions/`, one LIST of `commits/` per 1,000 batches, and only the
+        manifests not yet cached fetched."""
+        latest = self._latest_compaction()
+        parts: list[PartEntry] = []
+        covered: frozenset[str] = frozenset()
+        if latest is not None:
+            c = self._manifest(latest)
+            parts += [*c.parts, *c.carried]
+            covered = frozenset(c.covers)
+        names = self._names(COMMITS)
+        for name in names:
+            if name not in covered:
+                parts += self._manifest(name).parts
+        return Current(tuple(parts), latest, tuple(names))
 
     def manifests(self) -> list[Manifest]:
         """Every committed batch now (one LIST; cached manifests are not fetched again)."""
-        return [Manifest.from_json(data, f"{self.location}/{name}")
-                for name, data in self._manifest_bytes()]
+        return [self._manifest(name) for name in self._names(COMMITS)]
 
     def commits(self) -> list[Commit]:
-        return [Commit(Manifest.from_json(data, f"{self.location}/{name}"),
-                       hashlib.sha256(data).hexdigest())
-                for name, data in self._manifest_bytes(fresh=True)]
+        out = []
+        for name in [*self._names(COMMITS), *self._names(COMPACTIONS)]:
+            data = self._manifest_data(name, fresh=True)
+            out.append(Commit(Manifest.from_json(data, f"{self.location}/{name}"),
+                              hashlib.sha256(data).hexdigest()))
+        return out
+
+    def read_part(self, part: PartEntry) -> bytes:
+        try:
+            return self.objects.get(part.name)
+        except StoreError as exc:
+            raise CatalogError(f"{self.location}/{part.name}: cannot read: {exc}") from exc
+
+    def staging(self, compaction_id: str) -> Path:
+        return new_stage(self.root, compaction_id)
+
+    def publish(self, compaction_id: str, day: dt.date, staged: Sequence[Staged],
+                carried: Sequence[PartEntry], base: Current,
+                recorder: Recorder | None = None) -> str:
+        """Upload the staged parts under `parts/<id>/`, then PUT the compaction's manifest
+        `compactions/<id>.json` (the commit); batches committed meanwhile are not in its
+        `covers`, so readers still take them."""
+        def upload(st: Staged) -> PartEntry:
+            data = st.path.read_bytes()
+            name = f"{PARTS}{compaction_id}/{st.path.name}"
+            version, sha = self.objects.put(name, data)
+            return PartEntry(st.table, name, st.rows, len(data), sha, version, st.schema_id)
+
+        try:
+            with ThreadPoolExecutor(min(_UPLOAD_THREADS, max(1, len(staged)))) as pool:
+                entries = tuple(pool.map(upload, staged))
+            if self._latest_compaction() != base.base:
+                raise CatalogError(f"{self.location}: another compaction was committed while "
+                                   "this one ran; nothing changed, run it again")
+            manifest = Manifest(compaction_id, day.isoformat(), entries, COMPACTION,
+                                tuple(carried), base.base, base.covers)
+            data = manifest.to_json()
+            name = f"{COMPACTIONS}{compaction_id}.json"
+            if recorder is not None:  # the audit record is durable before the commit
+                recorder(self.location, manifest, hashlib.sha256(data).hexdigest())
+            self.objects.put(name, data)  # the commit
+        except StoreError as exc:
+            raise CatalogError(
+                f"{self.location}: compaction {compaction_id} not committed: {exc}") from exc
+        self._cache(name, data)
+        shutil.rmtree(staged[0].path.parent, ignore_errors=True)
+        return f"{self.location}/{name}"
 
     def chain_break(self) -> tuple[int, str] | None:
         return None  # manifests are separate locked objects; each is checked on its own
@@ -295,10 +379,9 @@ class S3Parts:
 
     def views(self) -> tuple[dict[str, str], list[str]]:
         groups: dict[str, dict[str, list[str]]] = {name: {} for name in self._empty}
-        for m in self.manifests():
-            for p in m.parts:
-                url = f"s3://{self.objects.bucket}/{self.objects.key(p.name)}"
-                groups.setdefault(p.table, {}).setdefault(p.schema_id, []).append(url)
+        for p in self.current().parts:
+            url = f"s3://{self.objects.bucket}/{self.objects.key(p.name)}"
+            groups.setdefault(p.table, {}).setdefault(p.schema_id, []).append(url)
         views, readable = {}, []
         for table_, by_schema in groups.items():
             if table_ not in self._empty:
@@ -323,17 +406,16 @@ class S3Parts:
         name, schema = table_name(cls), arrow_schema(cls)
         tables = [schema.empty_table()]
         try:
-            for m in self.manifests():
-                for p in m.parts:
-                    if p.table != name:
-                        continue
-                    data = self.objects.get(p.name)
-                    if hashlib.sha256(data).hexdigest() != p.sha256:
-                        raise CatalogError(
-                            f"{self.location}/{p.name}: part does not match the SHA-256 in "
-                            f"its manifest (batch {m.batch_id}); the catalog is damaged"
-                        )
-                    tables.append(pq.read_table(io.BytesIO(data), schema=schema))
+            for p in self.current().parts:
+                if p.table != name:
+                    continue
+                data = self.objects.get(p.name)
+                if hashlib.sha256(data).hexdigest() != p.sha256:
+                    raise CatalogError(
+                        f"{self.location}/{p.name}: part does not match the SHA-256 in "
+                        "its manifest; the catalog is damaged"
+                    )
+                tables.append(pq.read_table(io.BytesIO(data), schema=schema))
         except StoreError as exc:
             raise CatalogError(f"{self.location}: cannot read the catalog: {exc}") from exc
         table = pa.concat_tables(tables)

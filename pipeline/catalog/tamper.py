@@ -11,7 +11,14 @@ and SHA-256 (`commits.py`). Against it:
 - a commit the list names that no record states, or states with other parts, is
   CATALOG_COMMIT_UNRECORDED, once per part it makes the views read;
 - a file where parts live that no commit names is CATALOG_PART_UNRECORDED (not read);
-- a broken link of the local commit list is CATALOG_COMMITS_BROKEN.
+- a broken link of the local commit list is CATALOG_COMMITS_BROKEN;
+- a table whose parts read now hold another number of rows than every committed batch
+  of it holds (a compaction that lost or doubled rows) is CATALOG_PART_EDITED, named on
+  the compacted parts of that table.
+Compaction (`compact.py`). Parts a compaction superseded are no longer read, but they stay
+recorded and stored, and verify keeps checking them like any other (an edit is named, with
+"superseded" in its detail): they are the evidence the compacted parts were made from, and
+an edit made before compaction shows there even after the compaction refused or carried it.
 Each finding's subject is `Subject("catalog", <the part's path or URI>)`. Every part is
 read and hashed: this is `custody verify`'s cost, never a query's.
 """
@@ -19,11 +26,13 @@ read and hashed: this is `custody verify`'s cost, never a query's.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from pipeline.catalog.commits import (
     CATALOG_COMMIT,
     COMMIT_LIST,
     Commit,
+    PartEntry,
     RecordedCommit,
     parse_audit_reason,
 )
@@ -97,6 +106,11 @@ def verify_catalog(parts: Parts, records: Iterable[AuditRecord]) -> Verification
                 f"batch {rec.batch_id} (audit record #{rec.seq}) recorded {size} bytes, "
                 f"SHA-256 {sha[:16]}...; now {now[0]} bytes, SHA-256 {now[1][:16]}...")
 
+    current = parts.current().parts
+    findings.extend(_rows_findings(parts, commits, current))
+    unread = {parts.where(n) for n in listed_names - {p.name for p in current}}
+    findings[:] = [_superseded(f, unread) for f in findings]
+
     stored = parts.stored_parts()
     for name in sorted(set(stored) - set(named) - listed_names):
         add("CATALOG_PART_UNRECORDED", name,
@@ -105,3 +119,44 @@ def verify_catalog(parts: Parts, records: Iterable[AuditRecord]) -> Verification
     checked = len(set(stored) | set(named) | listed_names)
     return Verification("catalog", Subject("catalog", parts.location), checked,
                         tuple(findings), NOTE)
+
+
+def _superseded(f: Finding, unread: set[str]) -> Finding:
+    """Say in an edited or missing part's detail that the views no longer read it."""
+    if f.code not in ("CATALOG_PART_EDITED", "CATALOG_PART_MISSING") or f.subject.id not in unread:
+        return f
+    return replace(f, detail=f"{f.detail} (superseded by a compaction: the views no longer "
+                   "read it)")
+
+
+def _rows_findings(parts: Parts, commits: list[Commit],
+                   current: tuple[PartEntry, ...]) -> list[Finding]:
+    """Per table: the rows of every committed batch against the rows of the parts read
+    now; they differ only when a compaction changed rows (or a commit was forged)."""
+    committed: dict[str, int] = {}
+    seen: set[str] = set()
+    compacted: set[str] = set()
+    for c in commits:
+        if c.manifest.is_compaction:
+            compacted.update(p.name for p in c.manifest.parts)
+            continue
+        for p in c.manifest.parts:
+            if p.name not in seen:
+                seen.add(p.name)
+                committed[p.table] = committed.get(p.table, 0) + p.rows
+    read: dict[str, int] = {}
+    for p in current:
+        read[p.table] = read.get(p.table, 0) + p.rows
+    out = []
+    for table in sorted(set(committed) | set(read)):
+        want, got = committed.get(table, 0), read.get(table, 0)
+        if want == got:
+            continue
+        names = [p.name for p in current if p.table == table and p.name in compacted]
+        for name in names or [COMMIT_LIST]:
+            where = parts.where(name)
+            out.append(Finding(
+                "CATALOG_PART_EDITED",
+                f"{where}: the views read {got} rows of {table}, the committed batches hold "
+                f"{want}: a compaction changed rows", subject=Subject("catalog", where)))
+    return out

@@ -22,6 +22,7 @@ from pipeline import __version__
 from pipeline.cli.commands import (
     audit,
     case,
+    catalog,
     config,
     device,
     export,
@@ -39,7 +40,8 @@ from pipeline.cli.settings import DEFAULT_HOME, ENVIRONMENT, SYSTEM_CONFIG, buil
 from pipeline.errors import CustodyError
 from pipeline.people.identity import OsAccount
 
-GROUPS = (ingest, nightly, query, verify, retention, case, report, export, store, staff, device, audit, config)
+GROUPS = (ingest, nightly, query, verify, retention, case, report, export, store, catalog,
+          staff, device, audit, config)
 
 EPILOG = f"""\
 environment:
