@@ -27,6 +27,9 @@ The flaws, each one of issue 11's "flawed stores":
   shortened date from then on.
 - `MultipartLockDropped`: CreateMultipartUpload goes on without its `x-amz-object-lock-*`
   headers, so the object gets the bucket default (or no lock at all).
+
+And one that breaks no WORM rule but fails mid-upload (issue 14, the store going away):
+`PartAnswersError` answers part uploads from one part on with a 503.
 """
 
 from __future__ import annotations
@@ -383,6 +386,24 @@ class MultipartLockDropped(Flaw):
         self.hit()
         for h in _LOCK_HEADERS:
             req = req.with_header(h, None)
+        return req
+
+
+class PartAnswersError(Flaw):
+    """UploadPart from part `from_part` on gets an error that is no refusal (503: the server
+    cannot take it now); everything else, AbortMultipartUpload too, goes through."""
+
+    def __init__(self, status: int = 503, code: str = "ServiceUnavailable",
+                 from_part: int = 2) -> None:
+        super().__init__()
+        self.status, self.code, self.from_part = status, code, from_part
+        self.name = f"part-answers-{status}-{code}"
+
+    def on_request(self, req: Request, proxy: FlawedS3) -> Request | Answer:
+        number = req.query.get("partNumber", ["0"])[0]
+        if req.operation() == "UploadPart" and int(number) >= self.from_part:
+            self.hit()
+            return s3_error(self.status, self.code, f"{self.code} (flawed store)", req.path)
         return req
 
 

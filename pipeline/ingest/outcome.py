@@ -110,6 +110,9 @@ class RunResult:
     # committed, the local store's partial copies).
     staging_removed: int = 0
     labels_encoding: str | None = None  # utf-8 | utf-8-sig | gb18030; None: no labels file
+    # The store itself failed during the run (down, unreachable, credentials refused): its
+    # first such error in words. Files it failed are `failed` with the same words; exit 2.
+    store_failed: str | None = None
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -120,7 +123,10 @@ class RunResult:
 
     def exit_code(self) -> int:
         """0 clean, 1 findings (warning or worse) or a file that could not be ingested
-        (the run did its job and names each such file; 2 is for a run that could not)."""
+        (the run did its job and names each such file); 2 when the store itself failed
+        (the run could not do its job: run it again once the store is back)."""
+        if self.store_failed is not None:
+            return 2
         if self.count(FAILED):
             return 1
         if any(f.severity != "info" for _, f in self.findings):
@@ -147,6 +153,7 @@ class RunResult:
                 "unused_labels": self.unused_labels,
                 "labels_encoding": self.labels_encoding,
                 "staging_removed": self.staging_removed,
+                "store_failed": self.store_failed,
                 "exit_code": self.exit_code(),
             },
             "files": [o.as_json() for o in self.files],

@@ -31,6 +31,8 @@ class StoreError(CustodyError):
 class StoreUnavailable(StoreError):
     """The store cannot be reached or used at all."""
 
+    words: str | None = None  # what went wrong, without the request ("connection refused")
+
 
 class ObjectNotFound(StoreError):
     pass
@@ -91,6 +93,10 @@ class WormStore(ABC):
     # hashes first and hands the file to `put_file`, which re-reads it from the page cache
     # and refuses a mismatch (S3 needs the key before an upload starts).
     streams_puts: bool = True
+    # The first StoreUnavailable this store raised in this process: the store itself failed
+    # (down, unreachable, credentials refused), not one file. A run that saw it ends with
+    # exit 2 (`RunResult.store_failed`). None: it never did.
+    unavailable: StoreUnavailable | None = None
 
     @abstractmethod
     def stage(self, size_hint: int | None = None) -> StagedObject:
@@ -122,6 +128,14 @@ class WormStore(ABC):
         except BaseException:
             staged.abort()
             raise
+
+    def abort_stale_uploads(self, older_than: dt.timedelta) -> int:
+        """Abort what killed runs left half-written in the store itself, started more than
+        `older_than` ago (a concurrent run's live writes are younger); how many. A store
+        that leaves nothing there (the local one) aborts nothing."""
+        if older_than < dt.timedelta(0):
+            raise ValueError(f"older_than must not be negative, got {older_than}")
+        return 0
 
     @abstractmethod
     def open(

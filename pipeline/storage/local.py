@@ -239,6 +239,11 @@ class LocalStore(WormStore):
                     removed += 1
         return removed
 
+    def abort_stale_uploads(self, older_than: dt.timedelta) -> int:
+        """Nothing to abort: a local put is one temp file, renamed when complete, and a
+        killed writer's `*.part` is removed by `clear_staging` (when no writer holds it)."""
+        return super().abort_stale_uploads(older_than)
+
     # --- paths and ledger --------------------------------------------------------------
     def object_path(self, key: str) -> Path:
         if not key.startswith("b3/"):

@@ -117,7 +117,10 @@ def selftest(
     from pipeline.storage.s3.store import S3Store
 
     if isinstance(store, S3Store):
-        return _selftest_s3(store, now, canary_retention)
+        # Its attacks are raw requests; a server that is down or unreachable meanwhile is
+        # the store's own StoreUnavailable, in its words, not botocore's URL.
+        with store._boundary(store.uri, "self-test"):
+            return _selftest_s3(store, now, canary_retention)
     return SelftestReport(
         store.uri,
         False,

@@ -33,6 +33,12 @@ def cmd_ingest(args: argparse.Namespace, s: Settings, ui: Output) -> int:
             )
         if result.store_warning:
             ui.warn(result.store_warning)
+        if ctx.store.unavailable is not None and result.store_failed is None:
+            result.store_failed = str(ctx.store.unavailable)
+        if result.store_failed is not None:
+            ui.err.write(f"custody ingest: error: the store failed during the run: "
+                         f"{result.store_failed}; run again once it is back (what was "
+                         "archived stays archived, the rest is archived then)\n")
         ctx.catalog.refresh_views()
         db_path = ctx.catalog.db_path
     if s.json:
@@ -80,7 +86,8 @@ def register(sub: Any, shared: argparse.ArgumentParser) -> None:
         "for interruptions and edits (AV-9), labels and the 24-hour rule (AV-12) are "
         "applied, and the results are committed to the catalog. Exit 1 if there are "
         "findings or a file could not be ingested (each is named with the reason), 2 on "
-        "an error that stops the run.",
+        "an error that stops the run or when the store itself failed during it (down, "
+        "unreachable: each file it failed names the store and the error).",
     )
     p.add_argument("sources", nargs="+", metavar="SOURCE",
                    help="files or folders (recursive) to archive")

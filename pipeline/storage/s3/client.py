@@ -8,6 +8,12 @@ checksum the server refused, the `refused` class the caller names (`RetentionRef
 for retention and holds) for a refusal, `StoreAccessDenied` for any other AccessDenied
 (the role's keys may not do it), and `StoreError` for the rest. `CheckedBody`
 reads a GET's body, checking its length always and its BLAKE3 when it is a whole object.
+
+A store that cannot be used is told in the words an operator acts on: which store (its
+endpoint and bucket, `store_label`) and what went wrong ("connection refused", "timed out
+waiting for an answer", "no such bucket"), then the request and the object
+(`plain_words`). botocore's own text names only the URL it tried, which for a part upload
+ends in the object key and an upload id.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import base64
 import contextlib
 import hashlib
 import io
+import socket
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,7 +33,21 @@ import blake3
 import boto3
 import botocore.config
 import botocore.session
-from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    CredentialRetrievalError,
+    EndpointConnectionError,
+    FlexibleChecksumError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProxyConnectionError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+from botocore.exceptions import SSLError as BotoSSLError
 
 from pipeline.storage.base import ObjectNotFound, StoreError, StoreUnavailable
 
@@ -186,6 +208,89 @@ def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+# What an S3 error code that leaves the store unusable means, for the operator.
+_UNAVAILABLE_WORDS = {
+    "NoSuchBucket": "no such bucket",
+    "InvalidAccessKeyId": "credentials refused (the server knows no such access key)",
+    "SignatureDoesNotMatch": "credentials refused (wrong secret key)",
+    "ExpiredToken": "credentials expired",
+    "InvalidToken": "credentials refused (invalid session token)",
+    "TokenRefreshRequired": "credentials expired",
+    "ServiceUnavailable": "the server is unavailable",
+    "503": "the server is unavailable",
+    "SlowDown": "the server is throttling requests",
+    "InternalError": "the server failed (internal error)",
+    "500": "the server failed (internal error)",
+}
+
+
+def store_label(client: Any, bucket: str) -> str:
+    """The store as an operator finds it: "S3 store <endpoint> bucket <name>"."""
+    endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None) or "(AWS)"
+    return f"S3 store {endpoint} bucket {bucket}"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, the error botocore wrapped (`kwargs['error']`) and their causes, once each."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        inner = getattr(e, "kwargs", {}).get("error")
+        reason = getattr(e, "reason", None)  # urllib3's MaxRetryError / ProtocolError
+        todo += [x for x in (inner, reason, e.__cause__, e.__context__, *e.args)
+                 if isinstance(x, BaseException)]
+
+
+def plain_words(exc: BaseException) -> str:
+    """What went wrong with the connection, in the words an operator acts on."""
+    for e in _causes(exc):
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused (the server is down or not listening)"
+        if isinstance(e, socket.gaierror):
+            return f"host name not found ({e.strerror or e})"
+        if isinstance(e, ConnectionResetError):
+            return "connection reset by the server"
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return f"TLS certificate not trusted ({e.verify_message})"
+    if isinstance(exc, ConnectTimeoutError):
+        return "timed out connecting (no answer to the connection request)"
+    if isinstance(exc, ReadTimeoutError):
+        return "timed out waiting for an answer (the server accepted but did not reply)"
+    if isinstance(exc, ConnectionClosedError):
+        return "connection closed by the server before it answered"
+    if isinstance(exc, ProxyConnectionError):
+        return f"cannot connect to the proxy {exc.kwargs.get('proxy_url', '')}".rstrip()
+    if isinstance(exc, BotoSSLError):
+        return f"TLS failed ({exc.kwargs.get('error', exc)})"
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot connect ({exc.kwargs.get('error', exc)})"
+    if isinstance(exc, ResponseStreamingError):
+        return f"the answer broke off ({exc.kwargs.get('error', exc)})"
+    if isinstance(exc, NoCredentialsError):
+        return "no credentials found"
+    if isinstance(exc, (PartialCredentialsError, CredentialRetrievalError)):
+        return f"credentials unusable ({exc})"
+    return str(exc)
+
+
+def unavailable(
+    store: str | None, where: str, what: str, words: str, code: str | None = None
+) -> StoreUnavailable:
+    """A StoreUnavailable naming the store, what went wrong, then the request and object."""
+    said = f"{code}: {words}" if code else words
+    if store is None:
+        exc = StoreUnavailable(f"{where}: {what} failed: {said}")
+    else:
+        exc = StoreUnavailable(f"{store} unavailable: {said} ({what}, {where})")
+    exc.words = said
+    return exc
+
+
 def translate(
     exc: ClientError,
     where: str,
@@ -194,9 +299,11 @@ def translate(
     missing: str,
     refused: type[StoreError] | None = None,
     checksum: bool = True,
+    store: str | None = None,
 ) -> StoreError:
     """The project's exception for a refused request. `missing` is the ObjectNotFound
-    message; `checksum` False reports a checksum refusal like any other."""
+    message; `checksum` False reports a checksum refusal like any other; `store` (a
+    `store_label`) is named first when the store itself cannot be used."""
     err = exc.response.get("Error", {})
     code = error_code(exc)
     msg = err.get("Message") or code
@@ -204,7 +311,9 @@ def translate(
     if code in NOT_FOUND:
         return ObjectNotFound(missing)
     if code in UNAVAILABLE:
-        return StoreUnavailable(line)
+        words = _UNAVAILABLE_WORDS.get(code, msg)
+        return unavailable(store, where, what, f"{words} ({msg})" if msg != code else words,
+                           code)
     if checksum and code in CHECKSUM:
         return StoreError(f"{where}: {what}: server got other bytes than sent ({code})")
     if refused is not None and code in REFUSED:
@@ -222,15 +331,17 @@ def boundary(
     missing: str,
     refused: type[StoreError] | None = None,
     checksum: bool = True,
+    store: str | None = None,
 ) -> Iterator[None]:
-    """Run S3 requests; botocore errors leave as the project's (`translate`)."""
+    """Run S3 requests; botocore errors leave as the project's (`translate`), a store that
+    cannot be reached as StoreUnavailable in plain words (`plain_words`)."""
     try:
         yield
     except ClientError as exc:
         raise translate(exc, where, what, missing=missing, refused=refused,
-                        checksum=checksum) from exc
+                        checksum=checksum, store=store) from exc
     except BotoCoreError as exc:
-        raise StoreUnavailable(f"{where}: {what} failed: {exc}") from exc
+        raise unavailable(store, where, what, plain_words(exc)) from exc
 
 
 def b64_sha256(data: bytes | memoryview) -> str:
@@ -242,11 +353,13 @@ class CheckedBody(io.RawIOBase):
     """The body of one GET; checks length always and BLAKE3 when it is the whole object."""
 
     def __init__(
-        self, body: Any, *, where: str, expected_bytes: int, blake3_hex: str | None
+        self, body: Any, *, where: str, expected_bytes: int, blake3_hex: str | None,
+        store: str | None = None,
     ) -> None:
         super().__init__()
         self._body = body
         self._where = where
+        self._store = store
         self._left = expected_bytes
         self._expected = expected_bytes
         self._hasher = blake3.blake3() if blake3_hex else None
@@ -265,7 +378,7 @@ class CheckedBody(io.RawIOBase):
         except FlexibleChecksumError as exc:  # botocore's own SHA-256 check of a whole object
             raise StoreError(f"{self._where}: stored bytes fail their checksum: {exc}") from exc
         except BotoCoreError as exc:
-            raise StoreUnavailable(f"{self._where}: read failed: {exc}") from exc
+            raise unavailable(self._store, self._where, "read", plain_words(exc)) from exc
         n = len(data)
         if n == 0:
             self._done = True

@@ -61,6 +61,7 @@ LOCK_BUCKET_DEFAULT = "bucket_default"
 LOCK_HEADERS = (LOCK_EXPLICIT, LOCK_BUCKET_DEFAULT)
 LOCK_HEADERS_VAR = "CUSTODY_S3_LOCK_HEADERS"  # `[custody.s3] lock_headers`
 LOCK_MIN_DAYS_VAR = "CUSTODY_S3_BUCKET_DEFAULT_MIN_DAYS"
+STALE_UPLOAD_VAR = "CUSTODY_S3_STALE_UPLOAD_AFTER_S"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,13 @@ class S3Config:
     # With "bucket_default": the least retention (days after the object's LastModified) the
     # bucket's default must give, or the put fails.
     bucket_default_min_days: int = 1
+    # A run's start aborts the store's multipart uploads older than this (a killed run's;
+    # `S3Store.clear_staging`). No single file's upload lasts 6 hours, and last night's
+    # leftovers are older: a concurrent run's live upload is never touched.
+    stale_upload_after_s: int = 6 * 3600
+    # After a request found the store unusable (retries spent), the requests of the next
+    # this-many seconds fail at once with the same words (0: every request tries).
+    unavailable_hold_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.lock_headers not in LOCK_HEADERS:
@@ -97,6 +105,9 @@ class S3Config:
         if self.bucket_default_min_days < 1:
             raise StoreUnavailable(f"bucket_default_min_days = {self.bucket_default_min_days}: "
                                    "expected a positive number of days")
+        if self.stale_upload_after_s < 0 or self.unavailable_hold_s < 0:
+            raise StoreUnavailable("stale_upload_after_s and unavailable_hold_s must not be "
+                                   "negative")
 
     @classmethod
     def from_env(
@@ -105,7 +116,9 @@ class S3Config:
         """The usual AWS variables: AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL), AWS_REGION
         (or AWS_DEFAULT_REGION), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
         AWS_PROFILE, AWS_MAX_ATTEMPTS, AWS_RETRY_MODE, AWS_CONFIG_FILE,
-        AWS_SHARED_CREDENTIALS_FILE. A variable not set is left to the profile."""
+        AWS_SHARED_CREDENTIALS_FILE, and Custody's CUSTODY_S3_LOCK_HEADERS,
+        CUSTODY_S3_BUCKET_DEFAULT_MIN_DAYS, CUSTODY_S3_STALE_UPLOAD_AFTER_S. A variable not
+        set is left to the profile (or the default here)."""
 
         def get(*names: str) -> str | None:
             for name in names:
@@ -127,6 +140,7 @@ class S3Config:
             credentials_file=get("AWS_SHARED_CREDENTIALS_FILE"),
             lock_headers=get(LOCK_HEADERS_VAR) or LOCK_EXPLICIT,
             bucket_default_min_days=_days(get(LOCK_MIN_DAYS_VAR)),
+            stale_upload_after_s=_seconds(STALE_UPLOAD_VAR, get(STALE_UPLOAD_VAR), 6 * 3600),
         )
 
     def client(self) -> Any:
@@ -156,3 +170,15 @@ def _days(text: str | None) -> int:
     except ValueError:
         raise StoreUnavailable(f"{LOCK_MIN_DAYS_VAR} must be a positive integer, "
                                f"not {text!r}") from None
+
+
+def _seconds(name: str, text: str | None, default: int) -> int:
+    if text is None:
+        return default
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise StoreUnavailable(f"{name} must be a whole number of seconds, not {text!r}")
+    return n

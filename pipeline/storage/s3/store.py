@@ -13,7 +13,8 @@ completes the upload by itself; nothing can compare the BLAKE3 of exactly the by
 went up before it completes. Here one thread reads the source once, in order, feeding
 BLAKE3 and handing each part to a thread pool that uploads it with its own SHA-256;
 `CompleteMultipartUpload` is sent only when the BLAKE3 equals the key, otherwise the
-upload is aborted and nothing is stored. The tunables are the managed-transfer ones
+upload is aborted and nothing is stored (`uploads.py`, which also aborts at a run's start
+the uploads killed runs left open: `abort_stale_uploads`). The tunables are the managed-transfer ones
 (`TransferSettings`: threshold, part size, concurrency; `transfer_config()` gives the
 equivalent boto3 `TransferConfig` for a like-for-like benchmark). Objects below the
 threshold go up in one `PutObject` whose body is the very bytes that were hashed.
@@ -33,7 +34,10 @@ extend to the requested date is kept in `lock_pending` for a role whose keys may
 Configuration comes from an explicit `S3Config` (`config.py`); `S3Store.from_uri` builds
 one from the AWS environment variables when the CLI passes them (`env`), or from
 `os.environ` when it passes nothing. Every request goes through `client.boundary`, which
-maps botocore's errors to the project's. `S3Config`, `TransferSettings` and `S3Objects`
+maps botocore's errors to the project's, a store that cannot be used naming itself
+(endpoint, bucket) and the error in plain words; the first such error is kept
+(`unavailable`, for the run's exit 2), and for `unavailable_hold_s` after one the next
+requests fail at once instead of each waiting out the retries. `S3Config`, `TransferSettings` and `S3Objects`
 are re-exported here: this was one module, and callers import them from it.
 """
 
@@ -45,8 +49,8 @@ import io
 import os
 import tempfile
 import threading
-from collections.abc import Mapping
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 from urllib.parse import urlsplit
@@ -65,15 +69,24 @@ from pipeline.storage.base import (
     WormStore,
     key_for,
 )
-from pipeline.storage.s3.client import CheckedBody, b64_sha256, boundary, translate
+from pipeline.storage.s3.client import (
+    CheckedBody,
+    StoreAccessDenied,
+    b64_sha256,
+    boundary,
+    plain_words,
+    store_label,
+    translate,
+    unavailable,
+)
 from pipeline.storage.s3.config import (
     LOCK_BUCKET_DEFAULT,
-    S3_MAX_PARTS,
     MiB,
     S3Config,
     TransferSettings,
 )
 from pipeline.storage.s3.objects import S3Objects
+from pipeline.storage.s3.uploads import abort_stale, put_multipart
 
 __all__ = ["S3Config", "S3Objects", "S3Store", "TransferSettings"]
 
@@ -160,6 +173,11 @@ class S3Store(WormStore):
         self.spool_dir = spool_dir
         self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self._client = self.config.client()  # also the selftest's attack surface, see selftest.py
+        self.label = store_label(self._client, bucket)  # "S3 store <endpoint> bucket <name>"
+        # (monotonic time, words) of the last request that found the store unusable: for
+        # `unavailable_hold_s` after it, requests fail at once (`_boundary`).
+        self._down: tuple[float, StoreUnavailable] | None = None
+        self._down_lock = threading.Lock()
         self._versions: dict[str, _Version] = {}
         self._versions_lock = threading.Lock()
         # lock_headers = "bucket_default": key -> (version, locked until, wanted until) of
@@ -198,14 +216,41 @@ class S3Store(WormStore):
     def _translate(
         self, exc: ClientError, where: str, what: str, refused: type[StoreError] | None = None
     ) -> StoreError:
-        return translate(exc, where, what, missing=f"{where}: not in store {self.uri}",
-                         refused=refused)
+        return self._noted(translate(exc, where, what, missing=f"{where}: not in store "
+                                     f"{self.uri}", refused=refused, store=self.label))
 
+    def _noted(self, exc: StoreError) -> StoreError:
+        """`exc`, remembered first when it says the store itself cannot be used."""
+        if isinstance(exc, StoreUnavailable):
+            with self._down_lock:
+                self._down = (time.monotonic(), exc)
+                if self.unavailable is None:
+                    self.unavailable = exc
+        return exc
+
+    @contextlib.contextmanager
     def _boundary(
         self, where: str, what: str, refused: type[StoreError] | None = None
-    ) -> contextlib.AbstractContextManager[None]:
-        return boundary(where, what, missing=f"{where}: not in store {self.uri}",
-                        refused=refused)
+    ) -> Iterator[None]:
+        """Requests through `client.boundary`. Once a request found the store unusable (its
+        retries spent), the next ones within `unavailable_hold_s` fail at once with the same
+        words: a night's thousands of files do not each wait out the retries of a server
+        that is down, and each still says which store failed and how."""
+        with self._down_lock:
+            down = self._down
+        hold = self.config.unavailable_hold_s
+        if down is not None and (ago := time.monotonic() - down[0]) < hold:
+            words = down[1].words or str(down[1])
+            raise StoreUnavailable(
+                f"{self.label} unavailable: {words}, {ago:.0f} s ago ({what}, {where} not "
+                f"tried: the store is tried again {hold - ago:.0f} s from now)") from down[1]
+        try:
+            with boundary(where, what, missing=f"{where}: not in store {self.uri}",
+                          refused=refused, store=self.label):
+                yield
+        except StoreUnavailable as exc:
+            self._noted(exc)
+            raise
 
     # --- versions ---------------------------------------------------------------------------
     def _first_version(self, key: str) -> _Version | None:
@@ -313,102 +358,28 @@ class S3Store(WormStore):
             )
         return str(resp["VersionId"]), len(data)
 
-    def _upload_part(self, full: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
-        checksum = b64_sha256(data)
-        resp = self._client.upload_part(
-            Bucket=self.bucket,
-            Key=full,
-            UploadId=upload_id,
-            PartNumber=number,
-            Body=data,
-            ChecksumAlgorithm="SHA256",
-            ChecksumSHA256=checksum,
-        )
-        return {"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": checksum}
-
     def _put_multipart(
-        self,
-        fh: BinaryIO,
-        key: str,
-        blake3_hex: str,
-        until: dt.datetime,
-        size_bytes: int,
+        self, fh: BinaryIO, key: str, blake3_hex: str, until: dt.datetime, size_bytes: int,
         source: str,
     ) -> tuple[str, int]:
-        full, where = self._full(key), self._where(key)
-        settings = self.config.transfer
-        part_bytes = settings.part_bytes(size_bytes)
-        with self._boundary(where, "start multipart upload"):
-            upload_id = self._client.create_multipart_upload(
-                Bucket=self.bucket,
-                Key=full,
-                ChecksumAlgorithm="SHA256",
-                ContentType="application/octet-stream",
-                **self._lock_args(until),
-            )["UploadId"]
-        completed = False
+        return put_multipart(self, fh, key, blake3_hex, until, size_bytes, source)
+
+    # --- stale uploads ------------------------------------------------------------------------
+    def abort_stale_uploads(self, older_than: dt.timedelta) -> int:
+        """Abort the multipart uploads under this store's own content keys (`<prefix>/b3/`)
+        started more than `older_than` ago by the server's clock; how many
+        (`uploads.abort_stale`: a concurrent run's live upload is younger and is left)."""
+        return abort_stale(self, older_than)
+
+    def clear_staging(self) -> int:
+        """What a run clears at its start (`pipeline.ingest.run.clear_leftovers`): the open
+        multipart uploads older than `S3Config.stale_upload_after_s`; how many. Keys that
+        may not list or abort uploads leave them to the bucket's lifecycle rule (0)."""
         try:
-            hasher = blake3.blake3()
-            stored = 0
-            futures: list[Future[dict[str, Any]]] = []
-            failures: list[BaseException] = []
-            # One part being read, max_concurrency in flight: memory stays bounded.
-            slots = threading.BoundedSemaphore(settings.max_concurrency + 1)
-
-            def settled(fut: Future[dict[str, Any]]) -> None:
-                if not fut.cancelled() and fut.exception() is not None:
-                    failures.append(cast(BaseException, fut.exception()))
-                slots.release()
-
-            with (
-                self._boundary(where, "upload part"),
-                ThreadPoolExecutor(
-                    settings.max_concurrency, thread_name_prefix="custody-s3"
-                ) as pool,
-            ):
-                try:
-                    while not failures:
-                        slots.acquire()
-                        data = fh.read(part_bytes)
-                        if not data:
-                            slots.release()
-                            break
-                        if len(futures) == S3_MAX_PARTS:
-                            slots.release()
-                            raise StoreError(f"{source}: grew past {S3_MAX_PARTS} parts")
-                        hasher.update(data)
-                        stored += len(data)
-                        fut = pool.submit(
-                            self._upload_part, full, upload_id, len(futures) + 1, data
-                        )
-                        fut.add_done_callback(settled)
-                        futures.append(fut)
-                    wait(futures, return_when=FIRST_EXCEPTION)
-                    if failures:
-                        raise failures[0]
-                    parts = [f.result() for f in futures]
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
-            got = hasher.hexdigest()
-            if got != blake3_hex:
-                raise self._mismatch(source, got, blake3_hex)
-            with self._boundary(where, "complete multipart upload"):
-                resp = self._client.complete_multipart_upload(
-                    Bucket=self.bucket,
-                    Key=full,
-                    UploadId=upload_id,
-                    MultipartUpload={"Parts": parts},
-                )
-            completed = True
-            return str(resp["VersionId"]), stored
-        finally:
-            if not completed:
-                # Best effort: an upload left open is invisible and expires by lifecycle rule.
-                with contextlib.suppress(ClientError, BotoCoreError):
-                    self._client.abort_multipart_upload(
-                        Bucket=self.bucket, Key=full, UploadId=upload_id
-                    )
+            return self.abort_stale_uploads(
+                dt.timedelta(seconds=self.config.stale_upload_after_s))
+        except StoreAccessDenied:
+            return 0
 
     def _ensure_locked(self, key: str, version: str, until: dt.datetime) -> None:
         """Check the new version carries the lock; some servers drop it on multipart uploads."""
@@ -488,6 +459,7 @@ class S3Store(WormStore):
             where=where,
             expected_bytes=stop - start,
             blake3_hex=key[3:] if whole and verify else None,
+            store=self.label,
         )
         return cast(BinaryIO, io.BufferedReader(raw, buffer_size=MiB))
 
@@ -557,7 +529,8 @@ class S3Store(WormStore):
                 raise self._translate(exc, where, "read Object Lock configuration") from exc
             lock = False
         except BotoCoreError as exc:
-            raise StoreUnavailable(f"{where}: read Object Lock configuration: {exc}") from exc
+            raise self._noted(unavailable(self.label, where, "read Object Lock configuration",
+                                          plain_words(exc))) from exc
         with self._boundary(where, "read versioning"):
             status = self._client.get_bucket_versioning(Bucket=self.bucket).get("Status")
         return lock, status
