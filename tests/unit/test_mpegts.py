@@ -194,3 +194,30 @@ def test_header_flags_are_doubts(ts_files: dict[str, Path], tmp_path: Path) -> N
     bad[300 * 188] = 0x46
     doubt = _doubt_of(bad, tmp_path)
     assert doubt is not None and "sync" in doubt
+
+
+def test_h264_keys_leave_an_escaped_sei_to_the_full_parser() -> None:
+    """Heads of AUD + units: an IDR slice is a keyframe, a non-IDR slice is not unless a
+    recovery point SEI of one message comes before it; an SEI with an emulation-prevention
+    byte (00 00 03), a data partition or no slice at all is undecided (-1), and
+    `h264_key`, which unescapes, decides the escaped one."""
+    aud, to_slice = bytes.fromhex("0000000109f0"), bytes.fromhex("000141e1")
+    units = [
+        aud + bytes.fromhex("00000165b8"),  # IDR slice
+        aud + bytes.fromhex("00000141e1"),  # non-IDR slice
+        aud + bytes.fromhex("0000010606018080") + bytes.fromhex("00") + to_slice,  # recovery
+        aud + bytes.fromhex("000001060604000003008080") + bytes.fromhex("00") + to_slice,
+        aud + bytes.fromhex("00000106010301014080") + bytes.fromhex("00") + to_slice,  # timing
+        aud + bytes.fromhex("00000102aa") + bytes.fromhex("00") + to_slice,  # data partition A
+        aud,
+    ]
+    head = np.zeros((len(units), mpegts.HEAD), dtype=np.uint8)
+    for i, u in enumerate(units):
+        head[i, : len(u)] = np.frombuffer(u, dtype=np.uint8)
+    lens = np.array([len(u) for u in units], dtype=np.int64)
+    assert mpegts.h264_keys(head, lens).tolist() == [1, 0, 1, -1, 0, -1, -1]
+    assert [mpegts.h264_key(u) for u in units] == [1, 0, 1, 1, 0, -1, -1]
+    # The same units 40 bytes on: their slices lie past the 48 bytes read of a head.
+    late = np.zeros_like(head)
+    late[:, 40 : 40 + 24] = head[:, :24]
+    assert mpegts.h264_keys(late, lens + 40).tolist() == [-1] * len(units)
