@@ -74,9 +74,10 @@ class CopyResult:
 
 def copy_checked(
     src: BinaryIO, dest: Path, *, name: str, key: str, chunk_size: int,
-    chunks: Sequence[str], size_bytes: int, algorithms: Sequence[str],
+    chunks: Sequence[str], size_bytes: int, algorithms: Sequence[str], fsync: bool = True,
 ) -> CopyResult:
-    """Copy `src` to `dest` (created, fsynced), checking chunk i against `chunks[i]`."""
+    """Copy `src` to `dest` (created; fsynced unless the caller does it behind, `fsync`
+    false), checking chunk i against `chunks[i]`."""
     hashes = {a: new_hash(a) for a in algorithms}
     lanes = {a: ThreadPoolExecutor(1, f"export-{a}") for a in algorithms}
     check_lane = ThreadPoolExecutor(1, "export-b3")
@@ -131,7 +132,8 @@ def copy_checked(
                                 f"chunks; the catalog says {size_bytes} bytes in "
                                 f"{len(chunks)} chunks (chunk {min(index, len(chunks))} "
                                 "is missing or short); the export stops")
-        os.fsync(fd)
+        if fsync:
+            os.fsync(fd)
     finally:
         for lane in (*lanes.values(), check_lane, write_lane):
             lane.shutdown(wait=True, cancel_futures=True)

@@ -20,7 +20,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pipeline.catalog.core import Catalog, recording_filter
 from pipeline.errors import InputError
@@ -104,7 +104,13 @@ def list_exports(catalog: Catalog) -> list[ExportState]:
     return [_state(evts) for evts in by_id.values()]
 
 
-def export_state(catalog: Catalog, export_id: str) -> ExportState:
+class Reads(Protocol):
+    """What reads the catalog: a `Catalog`, or `make`'s one connection."""
+
+    def query(self, sql: str, params: Sequence[Any]) -> Any: ...
+
+
+def export_state(catalog: Reads, export_id: str) -> ExportState:
     """The state of one export (InputError if there is none)."""
     return _state(_events(catalog, export_id))
 
@@ -149,7 +155,7 @@ def _made(e: ExportEventRecord) -> dict[str, Any]:
     return {**doc, "by": e.actor, "at_utc": e.at_utc}
 
 
-def _events(catalog: Catalog, export_id: str) -> list[ExportEventRecord]:
+def _events(catalog: Reads, export_id: str) -> list[ExportEventRecord]:
     rows = catalog.query("SELECT * FROM export_events WHERE export_id = ? ORDER BY at_utc",
                          [export_id]).to_pylist()
     if not rows:
