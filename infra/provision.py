@@ -2,11 +2,12 @@
 
 Creates (or checks) a bucket with S3 Object Lock enabled, versioning on, and a default
 COMPLIANCE retention, so that even an object written without lock headers is locked; adds
-a lifecycle rule that aborts multipart uploads left open (they are invisible, but use
-space). Then writes IAM-style JSON policies, one per role of the permission table
-(`schemas.people.PERMISSIONS`) plus `operator` (the ingest and sealing service), and a
-bucket policy. What a role may do at the store follows from what the table lets it do
-(`store_capabilities`):
+a lifecycle rule that aborts multipart uploads left open a day after they began (a killed
+run's: invisible, but their parts use space and, on AWS, are billed), keeping the bucket's
+other lifecycle rules (a put replaces them all). Then writes IAM-style JSON policies, one
+per role of the permission table (`schemas.people.PERMISSIONS`) plus `operator` (the
+ingest and sealing service), and a bucket policy. What a role may do at the store follows
+from what the table lets it do (`store_capabilities`):
 
 - every role reads (all of them may view);
 - ingest: PutObject with lock headers (which needs PutObjectRetention) and multipart; for
@@ -244,6 +245,45 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+ABORT_RULE_ID = "abort-open-multipart-uploads"
+ABORT_AFTER_DAYS = 1  # no single upload lasts a day; AWS's own advice is 24 hours
+
+
+def abort_rule() -> dict[str, Any]:
+    """The lifecycle rule that aborts multipart uploads left open (a killed run's: invisible,
+    but their parts use space and, on AWS, are billed) a day after they began. Pure."""
+    return {
+        "ID": ABORT_RULE_ID,
+        "Status": "Enabled",
+        "Filter": {"Prefix": ""},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_AFTER_DAYS},
+    }
+
+
+def lifecycle_rules(existing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The bucket's rules with ours in place: the others kept as they are (a put replaces
+    the whole configuration), ours once, last. Pure."""
+    return [r for r in existing if r.get("ID") != ABORT_RULE_ID] + [abort_rule()]
+
+
+def _set_abort_rule(client: Any, bucket: str) -> str:
+    """Put `abort_rule` among the bucket's lifecycle rules; what was done, in words."""
+    try:
+        existing = client.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
+    except ClientError as exc:
+        if _code(exc) != "NoSuchLifecycleConfiguration":
+            return f"not set ({_code(exc)}): abort stale multipart uploads by hand"
+        existing = []
+    try:
+        client.put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration={"Rules": lifecycle_rules(existing)})
+    except ClientError as exc:
+        return f"not set ({_code(exc)}): abort stale multipart uploads by hand"
+    kept = len(lifecycle_rules(existing)) - 1
+    return (f"abort open multipart uploads after {ABORT_AFTER_DAYS} day"
+            + (f" ({kept} other rule(s) kept)" if kept else ""))
+
+
 def provision_bucket(
     client: Any, bucket: str, *, default_retention_days: int = 90, region: str | None = None
 ) -> Provisioned:
@@ -276,23 +316,7 @@ def provision_bucket(
             f"s3://{bucket}: cannot set Object Lock defaults ({_code(exc)}); a bucket "
             "created without Object Lock cannot be used as an evidence store"
         ) from exc
-    try:
-        client.put_bucket_lifecycle_configuration(
-            Bucket=bucket,
-            LifecycleConfiguration={
-                "Rules": [
-                    {
-                        "ID": "abort-open-multipart-uploads",
-                        "Status": "Enabled",
-                        "Filter": {"Prefix": ""},
-                        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2},
-                    }
-                ]
-            },
-        )
-        lifecycle = "abort open multipart uploads after 2 days"
-    except ClientError as exc:
-        lifecycle = f"not set ({_code(exc)}): abort stale multipart uploads by hand"
+    lifecycle = _set_abort_rule(client, bucket)
     conf = client.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
     default = conf.get("Rule", {}).get("DefaultRetention", {})
     return Provisioned(

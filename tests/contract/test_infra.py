@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from infra.provision import NEVER, ROLES, main, provision_bucket, role_policies
+from infra.provision import (
+    NEVER,
+    ROLES,
+    abort_rule,
+    lifecycle_rules,
+    main,
+    provision_bucket,
+    role_policies,
+)
 from tests.s3server import weed_binary, weed_mini_args
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
@@ -115,6 +123,44 @@ def test_versioning_cannot_be_suspended_on_a_locked_bucket(s3_admin: Any) -> Non
     with pytest.raises(ClientError) as exc:
         s3_admin.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Suspended"})
     assert exc.value.response["Error"]["Code"] == "InvalidBucketState"
+
+
+ABORT_RULE = {"ID": "abort-open-multipart-uploads", "Status": "Enabled",
+              "Filter": {"Prefix": ""},
+              "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}
+
+
+def test_the_abort_rule_is_put_among_the_other_rules_once() -> None:
+    assert abort_rule() == ABORT_RULE
+    other = {"ID": "expire-canaries", "Status": "Enabled", "Filter": {"Prefix": "canary/"},
+             "Expiration": {"Days": 400}}
+    old_ours = {**ABORT_RULE, "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}
+    assert lifecycle_rules([]) == [ABORT_RULE]
+    assert lifecycle_rules([old_ours, other]) == [other, ABORT_RULE]
+
+
+def test_provisioned_bucket_aborts_open_multipart_uploads_after_a_day(s3_admin: Any) -> None:
+    """SeaweedFS 4.48 stores the rule and answers it back (and since its 2026 lifecycle work,
+    seaweedfs/seaweedfs#9368, acts on AbortIncompleteMultipartUpload)."""
+    name = f"custody-{uuid.uuid4().hex[:12]}"
+    result = provision_bucket(s3_admin, name, default_retention_days=1)
+    assert result.lifecycle == "abort open multipart uploads after 1 day"
+    assert s3_admin.get_bucket_lifecycle_configuration(Bucket=name)["Rules"] == [ABORT_RULE]
+
+
+def test_provisioning_again_keeps_the_buckets_other_lifecycle_rules(s3_admin: Any) -> None:
+    name = f"custody-{uuid.uuid4().hex[:12]}"
+    provision_bucket(s3_admin, name, default_retention_days=1)
+    other = {"ID": "expire-canaries", "Filter": {"Prefix": "canary/"}, "Status": "Enabled",
+             "Expiration": {"Days": 400}}
+    s3_admin.put_bucket_lifecycle_configuration(
+        Bucket=name, LifecycleConfiguration={"Rules": [other]})
+    for _ in range(2):
+        result = provision_bucket(s3_admin, name, default_retention_days=1)
+        assert result.lifecycle == ("abort open multipart uploads after 1 day "
+                                    "(1 other rule(s) kept)")
+        rules = s3_admin.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+        assert rules == [other, ABORT_RULE]
 
 
 def test_provision_command_reads_the_given_env_and_writes_policies(
