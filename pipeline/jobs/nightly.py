@@ -24,6 +24,7 @@ recorded where the catalog allows.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import socket
 import uuid
@@ -45,6 +46,7 @@ from pipeline.storage.base import WormStore, key_for
 from schemas.nightly import NightlyRunRecord
 from schemas.people import INGEST
 
+LOCK_NAME = "nightly.lock"  # in the catalog's root (an s3:// catalog's local cache)
 STALE_UPLOAD_AGE = dt.timedelta(hours=1)  # older than any live upload of a part
 
 
@@ -80,19 +82,27 @@ def abort_stale(store: WormStore, now: dt.datetime) -> int:
     return int(abort(older_than=STALE_UPLOAD_AGE))
 
 
-def run_nightly(
-    job: NightlyJob, *, store: WormStore, catalog: Catalog, auth: Authority, actor: str,
-    progress: Progress | None = None, event: Callable[..., None] | None = None,
-) -> NightlySummary:
-    """One nightly run (see the module docstring). NightlyLocked if another holds the lock;
-    every other failure of the run is the summary's `error` (exit 2)."""
+def check_sources(job: NightlyJob) -> None:
     if not job.sources:
         raise InputError("custody nightly: no sources; set `sources = [...]` in "
                          "[custody.nightly] of the config file")
+
+
+def run_nightly(
+    job: NightlyJob, *, store: WormStore, catalog: Catalog, auth: Authority, actor: str,
+    progress: Progress | None = None, event: Callable[..., None] | None = None,
+    locked: bool = False,
+) -> NightlySummary:
+    """One nightly run (see the module docstring). NightlyLocked if another holds the lock
+    (`locked`: the caller holds it already, taken before the catalog was opened, as the
+    CLI does); every other failure of the run is the summary's `error` (exit 2)."""
+    check_sources(job)
     now = job.ingest.now
     started = now()
     emit = event or (lambda *_a, **_k: None)
-    with nightly_lock(catalog.root / "nightly.lock", started):
+    hold = (contextlib.nullcontext() if locked
+            else nightly_lock(catalog.root / LOCK_NAME, started))
+    with hold:
         summary = NightlySummary(
             run_id=started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8],
             started_at_utc=started, finished_at_utc=started, executor=job.executor,

@@ -15,6 +15,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 from pipeline.cli.context import open_context
@@ -64,7 +65,11 @@ def _remote(args: argparse.Namespace, s: Settings) -> tuple[str, Any]:
     """(executor name, the cluster's map or None) for --cluster / `nightly.cluster`."""
     address = args.cluster or s.nightly.cluster
     if not address or address == "local":
-        return f"local:{s.probe_workers}", None
+        from pipeline.jobs.pool import PoolRemote
+
+        # The driver only commits here: by default one worker per core, not cores-1.
+        workers = s.probe_workers + (s.origins.get("workers") == "default")
+        return f"local:{workers}", PoolRemote(workers)
     from pipeline.jobs.cluster import ClusterRemote, TlsFiles
 
     tls = TlsFiles(ca=args.tls_ca or s.nightly.tls_ca, cert=args.tls_cert or s.nightly.tls_cert,
@@ -72,9 +77,20 @@ def _remote(args: argparse.Namespace, s: Settings) -> tuple[str, Any]:
     return f"cluster:{address}", ClusterRemote(address, tls)
 
 
+def _lock_path(s: Settings) -> Path:
+    """The nightly lock in the catalog's root: the directory, or an s3:// catalog's local
+    cache (where `open_catalog` keeps its state)."""
+    from pipeline.jobs.nightly import LOCK_NAME
+
+    if s.catalog.startswith("s3://"):
+        return Path(s.catalog_cache) / s.catalog.removeprefix("s3://").strip("/") / LOCK_NAME
+    return Path(s.catalog).resolve() / LOCK_NAME
+
+
 def cmd_nightly(args: argparse.Namespace, s: Settings, ui: Output) -> int:
     from pipeline.ingest.outcome import IngestSettings
-    from pipeline.jobs.nightly import NightlyJob, run_nightly
+    from pipeline.jobs.lock import nightly_lock
+    from pipeline.jobs.nightly import NightlyJob, check_sources, run_nightly
 
     executor, remote = _remote(args, s)
     job = NightlyJob(
@@ -87,11 +103,15 @@ def cmd_nightly(args: argparse.Namespace, s: Settings, ui: Output) -> int:
     )
     logs = not ui.progress_on() and not s.quiet
     emit = _log_lines(ui.err) if logs else None
+    check_sources(job)
     try:
-        with open_context(s, writes=True) as ctx, ui.progress("nightly") as bar:
+        # The lock first: a second start must not even open the catalog (its DuckDB file
+        # admits one process), and must say who holds the lock.
+        with nightly_lock(_lock_path(s), s.now()), open_context(s, writes=True) as ctx, \
+                ui.progress("nightly") as bar:
             progress = bar.accept if bar else (_LogProgress(emit) if emit else None)
             summary = run_nightly(job, store=ctx.store, catalog=ctx.catalog, auth=ctx.auth,
-                                  actor=ctx.actor, progress=progress, event=emit)
+                                  actor=ctx.actor, progress=progress, event=emit, locked=True)
             ctx.catalog.refresh_views()
     finally:
         if remote is not None:

@@ -1,0 +1,107 @@
+"""The nightly job's local executor: whole files on a process pool, committed by the driver.
+
+`custody ingest` pipelines one file at a time in the driver (read and copy here, demux in
+one worker a few files ahead). For the nightly run's many small files (photos, 5 s clips)
+the per-file work that needs a CPU is the demux and, for video, the AV-9 voice decode;
+done one file after another it keeps one core busy and the driver waiting. Here each
+worker process runs the same per-file function a cluster worker runs
+(`pipeline.ingest.run.ingest_entry`: open, sniff, read once into the store, probe,
+analyse), `workers` files at a time and a few more queued, and the driver only commits
+(the cross-file rules, the catalog batches, the audit records), as with a cluster.
+
+The workers fork from a server that has PyAV, numpy and pyarrow loaded, and die with the
+run however it dies (`pipeline.ingest.lifeline`), as the probe pool's do. A worker that
+crashes (FFmpeg on a hostile file) breaks the pool: the pool is rebuilt and the files that
+were out are sent again (a repeated put is harmless); a file out during a second crash as
+well is `failed` ("the worker crashed ..."), never a lost file.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
+
+from pipeline.errors import CustodyError
+from pipeline.ingest.file import FileJob, FileRecords, FileTools, failed_record, worker_tools
+from pipeline.ingest.listing import Entry
+from pipeline.ingest.run import ingest_entry
+
+QUEUED_PER_WORKER = 2  # files waiting in the pool beside each one being worked on
+MAX_ATTEMPTS = 2
+
+_made: dict[tuple[str, bool], FileTools] = {}
+_stack = contextlib.ExitStack()  # the worker process's tools, kept for its life
+
+
+def ingest_in_worker(entry: Entry, job: FileJob) -> FileRecords:
+    """The task: one file, in a pool worker (tools made once per worker process)."""
+    key = (job.store_uri, job.full_demux)
+    if key not in _made:
+        _made[key] = _stack.enter_context(worker_tools(job.store_uri,
+                                                       full_demux=job.full_demux))
+    return ingest_entry(entry, job, _made[key])
+
+
+class WorkerCrashed(CustodyError):
+    """The pool's worker process died while this file was out, twice."""
+
+
+def _new_pool(workers: int) -> cf.ProcessPoolExecutor:
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(
+        ["pipeline.ingest.lifeline", "pipeline.media.probe", "pipeline.cli.main"])
+    return cf.ProcessPoolExecutor(workers, mp_context=ctx)
+
+
+class PoolRemote:
+    """`Remote` on local worker processes (see the module docstring)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+
+    def __call__(self, pairs: Sequence[tuple[Entry, FileJob]]) -> Iterator[FileRecords]:
+        if not pairs:
+            return
+        todo = list(enumerate(pairs))
+        todo.reverse()  # popped from the end: in listing order
+        attempts: dict[int, int] = {}
+        pool = _new_pool(self.workers)
+        out: dict[cf.Future[FileRecords], int] = {}
+        window = self.workers * (1 + QUEUED_PER_WORKER)
+        try:
+            while todo or out:
+                while todo and len(out) < window:
+                    i, (entry, job) = todo.pop()
+                    attempts[i] = attempts.get(i, 0) + 1
+                    out[pool.submit(ingest_in_worker, entry, job)] = i
+                finished, _ = cf.wait(out, return_when=cf.FIRST_COMPLETED)
+                broken: list[int] = []
+                for fut in finished:
+                    i = out.pop(fut)
+                    try:
+                        yield fut.result()
+                    except BrokenProcessPool:
+                        broken.append(i)
+                    except Exception as exc:  # not ingest_entry's own: pickling, ...
+                        yield failed_record(pairs[i][1].path, exc)
+                if broken:
+                    broken += out.values()  # every file out was lost with the pool
+                    out.clear()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = _new_pool(self.workers)
+                    for i in sorted(set(broken), reverse=True):
+                        if attempts[i] >= MAX_ATTEMPTS:
+                            job = pairs[i][1]
+                            yield failed_record(job.path, WorkerCrashed(
+                                f"{job.path}: the worker process crashed while this file "
+                                f"was out ({attempts[i]} times); not ingested"))
+                        else:
+                            todo.append((i, pairs[i]))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def close(self) -> None:
+        """Nothing held between runs (the pool lives for one call)."""
