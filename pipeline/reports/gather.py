@@ -116,8 +116,8 @@ def _narrowed(f: Filters, where: list[str], params: list[Any], prefix: str = "")
 # first in its search path), so each check reads them instead of recomputing them. In
 # dependency order; a view the catalog does not have is skipped.
 SHARED_VIEWS = ("cases_current", "case_links_current", "case_documents", "case_exemptions",
-                "case_checklist", "retention_current", "check_av5_coverage",
-                "check_av6_exemptions", "check_av8_documents")
+                "case_checklist", "check_av5_coverage", "check_av6_exemptions",
+                "check_av8_documents")
 
 
 def _share(con: duckdb.DuckDBPyConnection) -> None:
