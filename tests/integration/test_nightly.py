@@ -285,3 +285,21 @@ def test_sigkill_then_restart_loses_nothing_duplicates_nothing_moves_only_verifi
     assert _files(dock) == set()
     runs = cat.query("SELECT run_id, exit_code FROM nightly_runs").to_pylist()
     assert [r["exit_code"] for r in runs] == [1]  # the killed run recorded nothing
+
+
+def test_off_a_terminal_the_run_logs_one_json_object_per_line_to_stderr(
+    tmp_path: Path, dock: Path
+) -> None:
+    code, out, err = _cli("nightly", "--config", str(_config(tmp_path, dock, tmp_path / "done")))
+    lines = [json.loads(line) for line in err.splitlines()]
+    events = [e["event"] for e in lines]
+    assert code == 1
+    assert events[0] == "nightly.started" and events[-2:] == ["nightly.finished",
+                                                              "nightly.reject"]
+    assert set(events[1:-2]) == {"nightly.progress"}
+    assert all(list(e)[:3] == ["timestamp", "level", "event"] for e in lines)
+    finished, reject = lines[-2], lines[-1]
+    assert (finished["archived"], finished["moved"], finished["exit_code"]) == (3, 3, 1)
+    assert (reject["level"], reject["path"]) == ("warning", str(dock / "notes.txt"))
+    assert lines[-3]["files_done"] == lines[-3]["files"] == 4
+    assert "nightly run " in out and "moved 3 to the done folder" in out

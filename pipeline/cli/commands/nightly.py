@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import logging
 import sys
 import time
 from collections.abc import Callable
@@ -27,21 +25,15 @@ LOG_EVERY_S = 5.0
 
 
 def _log_lines(err: TextIO) -> Callable[..., None]:
-    """One JSON object per line on `err`: what journald and log shippers read."""
-    logger = logging.getLogger("custody.nightly")
-    if not any(getattr(h, "_custody", False) for h in logger.handlers):
-        handler = logging.StreamHandler(err)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._custody = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
+    """One JSON object per line on `err` (structlog, `pipeline.jobs.logs`): what journald
+    and log shippers read."""
+    from pipeline.jobs.logs import configure_logging, get_logger
+
+    configure_logging(json=True, stream=err)
+    log = get_logger()
 
     def emit(event: str, level: str = "info", **fields: Any) -> None:
-        line = {"timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-                "level": level, "event": event, **fields}
-        logger.log(logging.WARNING if level == "warning" else logging.INFO,
-                   json.dumps(line, ensure_ascii=False, default=str))
+        (log.warning if level == "warning" else log.info)(event, **fields)
 
     return emit
 
