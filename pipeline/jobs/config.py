@@ -5,6 +5,7 @@
 sources = [
   { path = "/srv/dock/station-1", labels = "labels*.csv", done = "/srv/dock/done/station-1" },
   "/srv/dock/station-2",
+  { path = "s3://inbox/station-3/", labels = "labels*.csv" },   # tagged when archived
 ]
 cluster = "tls://scheduler.internal:8786"   # the default of --cluster; none: the local pool
 tls_ca = "/etc/custody/tls/ca.pem"          # for tls:// (required there)
@@ -16,7 +17,9 @@ Every key is checked, as the rest of the config is (`pipeline.cli.settings`): a 
 source's `labels` is a glob pattern in the source folder (or an absolute one); every
 matching file is read, in name order, and none of them is ingested. `done` is a folder on
 the same filesystem: a source file is moved there (keeping its path below the source)
-only once its archived copy has been re-read and hashes to its BLAKE3.
+only once its archived copy has been re-read and hashes to its BLAKE3. An `s3://` inbox is
+read through a local spool (`spool`, see `pipeline.jobs.inbox`); its objects are tagged
+archived, or copied to its `done = "s3://..."` prefix and tagged, never deleted.
 """
 
 from __future__ import annotations
@@ -29,14 +32,15 @@ from typing import Any
 
 from pipeline.errors import InputError
 
-SOURCE_KEYS = {"path": "a folder to ingest (recursive)",
+SOURCE_KEYS = {"path": "a folder to ingest (recursive), or an S3 inbox s3://bucket/prefix/",
                "labels": "glob pattern of its labels files (in the folder, or absolute)",
-               "done": "folder (same filesystem) where verified files are moved"}
+               "done": "folder (same filesystem; s3://... for an inbox) for verified files"}
 KEYS = {"sources": "list of folders, or tables with path, labels, done",
         "cluster": "default --cluster address (tls://HOST:8786)",
         "tls_ca": "CA certificate (PEM) of the cluster",
         "tls_cert": "this client's certificate (PEM)",
-        "tls_key": "this client's private key (PEM)"}
+        "tls_key": "this client's private key (PEM)",
+        "spool": "local folder for copies of S3 inbox objects"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,10 @@ class NightlySource:
     path: str
     labels: str | None = None  # glob pattern
     done: str | None = None
+
+    @property
+    def is_inbox(self) -> bool:
+        return self.path.startswith("s3://")
 
     def labels_paths(self) -> tuple[str, ...]:
         """The labels files the pattern matches now, in name order."""
@@ -61,6 +69,7 @@ class NightlyConfig:
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    spool: str | None = None
 
 
 def _text(value: Any, where: str) -> str:
@@ -86,9 +95,14 @@ def _source(item: Any, where: str) -> NightlySource:
         _text(item["labels"], f"{where}.labels") if "labels" in item else None,
         _text(item["done"], f"{where}.done") if "done" in item else None,
     )
-    if src.path.startswith("s3://"):
-        raise InputError(f"{where}.path = {src.path!r}: an S3 inbox is not read by this "
-                         "version; mount it or copy it to a folder first")
+    if src.is_inbox:
+        if src.done is not None and not src.done.startswith("s3://"):
+            raise InputError(f"{where}.done = {src.done!r}: an S3 inbox's done place is an "
+                             "s3://bucket/prefix/ (its objects are copied there and tagged)")
+        return src
+    if src.done is not None and src.done.startswith("s3://"):
+        raise InputError(f"{where}.done = {src.done!r}: a folder's done place is a folder "
+                         "on the same filesystem")
     if src.done is not None:
         done, root = os.path.realpath(src.done), os.path.realpath(src.path)
         if done == root or done.startswith(root.rstrip("/") + "/"):

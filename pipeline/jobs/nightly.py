@@ -28,17 +28,19 @@ import contextlib
 import datetime as dt
 import socket
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from pipeline import __version__
 from pipeline.catalog.core import Catalog
 from pipeline.errors import CustodyError, InputError
-from pipeline.ingest.outcome import IngestSettings
+from pipeline.ingest.outcome import FileOutcome, IngestSettings
 from pipeline.ingest.run import Remote, Source, ingest
 from pipeline.jobs.config import NightlySource
+from pipeline.jobs.inbox import fetch
 from pipeline.jobs.lock import nightly_lock
-from pipeline.jobs.settle import settle
+from pipeline.jobs.settle import Mark, settle
 from pipeline.jobs.summary import REACHABLE, NightlySummary, from_result
 from pipeline.people.permissions import Authority
 from pipeline.progress import Progress
@@ -47,7 +49,7 @@ from schemas.nightly import NightlyRunRecord
 from schemas.people import INGEST
 
 LOCK_NAME = "nightly.lock"  # in the catalog's root (an s3:// catalog's local cache)
-STALE_UPLOAD_AGE = dt.timedelta(hours=1)  # older than any live upload of a part
+STALE_UPLOAD_AGE = dt.timedelta(hours=6)  # where the store names none: no upload lasts that
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,8 @@ class NightlyJob:
     executor: str = "local:1"  # as recorded: local:<workers> | cluster:<address>
     remote: Remote | None = None
     verify_threads: int = 2
+    env: Mapping[str, str] = field(default_factory=dict)  # S3 inboxes' endpoint, credentials
+    spool: str | None = None  # where S3 inbox objects are copied to be ingested
 
 
 def store_state(store: WormStore) -> str:
@@ -75,11 +79,15 @@ def store_state(store: WormStore) -> str:
 
 
 def abort_stale(store: WormStore, now: dt.datetime) -> int:
-    """Abort the incomplete uploads killed runs left, where the store can; how many."""
+    """Abort the incomplete uploads killed runs left, where the store can, older than the
+    store's own threshold (`S3Config.stale_upload_after_s`: no live upload is that old);
+    how many."""
     abort = getattr(store, "abort_stale_uploads", None)
     if not callable(abort):
         return 0
-    return int(abort(older_than=STALE_UPLOAD_AGE))
+    seconds = getattr(getattr(store, "config", None), "stale_upload_after_s", None)
+    age = dt.timedelta(seconds=seconds) if isinstance(seconds, int) else STALE_UPLOAD_AGE
+    return int(abort(older_than=age))
 
 
 def check_sources(job: NightlyJob) -> None:
@@ -109,22 +117,51 @@ def run_nightly(
             sources=[s.path for s in job.sources], store_uri=store.uri)
         emit("nightly.started", executor=job.executor, sources=summary.sources,
              store=store.uri)
+        errors: list[str] = []
         try:
             summary.stale_uploads_aborted = abort_stale(store, started)
-            result = ingest(
-                [Source(s.path, s.labels_paths()) for s in job.sources], store=store,
-                catalog=catalog, settings=job.ingest, auth=auth, actor=actor,
-                progress=progress, remote=job.remote)
+            sources, marks, unread = _sources(job, errors)
+            result = ingest(sources, store=store, catalog=catalog, settings=job.ingest,
+                            auth=auth, actor=actor, progress=progress, remote=job.remote)
             from_result(summary, result)
+            summary.files += unread
             summary.settled = settle(result.files, job.sources, store, started,
-                                     threads=job.verify_threads)
+                                     threads=job.verify_threads, marks=marks)
         except CustodyError as exc:
-            summary.error = str(exc)
+            errors.append(str(exc))
+        summary.error = "; ".join(errors) or None
         summary.store_state = store_state(store)
         summary.finished_at_utc = now()
         summary.recorded = _record(summary, catalog, auth, actor, now)
         emit("nightly.finished", **_brief(summary))
     return summary
+
+
+def _sources(
+    job: NightlyJob, errors: list[str]
+) -> tuple[list[Source], dict[str, Mark], list[FileOutcome]]:
+    """The ingest's sources: folders as they are, each S3 inbox fetched into its spool
+    folder; how to mark each inbox file archived; the inbox objects that could not be
+    read. An inbox that cannot be listed is an error of the run (the others still go)."""
+    sources: list[Source] = []
+    marks: dict[str, Mark] = {}
+    unread: list[FileOutcome] = []
+    for src in job.sources:
+        if not src.is_inbox:
+            sources.append(Source(src.path, src.labels_paths()))
+            continue
+        if job.spool is None:
+            errors.append(f"{src.path}: an S3 inbox needs a spool folder (`spool`)")
+            continue
+        try:
+            got = fetch(src, Path(job.spool), job.env)
+        except CustodyError as exc:
+            errors.append(f"{src.path}: {exc}")
+            continue
+        sources.append(Source(str(got.spool), tuple(got.labels)))
+        marks.update(dict.fromkeys(got.objects, got.settle_one))
+        unread += got.failed
+    return sources, marks, unread
 
 
 def _brief(s: NightlySummary) -> dict[str, object]:

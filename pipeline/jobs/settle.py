@@ -21,7 +21,7 @@ import datetime as dt
 import errno
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import blake3
@@ -113,12 +113,18 @@ def move_to_done(
     return None
 
 
+# How a verified file of an S3 inbox's spool is marked archived there: (path, BLAKE3) ->
+# None, or why not (`pipeline.jobs.inbox.Fetched.settle_one`).
+Mark = Callable[[str, str], str | None]
+
+
 def settle(
     outcomes: Sequence[FileOutcome], sources: Sequence[NightlySource], store: WormStore,
-    started: dt.datetime, *, threads: int = 2,
+    started: dt.datetime, *, threads: int = 2, marks: Mapping[str, Mark] | None = None,
 ) -> Settled:
     """Verify the stored copy of every archived file (`threads` at a time: reads and
-    BLAKE3 release the GIL), then move those whose source has a done folder."""
+    BLAKE3 release the GIL), then move those whose source has a done folder, and mark
+    those of an S3 inbox archived there (`marks`, by spool path)."""
     done = [o for o in outcomes if o.status in (ARCHIVED, ALREADY) and o.blake3]
     out = Settled()
     with cf.ThreadPoolExecutor(max(1, threads), "verify-copy") as pool:
@@ -129,6 +135,14 @@ def settle(
                 out.left_in_place.append(f"{o.display_path}: not moved: {trouble}")
                 continue
             out.verified += 1
+            mark = (marks or {}).get(o.path)
+            if mark is not None:
+                why = mark(o.path, str(o.blake3))
+                if why is None:
+                    out.moved += 1
+                else:
+                    out.left_in_place.append(why)
+                continue
             src = source_of(o.path, sources)
             if src is None or src.done is None:
                 continue

@@ -91,7 +91,8 @@ def cmd_nightly(args: argparse.Namespace, s: Settings, ui: Output) -> int:
             now=s.now, chunk_size=s.chunk_size, min_lock=dt.timedelta(days=s.min_lock_days),
             default_offset=s.utc_offset, probe_workers=s.probe_workers,
             batch_files=s.batch_files, allow_unverified_store=args.allow_unverified_store),
-        executor=executor, remote=remote,
+        executor=executor, remote=remote, env=s.store_env,
+        spool=s.nightly.spool or str(Path(s.catalog_cache).parent / "inbox-spool"),
     )
     logs = not ui.progress_on() and not s.quiet
     emit = _log_lines(ui.err) if logs else None
