@@ -182,7 +182,11 @@ def make_package(
                        refusal_error=PermissionDenied)
         renderer = behind.CoverRenderer()
         items = _items(reads, state)
-        plans = _plan_clips(reads, specs, items)
+        try:
+            plans = _plan_clips(reads, specs, items)
+        except InputError as exc:
+            auth.record(actor, EXPORT_REQUEST, export_id, REFUSED, f"export make stopped: {exc}")
+            raise
     except BaseException:
         reads.close()
         raise
@@ -204,7 +208,7 @@ def make_package(
             fsync_dir(d)  # every entry durable before the package appears
         os.rename(tmp, out)
         fsync_dir(out.parent)
-    except ChunkMismatch as exc:
+    except (ChunkMismatch, InputError) as exc:  # a bad chunk, a clip no muxer copies exactly
         files.close()
         shutil.rmtree(tmp, ignore_errors=True)
         auth.record(actor, EXPORT_REQUEST, export_id, REFUSED, f"export make stopped: {exc}")

@@ -208,6 +208,13 @@ def test_a_bad_clip_spec_is_exit_2_with_nothing_made(custody: Custody, tmp_path:
         assert message in c.err and f"--clip {spec}" in c.err, (spec, c.err)
         assert list(out_dir.iterdir()) == []
     assert c.json("export", "list", who="L-1")[0]["status"] == "approved"
+    stopped = c.json("audit", "show", "--who", "L-1", "--action", "export.request",
+                     "--result", "refused", who="L-1")
+    # audited once authorized: the two spans outside clean.mp4 and the file not in the
+    # export (a malformed spec stops before the request is read)
+    assert [r["reason"].split(": ")[1] for r in stopped] == [
+        "--clip clean.mp4@00:00:05-00:00:07", "--clip clean.mp4@00:00:07-00:00:08",
+        "--clip other.mp4@00:00:01-00:00:02"]
 
 
 @pytest.mark.slow
