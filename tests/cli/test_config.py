@@ -26,7 +26,7 @@ def test_an_unknown_key_is_exit_2_naming_the_key_and_the_file(
     assert r.err == (
         f"custody config: error: {cfg}: unknown key 'custody.stor'; expected one of as, "
         "batch_files, catalog, catalog_cache, chunk_size, identities, labels, min_lock_days, "
-        "s3, store, timezone, utc_offset, workers\n")
+        "nightly, s3, store, timezone, utc_offset, workers\n")
 
 
 def test_a_wrong_type_is_exit_2_naming_the_key_and_the_file(

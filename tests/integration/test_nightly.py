@@ -303,3 +303,63 @@ def test_off_a_terminal_the_run_logs_one_json_object_per_line_to_stderr(
     assert (reject["level"], reject["path"]) == ("warning", str(dock / "notes.txt"))
     assert lines[-3]["files_done"] == lines[-3]["files"] == 4
     assert "nightly run " in out and "moved 3 to the done folder" in out
+
+
+# --- a pool worker killed mid-run ----------------------------------------------------------
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _pool_workers(before: set[int]) -> list[int]:
+    """The processes forked by a forkserver this test process started after `before`."""
+    servers = [p for p in _children(os.getpid()) if p not in before]
+    return [w for s in servers for w in _children(s)]
+
+
+@pytest.mark.slow
+def test_a_pool_worker_killed_mid_run_and_every_file_is_archived_exactly_once(
+    tmp_path: Path
+) -> None:
+    import threading
+
+    dock, done = tmp_path / "dock", tmp_path / "done"
+    dock.mkdir()
+    for i in range(N_FILES):
+        synth.write_clean(dock / f"REC{i:04d}.mp4", 2.0, START.replace(minute=i))
+    digests = sorted(_b3(p) for p in dock.iterdir())
+    cfg = _config(tmp_path, dock, done)
+    before = set(_children(os.getpid()))
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        result["code"], result["out"], result["err"] = _cli(
+            "nightly", "--config", str(cfg), "--json", "--workers", "2", "--batch-files", "2")
+
+    driver = threading.Thread(target=run)
+    driver.start()
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and driver.is_alive() and time.monotonic() < deadline:
+        workers = _pool_workers(before)
+        if workers and _committed(tmp_path) >= 2:
+            killed = workers[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.005)
+    driver.join(timeout=300)
+    assert killed is not None, "the run ended before a worker could be killed"
+    run = json.loads(result["out"])["run"]
+    assert result["code"] == 1, result["err"]
+    assert (run["archived"], run["already_archived"], run["failed"], run["verified"],
+            run["moved"]) == (N_FILES, 0, 0, N_FILES, N_FILES)
+    rec = Catalog(tmp_path / "catalog").query(
+        "SELECT blake3, count(*) AS n FROM recordings GROUP BY blake3").to_pylist()
+    assert sorted(r["blake3"] for r in rec) == digests and {r["n"] for r in rec} == {1}
+    assert _store_objects(tmp_path) == N_FILES
