@@ -77,8 +77,8 @@ def test_a_span_below_a_millisecond_is_shown_in_milliseconds() -> None:
     for step, run, within in ((1, 3, "0.033 ms"), (19, 4, "0.84 ms"), (30, 3, "0.001 s")):
         (f,) = _find(stream(run_of(step, run=run)))
         assert f.detail.split(" are presented within ")[1].startswith(within + ", "), step
-    # 999 of 1/1000000 s: just under a millisecond
-    (f,) = _find(stream(run_of(333, run=3, base=33333), tb=Fraction(1, 10**6)))
+    # 9995 ticks of 100 ns (ASF's unit): just under a millisecond, above 1/1001 s
+    (f,) = _find(stream(run_of(1999, run=5, base=333333), tb=Fraction(1, 10**7)))
     assert " are presented within 1.0 ms, " in f.detail
 
 
