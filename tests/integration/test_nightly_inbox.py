@@ -115,3 +115,28 @@ def test_an_inbox_that_cannot_be_listed_fails_the_run_and_the_rest_still_goes(
     assert code == 2
     assert (run["archived"], run["store_state"]) == (1, "reachable")
     assert "s3://no-such-inbox-" in run["error"] and "NoSuchBucket" in run["error"]
+
+
+def test_a_store_that_fails_its_self_test_is_exit_2_and_recorded(
+    s3_server: Any, tmp_path: Path
+) -> None:
+    """A bucket without Object Lock deletes what it is asked to: the run itself fails."""
+    client = s3_config(s3_server).client()
+    bucket = f"plain-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    dock = tmp_path / "dock"
+    dock.mkdir()
+    synth.write_still(dock / "photo.jpg", START)
+    cfg = tmp_path / "custody.toml"
+    cfg.write_text(
+        f'[custody]\nstore = "s3://{bucket}/evidence"\ncatalog = "{tmp_path / "catalog"}"\n'
+        f'[custody.nightly]\nsources = [{{ path = "{dock}", done = "{tmp_path / "done"}" }}]\n',
+        encoding="utf-8")
+    code, run = _run(s3_server, cfg)
+    assert code == 2
+    assert (run["files_seen"], run["archived"], run["moved"]) == (0, 0, 0)
+    assert "self-test" in run["error"]
+    assert (dock / "photo.jpg").exists() and not (tmp_path / "done").exists()
+    (rec,) = Catalog(tmp_path / "catalog").query(
+        "SELECT exit_code, error, archived FROM nightly_runs").to_pylist()
+    assert (rec["exit_code"], rec["error"], rec["archived"]) == (2, run["error"], 0)
