@@ -33,6 +33,7 @@ carried into its commit (local) or stay outside what it covers (S3), so none is 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
@@ -265,9 +266,13 @@ def _merge(parts: Parts, m: Merge, stage: Path, target_bytes: int) -> list[Stage
             if pending_rows >= ROW_GROUP_ROWS or pending_bytes * 4 >= target_bytes:
                 flush(final=False)
         flush(final=True)
+    except OSError as exc:  # a full disk, a file-size limit: nothing was committed
+        raise CatalogError(f"{path}: not compacted, cannot write: "
+                           f"{exc.strerror or exc}") from exc
     finally:
         if fh is not None:
-            fh.close()
+            with contextlib.suppress(OSError):
+                fh.close()
     rows = sum(p.rows for p in m.parts)
     if sum(s.rows for s in out) != rows:  # the manifests' counts against what was read
         raise CatalogError(f"{m.table}: the merged parts hold {sum(s.rows for s in out)} "

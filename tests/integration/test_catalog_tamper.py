@@ -30,13 +30,13 @@ class Cli:
         return code, out.getvalue(), err.getvalue()
 
 
-def _archive(cli: Cli, inbox: Path) -> None:
+def _archive(cli: Cli, inbox: Path, *ingest: str) -> None:
     if cli.as_:  # the staff registry's commit is recorded too
         code, _, err = cli("staff", "add", "A-1", "--name", "张三", "--kind", "officer",
                            "--section", "综合执法队", "--certificate", "ZJ-0001",
                            "--role", "administrator", "--role", "officer")
         assert code == 0, err
-    code, _, err = cli("ingest", str(inbox), "--quiet", "--workers", "1")
+    code, _, err = cli("ingest", str(inbox), "--quiet", "--workers", "1", *ingest)
     assert code == 1, err  # the interrupted recording has findings
 
 

@@ -139,6 +139,7 @@ def _lines(world: World) -> list[dict[str, object]]:
             .splitlines()]
 
 
+@pytest.mark.slow
 def test_every_view_gives_the_same_rows_after_compaction(world: World) -> None:
     fill(world.catalog, 30)
     before = every_view(world.catalog)
@@ -202,6 +203,7 @@ def test_compacting_a_compacted_catalog_does_nothing_and_says_so(world: World) -
     assert world.audit.show(action="catalog.compact")[-1].reason == again.summary()
 
 
+@pytest.mark.slow
 def test_merged_parts_are_closed_once_they_reach_the_target_size(
     world: World,
 ) -> None:
