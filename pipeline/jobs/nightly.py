@@ -35,7 +35,7 @@ from pathlib import Path
 from pipeline import __version__
 from pipeline.catalog.core import Catalog
 from pipeline.errors import CustodyError, InputError
-from pipeline.ingest.outcome import FileOutcome, IngestSettings
+from pipeline.ingest.outcome import FileOutcome, IngestSettings, RunResult
 from pipeline.ingest.run import Remote, Source, ingest
 from pipeline.jobs.config import NightlySource
 from pipeline.jobs.inbox import fetch
@@ -118,6 +118,7 @@ def run_nightly(
         emit("nightly.started", executor=job.executor, sources=summary.sources,
              store=store.uri)
         errors: list[str] = []
+        result: RunResult | None = None
         try:
             summary.stale_uploads_aborted = abort_stale(store, started)
             sources, marks, unread = _sources(job, errors)
@@ -131,6 +132,11 @@ def run_nightly(
             errors.append(str(exc))
         summary.error = "; ".join(errors) or None
         summary.store_state = store_state(store)
+        # The ingest's own word that the store failed during it (`RunResult.store_failed`),
+        # where it says so.
+        failed = getattr(result, "store_failed", None)
+        if failed and summary.store_state == REACHABLE:
+            summary.store_state = f"failed during the run: {failed}"
         summary.finished_at_utc = now()
         summary.recorded = _record(summary, catalog, auth, actor, now)
         emit("nightly.finished", **_brief(summary))
