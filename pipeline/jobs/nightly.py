@@ -41,7 +41,7 @@ from pipeline.jobs.config import NightlySource
 from pipeline.jobs.inbox import fetch
 from pipeline.jobs.lock import nightly_lock
 from pipeline.jobs.settle import Mark, settle
-from pipeline.jobs.summary import REACHABLE, NightlySummary, from_result
+from pipeline.jobs.summary import NOT_RECORDED, REACHABLE, NightlySummary, from_result
 from pipeline.people.permissions import Authority
 from pipeline.progress import Progress
 from pipeline.storage.base import WormStore, key_for
@@ -194,4 +194,4 @@ def _record(
         batch.add(NightlyRunRecord, [s.record(socket.gethostname(), __version__)])
         return batch.commit(now().date())
     except Exception as exc:
-        return f"not recorded: {type(exc).__name__}: {exc}"
+        return f"{NOT_RECORDED}: {type(exc).__name__}: {exc}"

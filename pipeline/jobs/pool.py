@@ -73,20 +73,25 @@ class PoolRemote:
         window = self.workers * (1 + QUEUED_PER_WORKER)
         try:
             while todo or out:
-                while todo and len(out) < window:
+                broken: list[int] = []
+                while todo and len(out) < window and not broken:
                     i, (entry, job) = todo.pop()
                     attempts[i] = attempts.get(i, 0) + 1
-                    out[pool.submit(ingest_in_worker, entry, job)] = i
-                finished, _ = cf.wait(out, return_when=cf.FIRST_COMPLETED)
-                broken: list[int] = []
-                for fut in finished:
-                    i = out.pop(fut)
                     try:
-                        yield fut.result()
-                    except BrokenProcessPool:
+                        out[pool.submit(ingest_in_worker, entry, job)] = i
+                    except BrokenProcessPool:  # a worker died since the last results
+                        attempts[i] -= 1  # this one was never out
                         broken.append(i)
-                    except Exception as exc:  # not ingest_entry's own: pickling, ...
-                        yield failed_record(pairs[i][1].path, exc)
+                if not broken:
+                    finished, _ = cf.wait(out, return_when=cf.FIRST_COMPLETED)
+                    for fut in finished:
+                        i = out.pop(fut)
+                        try:
+                            yield fut.result()
+                        except BrokenProcessPool:
+                            broken.append(i)
+                        except Exception as exc:  # not ingest_entry's own: pickling, ...
+                            yield failed_record(pairs[i][1].path, exc)
                 if broken:
                     broken += out.values()  # every file out was lost with the pool
                     out.clear()

@@ -18,6 +18,7 @@ from schemas.nightly import NightlyRunRecord
 
 LATE_CODE = "INGEST_LATE"  # AV-12: uploaded more than 24 hours after recording ended
 REACHABLE = "reachable"
+NOT_RECORDED = "not recorded"
 
 
 @dataclass(slots=True)
@@ -78,6 +79,8 @@ class NightlySummary:
         1 findings, a file not archived, or a stored copy that did not verify; else 0."""
         if self.error is not None or self.store_state != REACHABLE:
             return 2
+        if self.recorded is not None and self.recorded.startswith(NOT_RECORDED):
+            return 2  # the catalog could not take the summary
         if self.count(FAILED) or self.settled.unverified:
             return 1
         if any(f.severity != "info" for o in self.files for f in o.findings):

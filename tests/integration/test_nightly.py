@@ -318,10 +318,14 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _grandchildren() -> set[int]:
+    """The processes this test process's children started (a forkserver's workers; the
+    forkserver is started once per process and may be older than this test)."""
+    return {w for c in _children(os.getpid()) for w in _children(c)}
+
+
 def _pool_workers(before: set[int]) -> list[int]:
-    """The processes forked by a forkserver this test process started after `before`."""
-    servers = [p for p in _children(os.getpid()) if p not in before]
-    return [w for s in servers for w in _children(s)]
+    return sorted(_grandchildren() - before)
 
 
 @pytest.mark.slow
@@ -336,7 +340,7 @@ def test_a_pool_worker_killed_mid_run_and_every_file_is_archived_exactly_once(
         synth.write_clean(dock / f"REC{i:04d}.mp4", 2.0, START.replace(minute=i))
     digests = sorted(_b3(p) for p in dock.iterdir())
     cfg = _config(tmp_path, dock, done)
-    before = set(_children(os.getpid()))
+    before = _grandchildren()
     result: dict[str, Any] = {}
 
     def run() -> None:
@@ -355,6 +359,7 @@ def test_a_pool_worker_killed_mid_run_and_every_file_is_archived_exactly_once(
         time.sleep(0.005)
     driver.join(timeout=300)
     assert killed is not None, "the run ended before a worker could be killed"
+    assert result["out"], result["err"]
     run = json.loads(result["out"])["run"]
     assert result["code"] == 1, result["err"]
     assert (run["archived"], run["already_archived"], run["failed"], run["verified"],
@@ -363,3 +368,20 @@ def test_a_pool_worker_killed_mid_run_and_every_file_is_archived_exactly_once(
         "SELECT blake3, count(*) AS n FROM recordings GROUP BY blake3").to_pylist()
     assert sorted(r["blake3"] for r in rec) == digests and {r["n"] for r in rec} == {1}
     assert _store_objects(tmp_path) == N_FILES
+
+
+def test_the_exit_code_says_which_night_it_was() -> None:
+    """0 clean, 1 a file not archived, 2 the run failed, the store failed during it, or
+    the catalog did not take the summary (pure: the summary alone decides)."""
+    from pipeline.ingest.outcome import FAILED, FileOutcome
+    from pipeline.jobs.summary import NightlySummary
+
+    def night(**kw: Any) -> NightlySummary:
+        return NightlySummary(run_id="r", started_at_utc=START, finished_at_utc=START,
+                              executor="local:1", sources=[], store_uri="file:///s", **kw)
+
+    assert night().exit_code() == 0
+    assert night(files=[FileOutcome("/d/a.mp4", FAILED, reason="x")]).exit_code() == 1
+    assert night(error="store self-test failed").exit_code() == 2
+    assert night(store_state="failed during the run: connection refused").exit_code() == 2
+    assert night(recorded="not recorded: CatalogError: disk full").exit_code() == 2

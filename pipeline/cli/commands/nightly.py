@@ -127,6 +127,8 @@ def cmd_nightly(args: argparse.Namespace, s: Settings, ui: Output) -> int:
 
 
 def _show(summary: Any, ui: Output) -> None:
+    from pipeline.jobs.summary import NOT_RECORDED
+
     doc = summary.as_json()["run"]
     ui.write(
         f"nightly run {doc['run_id']} ({doc['executor']}): {doc['files_seen']} files, "
@@ -154,7 +156,7 @@ def _show(summary: Any, ui: Output) -> None:
                  f"run, aborted {doc['stale_uploads_aborted']} stale upload(s)\n")
     if doc["error"]:
         ui.write(f"the run failed: {doc['error']}\n")
-    if doc["recorded"] and doc["recorded"].startswith("not recorded"):
+    if doc["recorded"] and doc["recorded"].startswith(NOT_RECORDED):
         ui.warn(f"summary {doc['recorded']}")
     sys.stdout.flush()
 
