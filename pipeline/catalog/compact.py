@@ -205,12 +205,24 @@ def with_provenance(table: pa.Table, name: str) -> pa.Table:
                                pa.array([day] * n, pa.date32()))
 
 
-def _fetched(parts: Parts, entries: Sequence[PartEntry]) -> Iterator[tuple[PartEntry, bytes]]:
-    """Each part's bytes, in order, a few fetched ahead on threads (S3 GETs overlap)."""
+def _fetched(parts: Parts, entries: Sequence[PartEntry]) -> Iterator[tuple[PartEntry, pa.Table]]:
+    """Each part read, checked against its recorded size and SHA-256 and decoded, in order;
+    a few ahead on threads (S3 GETs overlap; hashing and decoding release the GIL)."""
+    def load(entry: PartEntry) -> pa.Table:
+        data = parts.read_part(entry)
+        if (len(data), hashlib.sha256(data).hexdigest()) != (entry.size_bytes, entry.sha256):
+            raise CatalogError(
+                f"{parts.where(entry.name)}: not compacted: the part no longer has the "
+                f"size and SHA-256 its commit recorded ({entry.size_bytes} bytes, "
+                f"{entry.sha256[:16]}...); run `custody verify`")
+        # ParquetFile, not read_table: no dataset layer, 5x faster for a small part.
+        table = pq.ParquetFile(io.BytesIO(data)).read().replace_schema_metadata(None)
+        return with_provenance(table, entry.name) if parts.provenance else table
+
     with ThreadPoolExecutor(4) as pool:
         for i in range(0, len(entries), _READ_AHEAD):
             window = entries[i:i + _READ_AHEAD]
-            yield from zip(window, pool.map(parts.read_part, window), strict=True)
+            yield from zip(window, pool.map(load, window), strict=True)
 
 
 def _merge(parts: Parts, m: Merge, stage: Path, target_bytes: int) -> list[Staged]:
@@ -234,7 +246,7 @@ def _merge(parts: Parts, m: Merge, stage: Path, target_bytes: int) -> list[Stage
                 fh = open(path, "wb")  # noqa: SIM115 - closed below, after the writer
                 writer = parquet_writer(fh, schema)
                 rows_in_file = 0
-            table = pa.concat_tables(pending)
+            table = pa.concat_tables(pending).combine_chunks()
             writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
             rows_in_file += table.num_rows
             pending, pending_rows, pending_bytes = [], 0, 0
@@ -247,15 +259,7 @@ def _merge(parts: Parts, m: Merge, stage: Path, target_bytes: int) -> list[Stage
             writer, fh = None, None
 
     try:
-        for entry, data in _fetched(parts, m.parts):
-            if (len(data), hashlib.sha256(data).hexdigest()) != (entry.size_bytes, entry.sha256):
-                raise CatalogError(
-                    f"{parts.where(entry.name)}: not compacted: the part no longer has the "
-                    f"size and SHA-256 its commit recorded ({entry.size_bytes} bytes, "
-                    f"{entry.sha256[:16]}...); run `custody verify`")
-            table = pq.read_table(io.BytesIO(data)).replace_schema_metadata(None)
-            if parts.provenance:
-                table = with_provenance(table, entry.name)
+        for _, table in _fetched(parts, m.parts):
             if schema is None:
                 schema = table.schema
             pending.append(table)
