@@ -13,7 +13,9 @@ again on another worker (up to `distributed.scheduler.allowed-failures` deaths),
 task that raised is retried `retries` times. Running a file twice is harmless: its key is
 its BLAKE3, so the second put finds the object (`created=False`) and stores nothing new,
 and the driver commits only the one result it receives per file. A file whose task still
-fails is that file's `failed`, naming the worker error; the run goes on.
+fails is that file's `failed`, naming the worker error; the run goes on. The read-back of
+every stored copy before its source is moved runs on the workers too (`verify`): the
+driver alone would read the whole night again.
 
 Memory per worker is bounded whatever the file's size: it is streamed in chunks (the S3
 store keeps at most `max_concurrency + 1` parts in flight; the local store copies by the
@@ -40,6 +42,7 @@ from pipeline.errors import CustodyError, InputError
 from pipeline.ingest.file import FileJob, FileRecords, FileTools, failed_record, worker_tools
 from pipeline.ingest.listing import Entry
 from pipeline.ingest.run import ingest_entry
+from pipeline.jobs.settle import verify_copy
 
 # distributed's API is untyped; its three entry points are used as such.
 Client: Any = distributed.Client
@@ -98,6 +101,11 @@ def ingest_on_worker(entry: Entry, job: FileJob) -> FileRecords:
     return ingest_entry(entry, job, _tools(job.store_uri, job.full_demux))
 
 
+def verify_on_worker(store_uri: str, blake3_hex: str, size_bytes: int | None) -> str | None:
+    """The read-back of one stored copy, on whichever worker runs it."""
+    return verify_copy(_tools(store_uri, False).store, blake3_hex, size_bytes)
+
+
 class ClusterRemote:
     """Files to a Dask scheduler, records back (see the module docstring)."""
 
@@ -152,6 +160,26 @@ class ClusterRemote:
             fut.release()
             submit_next()
             yield rec
+
+    def verify(
+        self, store_uri: str, items: Sequence[tuple[str, int | None]]
+    ) -> list[str | None]:
+        """Each stored copy read back on the workers: None, or why it did not verify."""
+        if not items:
+            return []
+        client = self.client()
+        futures = client.map(verify_on_worker, [store_uri] * len(items),
+                             [b for b, _ in items], [n for _, n in items],
+                             retries=self.retries, pure=False)
+        out: list[str | None] = []
+        for (b3, _), fut in zip(items, futures, strict=True):
+            try:
+                out.append(fut.result())
+            except Exception as exc:  # the worker could not run it: not verified
+                out.append(f"b3/{b3}: not read back on the cluster {self.address}: "
+                           f"{type(exc).__name__}: {exc}")
+            fut.release()
+        return out
 
     def close(self) -> None:
         if self._client is not None:

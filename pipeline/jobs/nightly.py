@@ -40,7 +40,7 @@ from pipeline.ingest.run import Remote, Source, ingest
 from pipeline.jobs.config import NightlySource
 from pipeline.jobs.inbox import fetch
 from pipeline.jobs.lock import nightly_lock
-from pipeline.jobs.settle import Mark, settle
+from pipeline.jobs.settle import Mark, Verifier, settle
 from pipeline.jobs.summary import NOT_RECORDED, REACHABLE, NightlySummary, from_result
 from pipeline.people.permissions import Authority
 from pipeline.progress import Progress
@@ -127,7 +127,8 @@ def run_nightly(
             from_result(summary, result)
             summary.files += unread
             summary.settled = settle(result.files, job.sources, store, started,
-                                     threads=job.verify_threads, marks=marks)
+                                     threads=job.verify_threads, marks=marks,
+                                     verifier=_verifier(job.remote, store.uri))
         except CustodyError as exc:
             errors.append(str(exc))
         summary.error = "; ".join(errors) or None
@@ -141,6 +142,15 @@ def run_nightly(
         summary.recorded = _record(summary, catalog, auth, actor, now)
         emit("nightly.finished", **_brief(summary))
     return summary
+
+
+def _verifier(remote: Remote | None, store_uri: str) -> Verifier | None:
+    """The executor's own read-back (a cluster's workers read the store beside it, where
+    the driver alone would read every byte of the night again), if it has one."""
+    verify = getattr(remote, "verify", None)
+    if not callable(verify):
+        return None
+    return lambda items: list(verify(store_uri, items))
 
 
 def _sources(

@@ -116,19 +116,25 @@ def move_to_done(
 # How a verified file of an S3 inbox's spool is marked archived there: (path, BLAKE3) ->
 # None, or why not (`pipeline.jobs.inbox.Fetched.settle_one`).
 Mark = Callable[[str, str], str | None]
+# Where the read-backs run when not in this process: (BLAKE3, size) pairs -> for each, None
+# or why its copy did not verify (a cluster's workers, `ClusterRemote.verify`).
+Verifier = Callable[[Sequence[tuple[str, int | None]]], list[str | None]]
 
 
 def settle(
     outcomes: Sequence[FileOutcome], sources: Sequence[NightlySource], store: WormStore,
     started: dt.datetime, *, threads: int = 2, marks: Mapping[str, Mark] | None = None,
+    verifier: Verifier | None = None,
 ) -> Settled:
     """Verify the stored copy of every archived file (`threads` at a time: reads and
-    BLAKE3 release the GIL), then move those whose source has a done folder, and mark
-    those of an S3 inbox archived there (`marks`, by spool path)."""
+    BLAKE3 release the GIL; or by `verifier`), then move those whose source has a done
+    folder, and mark those of an S3 inbox archived there (`marks`, by spool path)."""
     done = [o for o in outcomes if o.status in (ARCHIVED, ALREADY) and o.blake3]
     out = Settled()
     with cf.ThreadPoolExecutor(max(1, threads), "verify-copy") as pool:
-        checks = pool.map(lambda o: verify_copy(store, str(o.blake3), o.size_bytes), done)
+        checks = (verifier([(str(o.blake3), o.size_bytes) for o in done]) if verifier
+                  else pool.map(lambda o: verify_copy(store, str(o.blake3), o.size_bytes),
+                                done))
         for o, trouble in zip(done, checks, strict=True):
             if trouble is not None:
                 out.unverified.append(str(o.blake3))
