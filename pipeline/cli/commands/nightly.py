@@ -184,7 +184,8 @@ def register(sub: Any, shared: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-key", dest="tls_key", metavar="PEM",
                    help="this client's private key (default `tls_key`)")
     p.add_argument("--workers", type=int, metavar="N",
-                   help="local pool: demux worker processes (default cores-1)")
+                   help="local pool: worker processes (default one per core, or `workers` "
+                   "in the config)")
     p.add_argument("--batch-files", dest="batch_files", type=int, metavar="N",
                    help="files per atomic catalog commit (default 64 here, or "
                    "`batch_files` in the config)")
