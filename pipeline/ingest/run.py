@@ -316,6 +316,9 @@ class _Run:
                         prober.forget(here.read_path)
                     if here.fd is not None:
                         os.close(here.fd)
+                    # Closed: the outer `finally` must not close its number again (by
+                    # then another thread may have reused it: an S3 socket, a part).
+                    opened.pop(i, None)
             if progress:
                 progress(Tick(len(entries), len(entries), done, total))
         finally:
