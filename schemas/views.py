@@ -14,6 +14,19 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _epoch_s(col: str) -> str:
+    """Whole seconds since the epoch of a TIMESTAMPTZ, rounded down: what DuckDB's
+    date_diff('second', ...) subtracts, computed on its microseconds (date_diff and interval
+    arithmetic on TIMESTAMPTZ go through the ICU calendar, about 1 us a row)."""
+    return (f"((epoch_us({col}) - CASE WHEN epoch_us({col}) < 0 THEN 999999 ELSE 0 END)"
+            " // 1000000)")
+
+
+def _us_between(a: str, b: str) -> str:
+    """Microseconds from `a` to `b` (date_diff('microsecond', a, b), without ICU)."""
+    return f"(epoch_us({b}) - epoch_us({a}))"
+
+
 def _checklist_sql() -> str:
     """The AV-ANNEX checklist (schemas/checklist.toml) as a VALUES list: the view follows
     the file the town edits, each time the views are made."""
@@ -135,11 +148,11 @@ DERIVED_VIEWS: dict[str, str] = {
         FROM case_events WHERE event = 'document'
     """,
     # AV-6: each exemption with its acknowledgement (the first one counts).
-    "case_exemptions": """
+    "case_exemptions": f"""
         SELECT e.case_number, e.item_id AS exemption_id, e.step, e.kind AS reason,
                e.text AS basis, e.author_id, e.at_utc AS exempted_at_utc,
                a.acked_at_utc, a.acked_by,
-               date_diff('second', e.at_utc, a.acked_at_utc) / 86400.0 AS ack_days
+               ({_epoch_s("a.acked_at_utc")} - {_epoch_s("e.at_utc")}) / 86400.0 AS ack_days
         FROM case_events e
         LEFT JOIN (SELECT case_number, item_id, min(at_utc) AS acked_at_utc,
                           arg_min(actor_id, at_utc) AS acked_by
@@ -148,6 +161,37 @@ DERIVED_VIEWS: dict[str, str] = {
         WHERE e.event = 'exempted'
     """,
     "case_checklist": _checklist_sql(),
+    # What the case checks and the report read of each recording: one narrow projection,
+    # so that a report reads these columns of the recordings' Parquet once (it makes this
+    # view a table) rather than once per check.
+    "recording_facts": """
+        SELECT blake3, file_name, case_number, officer_ids, device_id, activity_type,
+               recorded_start_utc, recorded_end_utc, ingested_at_utc
+        FROM recordings
+    """,
+    # The step of its case type a recording counts for when its link names none: the first
+    # (in checklist order) whose AV-5 activities include the recording's activity label.
+    "case_checklist_activities": """
+        SELECT case_type, activity, arg_min(step, ord) AS step
+        FROM (SELECT case_type, step, ord, unnest(activities) AS activity
+              FROM case_checklist)
+        GROUP BY case_type, activity
+    """,
+    # Each recording a case links now, with the step it counts for (the link's, else by
+    # its activity: pipeline.rules.cases.step_of) and the recording's facts the checks
+    # read (NULL when the catalog has no such recording). The checks below read this one
+    # join of links and recordings; a report makes it once.
+    "case_recordings": """
+        SELECT l.case_number, l.recording_blake3, coalesce(l.step, a.step) AS step,
+               l.step AS linked_step, l.linked_at_utc, c.case_type, r.blake3, r.file_name,
+               r.device_id, r.activity_type, r.officer_ids, r.recorded_start_utc,
+               r.recorded_end_utc
+        FROM case_links_current l
+        JOIN cases_current c USING (case_number)
+        LEFT JOIN recording_facts r ON r.blake3 = l.recording_blake3
+        LEFT JOIN case_checklist_activities a
+          ON a.case_type = c.case_type AND a.activity = r.activity_type
+    """,
     # AV-5/AV-ANNEX: each required step of each case, and what covers it (NULL: nothing;
     # the same answer as pipeline.rules.cases.av5_coverage). An optional step (a hearing)
     # is listed once the case has a link, document or exemption at it.
@@ -155,27 +199,20 @@ DERIVED_VIEWS: dict[str, str] = {
         WITH steps AS (
             SELECT c.case_number, c.case_type, k.step, k.step_en, k.ord, k.optional
             FROM cases_current c JOIN case_checklist k ON k.case_type = c.case_type),
-        linked AS (
-            SELECT l.case_number, coalesce(l.step, (
-                       SELECT arg_min(k.step, k.ord) FROM case_checklist k
-                       WHERE k.case_type = c.case_type
-                         AND list_contains(k.activities, r.activity_type))) AS step
-            FROM case_links_current l
-            JOIN cases_current c USING (case_number)
-            LEFT JOIN recordings r ON r.blake3 = l.recording_blake3)
+        linked AS (SELECT DISTINCT case_number, step FROM case_recordings
+                   WHERE step IS NOT NULL),
+        acked AS (SELECT DISTINCT case_number, step FROM case_exemptions
+                  WHERE step IS NOT NULL AND acked_at_utc IS NOT NULL),
+        present AS (SELECT DISTINCT case_number, step FROM case_events
+                    WHERE event IN ('document', 'exempted') AND step IS NOT NULL)
         SELECT s.case_number, s.case_type, s.step, s.step_en,
-               CASE WHEN EXISTS (SELECT 1 FROM linked l WHERE l.case_number = s.case_number
-                                 AND l.step = s.step) THEN 'recording'
-                    WHEN EXISTS (SELECT 1 FROM case_exemptions x
-                                 WHERE x.case_number = s.case_number AND x.step = s.step
-                                   AND x.acked_at_utc IS NOT NULL) THEN 'exemption'
-               END AS covered_by
+               CASE WHEN l.step IS NOT NULL THEN 'recording'
+                    WHEN a.step IS NOT NULL THEN 'exemption' END AS covered_by
         FROM steps s
-        WHERE NOT s.optional
-           OR EXISTS (SELECT 1 FROM linked l WHERE l.case_number = s.case_number
-                      AND l.step = s.step)
-           OR EXISTS (SELECT 1 FROM case_events e WHERE e.case_number = s.case_number
-                      AND e.step = s.step AND e.event IN ('document', 'exempted'))
+        LEFT JOIN linked l ON l.case_number = s.case_number AND l.step = s.step
+        LEFT JOIN acked a ON a.case_number = s.case_number AND a.step = s.step
+        LEFT JOIN present p ON p.case_number = s.case_number AND p.step = s.step
+        WHERE NOT s.optional OR l.step IS NOT NULL OR p.step IS NOT NULL
         ORDER BY s.case_number, s.ord
     """,
     # AV-6 with the default limit (3 days; pipeline.rules.cases.av6_exemptions takes any).
@@ -186,40 +223,52 @@ DERIVED_VIEWS: dict[str, str] = {
                    OR coalesce(trim(author_id), '') = '' AS incomplete
         FROM case_exemptions
     """,
-    # AV-13: recordings of a case with an AV-13 event that are not permanent and held.
+    # AV-13: recordings of a case with an AV-13 event that are not permanent and held
+    # (their retention as retention_current gives it, folded for these recordings only).
     "check_av13_permanent": """
-        SELECT l.case_number, l.recording_blake3, r.file_name, r.tier, r.legal_hold
-        FROM case_links_current l
-        JOIN cases_current c USING (case_number)
-        LEFT JOIN retention_current r ON r.blake3 = l.recording_blake3
-        WHERE c.permanent
-          AND NOT (coalesce(r.tier, '') = 'permanent' AND coalesce(r.legal_hold, false))
+        WITH l AS (
+            SELECT l.case_number, l.recording_blake3
+            FROM case_links_current l JOIN cases_current c USING (case_number)
+            WHERE c.permanent),
+        e AS (
+            SELECT recording_blake3,
+                   max_by(tier, CASE tier WHEN 'permanent' THEN 2 WHEN 'case' THEN 1
+                                ELSE 0 END) AS tier,
+                   arg_max(legal_hold, at_utc) AS legal_hold
+            FROM retention_events
+            WHERE recording_blake3 IN (SELECT recording_blake3 FROM l)
+            GROUP BY recording_blake3)
+        SELECT l.case_number, l.recording_blake3, r.file_name,
+               CASE WHEN r.blake3 IS NOT NULL THEN coalesce(e.tier, 'one_year') END AS tier,
+               CASE WHEN r.blake3 IS NOT NULL THEN coalesce(e.legal_hold, false) END
+                   AS legal_hold
+        FROM l
+        LEFT JOIN recording_facts r ON r.blake3 = l.recording_blake3
+        LEFT JOIN e ON e.recording_blake3 = r.blake3
+        WHERE NOT (coalesce(e.tier, '') = 'permanent' AND coalesce(e.legal_hold, false)
+                   AND r.blake3 IS NOT NULL)
     """,
     # AV-12: recordings linked to no case, with the days since they were stored (the
-    # check's default limit is 7 days: WHERE days_since_ingest > 7).
-    "check_av12_unlinked": """
+    # check's default limit is 7 days: WHERE days_since_ingest > 7), and their officers
+    # and recorded start (whose they are, and when, for a report).
+    "check_av12_unlinked": f"""
         SELECT r.blake3, r.file_name, r.case_number AS labelled_case, r.ingested_at_utc,
-               date_diff('second', r.ingested_at_utc, now()) / 86400.0 AS days_since_ingest
-        FROM recordings r
+               ({_epoch_s("now()")} - {_epoch_s("r.ingested_at_utc")}) / 86400.0
+                   AS days_since_ingest, r.officer_ids, r.recorded_start_utc
+        FROM recording_facts r
         WHERE r.blake3 NOT IN (SELECT recording_blake3 FROM case_links_current)
     """,
     # AV-8: each document against the span of each device's recordings at its step, with
     # the device's clock offset (the median of its differences, over two or more documents,
     # beyond the default tolerance of 2 min) taken out; `mismatch` is
     # DOCUMENT_TIME_MISMATCH (pipeline.rules.documents.av8_documents gives the same).
-    "check_av8_documents": """
+    "check_av8_documents": f"""
         WITH recs AS (
-            SELECT l.case_number, r.recorded_start_utc AS s,
-                   coalesce(r.recorded_end_utc, r.recorded_start_utc) AS e,
-                   coalesce(r.device_id, '(unknown device)') AS device,
-                   coalesce(l.step, (
-                       SELECT arg_min(k.step, k.ord) FROM case_checklist k
-                       WHERE k.case_type = c.case_type
-                         AND list_contains(k.activities, r.activity_type))) AS step
-            FROM case_links_current l
-            JOIN cases_current c USING (case_number)
-            JOIN recordings r ON r.blake3 = l.recording_blake3
-            WHERE r.recorded_start_utc IS NOT NULL),
+            SELECT case_number, step, recorded_start_utc AS s,
+                   coalesce(recorded_end_utc, recorded_start_utc) AS e,
+                   coalesce(nullif(device_id, ''), '(unknown device)') AS device
+            FROM case_recordings
+            WHERE recorded_start_utc IS NOT NULL),
         spans AS (
             SELECT d.case_number, d.document_id, x.device, d.start_utc, d.end_utc,
                    min(x.s) AS recorded_start_utc, max(x.e) AS recorded_end_utc
@@ -229,9 +278,8 @@ DERIVED_VIEWS: dict[str, str] = {
             GROUP BY d.case_number, d.document_id, x.device, d.start_utc, d.end_utc),
         pairs AS (
             SELECT *,
-                   date_diff('microsecond', start_utc, recorded_start_utc) / 1e6
-                       AS start_delta_s,
-                   date_diff('microsecond', end_utc, recorded_end_utc) / 1e6 AS end_delta_s
+                   {_us_between("start_utc", "recorded_start_utc")} / 1e6 AS start_delta_s,
+                   {_us_between("end_utc", "recorded_end_utc")} / 1e6 AS end_delta_s
             FROM spans),
         offsets AS (
             SELECT device, median(delta) AS median_s,
@@ -261,20 +309,21 @@ DERIVED_VIEWS: dict[str, str] = {
     "check_aux3_steps": """
         WITH kinds AS (
             SELECT staff_id, arg_max(kind, seq) AS kind FROM staff_events GROUP BY staff_id),
-        people AS (
-            SELECT l.case_number, coalesce(l.step, (
-                       SELECT arg_min(k.step, k.ord) FROM case_checklist k
-                       WHERE k.case_type = c.case_type
-                         AND list_contains(k.activities, r.activity_type))) AS step,
-                   unnest(r.officer_ids) AS staff_id
-            FROM case_links_current l
-            JOIN cases_current c USING (case_number)
-            JOIN recordings r ON r.blake3 = l.recording_blake3)
+        people AS MATERIALIZED (
+            SELECT p.case_number, p.step, p.staff_id,
+                   coalesce(k.kind, '') = 'auxiliary' AS auxiliary
+            FROM (SELECT case_number, step, unnest(officer_ids) AS staff_id
+                  FROM case_recordings
+                  WHERE blake3 IS NOT NULL AND step IS NOT NULL
+                    AND (SELECT count(*) FROM kinds) > 0) p
+            LEFT JOIN kinds k USING (staff_id)),
+        only_auxiliary AS (
+            SELECT case_number, step FROM people GROUP BY case_number, step
+            HAVING bool_and(auxiliary))
         SELECT p.case_number, p.step, list(DISTINCT p.staff_id ORDER BY p.staff_id) AS staff
-        FROM people p LEFT JOIN kinds k USING (staff_id)
-        WHERE p.step IS NOT NULL AND (SELECT count(*) FROM kinds) > 0
+        FROM people p SEMI JOIN only_auxiliary o
+          ON o.case_number = p.case_number AND o.step = p.step
         GROUP BY p.case_number, p.step
-        HAVING bool_and(coalesce(k.kind, '') = 'auxiliary')
     """,
     # Every finding ingest stored about the recordings a case links (AV-9 interruptions
     # inside a file, AV-12 late storage, ...), with the case's section and the recording's
@@ -289,12 +338,13 @@ DERIVED_VIEWS: dict[str, str] = {
     """,
     # AV-12 per case and officer: each late-stored recording a case links, one row per
     # labelled officer (an unlabelled recording: officer_id NULL).
-    "case_late_ingests": """
+    "case_late_ingests": f"""
         SELECT case_number, section,
                unnest(CASE WHEN len(officer_ids) > 0 THEN officer_ids
                            ELSE [NULL::VARCHAR] END) AS officer_id,
                file_name, recording_blake3, recorded_end_utc, ingested_at_utc,
-               date_diff('second', recorded_end_utc, ingested_at_utc) / 3600.0 AS hours_late
+               ({_epoch_s("ingested_at_utc")} - {_epoch_s("recorded_end_utc")}) / 3600.0
+                   AS hours_late
         FROM case_findings WHERE code = 'INGEST_LATE'
     """,
     # AV-9 across files: each case's sessions (its linked recordings of one device, in the
@@ -302,30 +352,37 @@ DERIVED_VIEWS: dict[str, str] = {
     # second starts more than 2 s and at most 10 min after the first ended (the defaults of
     # analysis.sessions). `explained`: ingest heard speech at the second's start (no
     # NO_SPEECH_AT_START). pipeline.rules.cases.case_session_gaps gives the same.
-    "case_session_gaps": """
+    "case_session_gaps": f"""
         WITH linked AS (
-            SELECT l.case_number, r.device_id, r.blake3, r.file_name,
-                   r.recorded_start_utc AS s, r.recorded_end_utc AS e
-            FROM case_links_current l JOIN recordings r ON r.blake3 = l.recording_blake3
-            WHERE r.device_id IS NOT NULL AND r.device_id <> ''
-              AND r.recorded_start_utc IS NOT NULL AND r.recorded_end_utc IS NOT NULL),
+            SELECT case_number, device_id, blake3, file_name,
+                   recorded_start_utc AS s, recorded_end_utc AS e
+            FROM case_recordings
+            WHERE device_id IS NOT NULL AND device_id <> ''
+              AND recorded_start_utc IS NOT NULL AND recorded_end_utc IS NOT NULL),
         pairs AS (
-            SELECT case_number, device_id,
-                   lag(blake3) OVER w AS before_blake3, lag(file_name) OVER w AS before_file,
-                   lag(e) OVER w AS before_end_utc,
-                   blake3 AS after_blake3, file_name AS after_file, s AS after_start_utc
+            SELECT case_number, device_id, lag(blake3) OVER w AS before_blake3,
+                   lag(e) OVER w AS before_end_utc, blake3 AS after_blake3,
+                   s AS after_start_utc
             FROM linked WINDOW w AS (PARTITION BY case_number, device_id
-                                     ORDER BY s, e, blake3))
-        SELECT p.*,
-               date_diff('microsecond', before_end_utc, after_start_utc) / 1e6 AS gap_seconds,
+                                     ORDER BY s, e, blake3)),
+        gaps AS (
+            SELECT *, {_us_between("before_end_utc", "after_start_utc")} AS gap_us
+            FROM pairs WHERE before_blake3 IS NOT NULL),
+        -- only the interruptions, then the names of the files either side
+        cut AS MATERIALIZED (
+            SELECT * FROM gaps WHERE gap_us > 2000000 AND gap_us <= 600000000)
+        SELECT p.case_number, p.device_id, p.before_blake3, b.file_name AS before_file,
+               p.before_end_utc, p.after_blake3, a.file_name AS after_file,
+               p.after_start_utc, p.gap_us / 1e6 AS gap_seconds,
                u.detail AS start_unspoken, u.detail IS NULL AS explained
-        FROM pairs p
+        FROM cut p
+        JOIN linked b ON b.case_number = p.case_number AND b.device_id = p.device_id
+                     AND b.blake3 = p.before_blake3
+        JOIN linked a ON a.case_number = p.case_number AND a.device_id = p.device_id
+                     AND a.blake3 = p.after_blake3 AND a.s = p.after_start_utc
         LEFT JOIN (SELECT recording_blake3, min(detail) AS detail FROM findings
                    WHERE code = 'NO_SPEECH_AT_START' GROUP BY 1) u
           ON u.recording_blake3 = p.after_blake3
-        WHERE before_blake3 IS NOT NULL
-          AND after_start_utc - before_end_utc > INTERVAL 2 SECOND
-          AND after_start_utc - before_end_utc <= INTERVAL 10 MINUTE
     """,
     # AV-9 across files: the unexplained ones, as findings (UNEXPLAINED_INTERRUPTION about
     # the case; pipeline.rules.cases.av9_sessions gives the same). Read by reports through

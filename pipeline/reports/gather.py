@@ -23,7 +23,7 @@ import duckdb
 
 from pipeline.catalog.core import Catalog
 from pipeline.errors import CatalogError, InputError
-from pipeline.reports.sources import finding_rows
+from pipeline.reports.sources import FindingRows, finding_rows
 from schemas.audit import REFUSED, AuditRecord
 from schemas.findings import CODES
 from schemas.reports import (
@@ -115,9 +115,9 @@ def _narrowed(f: Filters, where: list[str], params: list[Any], prefix: str = "")
 # tables of the same name, which DuckDB resolves before the catalog's views (temp comes
 # first in its search path), so each check reads them instead of recomputing them. In
 # dependency order; a view the catalog does not have is skipped.
-SHARED_VIEWS = ("cases_current", "case_links_current", "case_documents", "case_exemptions",
-                "case_checklist", "check_av5_coverage", "check_av6_exemptions",
-                "check_av8_documents")
+SHARED_VIEWS = ("recording_facts", "cases_current", "case_links_current", "case_documents",
+                "case_exemptions", "case_checklist", "case_checklist_activities", "case_recordings",
+                "check_av5_coverage", "check_av6_exemptions", "check_av8_documents")
 
 
 def _share(con: duckdb.DuckDBPyConnection) -> None:
@@ -128,16 +128,37 @@ def _share(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM main.{name}")
 
 
-def _rows_sql(union: str, f: Filters) -> tuple[str, list[Any]]:
+def _rows_sql(rows: FindingRows, f: Filters) -> tuple[str, list[Any]]:
+    """The statement that makes `report_rows` (every finding row of the period, with its
+    case, section, officers and time), and its parameters after the period's start and
+    end. The case a recording is linked to (the first by number) is looked up only for the
+    recordings of `rows.lookups`; rows of a source with the recording's facts are not
+    joined to the recordings again. A row keeps its subject's ID only when it is about no
+    recording (what `_by_rule` counts it by)."""
     where, params = ["at_utc >= ?", "at_utc < ?"], list[Any]()
     _narrowed(f, where, params)
+    with_facts = "" if rows.with_facts is None else f"""
+            UNION ALL
+            SELECT x.code, x.rule, x.subject_kind,
+                   CASE WHEN x.recording_blake3 IS NULL THEN x.subject_id END,
+                   x.recording_blake3, x.case_number, c.section,
+                   CASE WHEN len(coalesce(x.officer_ids, [])) > 0 THEN x.officer_ids
+                        ELSE coalesce(c.officer_ids, []::VARCHAR[]) END,
+                   coalesce(x.at_utc, x.recorded_start_utc, x.ingested_at_utc,
+                            c.opened_at_utc)
+            FROM ({rows.with_facts}) x
+            LEFT JOIN cases_current c ON c.case_number = x.case_number"""
     sql = f"""
         CREATE OR REPLACE TEMP TABLE report_rows AS
-        WITH x AS ({union}),
+        WITH x AS ({rows.rows}),
         links AS (SELECT recording_blake3, min(case_number) AS case_number
-                  FROM case_links_current GROUP BY recording_blake3),
+                  FROM case_links_current
+                  WHERE recording_blake3 IN ({rows.lookups})
+                  GROUP BY recording_blake3),
         y AS (
-            SELECT x.code, x.rule, x.subject_kind, x.subject_id, x.recording_blake3,
+            SELECT x.code, x.rule, x.subject_kind,
+                   CASE WHEN x.recording_blake3 IS NULL THEN x.subject_id END AS subject_id,
+                   x.recording_blake3,
                    coalesce(x.case_number, l.case_number, r.case_number) AS case_number,
                    c.section,
                    CASE WHEN len(coalesce(r.officer_ids, [])) > 0 THEN r.officer_ids
@@ -145,10 +166,11 @@ def _rows_sql(union: str, f: Filters) -> tuple[str, list[Any]]:
                    coalesce(x.at_utc, r.recorded_start_utc, r.ingested_at_utc,
                             c.opened_at_utc) AS at_utc
             FROM x
-            LEFT JOIN recordings r ON r.blake3 = x.recording_blake3
+            LEFT JOIN recording_facts r ON r.blake3 = x.recording_blake3
             LEFT JOIN links l ON l.recording_blake3 = x.recording_blake3
             LEFT JOIN cases_current c
-              ON c.case_number = coalesce(x.case_number, l.case_number, r.case_number))
+              ON c.case_number = coalesce(x.case_number, l.case_number, r.case_number)
+            {with_facts})
         SELECT * FROM y WHERE {' AND '.join(where)}
     """
     return sql, params
@@ -258,8 +280,10 @@ def build_report(
     try:
         with contextlib.closing(catalog.connect()) as con:
             _share(con)
-            union, unread = finding_rows(_check_views(con))
-            sql, params = _rows_sql(union, f)
+            rows = finding_rows(_check_views(con))
+            for view in rows.generic:  # read twice (the rows, the lookups): made once
+                con.execute(f"CREATE TEMP TABLE {view} AS SELECT * FROM main.{view}")
+            sql, params = _rows_sql(rows, f)
             con.execute(sql, [p.start_utc, p.end_utc, *params])
             ((total,),) = _fetch(con, "SELECT count(*) FROM report_rows")
             by_rule = _by_rule(con)
@@ -279,4 +303,4 @@ def build_report(
         period=p, filters=f, generated_at_utc=now_utc.astimezone(dt.UTC),
         total_findings=int(total), by_rule=by_rule, breakdown=breakdown, trend=trend,
         coverage=coverage, faults=_faults(breakdown, refusals, p, f, sections),
-        unread_checks=unread)
+        unread_checks=rows.unread)

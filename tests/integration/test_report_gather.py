@@ -309,11 +309,22 @@ def test_a_check_view_with_a_code_column_is_read_as_it_is(world: World) -> None:
         con.execute("CREATE VIEW check_demo AS SELECT 'INGEST_LATE' AS code, "
                     f"'{P}' AS case_number, TIMESTAMPTZ '2026-11-05 00:00:00+00' AS at_utc")
         con.execute("CREATE VIEW check_shapeless AS SELECT 1 AS x")
-        union, unread = finding_rows(_check_views(con))
-        rows = con.execute(f"SELECT code, case_number FROM ({union}) WHERE code = "
+        con.execute("CREATE VIEW check_about_a_file AS SELECT 'INGEST_LATE' AS code, "
+                    "'f00d' AS recording_blake3")
+        got = finding_rows(_check_views(con))
+        rows = con.execute(f"SELECT code, case_number FROM ({got.rows}) WHERE code = "
                            "'INGEST_LATE' AND case_number IS NOT NULL").fetchall()
+        # the case a row names no case of is looked up for the findings' recordings and
+        # the generic views' (a CheckSource names its own)
+        looked = con.execute(f"SELECT count(*), count(*) FILTER (WHERE recording_blake3 = "
+                             f"'f00d') FROM ({got.lookups})").fetchall()
+        findings = con.execute("SELECT count(*) FROM findings").fetchall()
+
     assert rows == [("INGEST_LATE", P)]
-    assert unread == ("check_shapeless",)
+    assert (got.unread, got.generic) == (("check_shapeless",), (
+        "check_about_a_file", "check_av9_sessions", "check_demo"))
+    assert got.with_facts is not None and "check_av12_unlinked" in got.with_facts
+    assert looked == [(findings[0][0] + 1, 1)]
 
 
 # --- the period ----------------------------------------------------------------------------
