@@ -19,10 +19,13 @@ HEADINGS: dict[str, tuple[str, str]] = {
     "scope": ("报告范围", "Scope"),
     "period": ("统计期间", "Period"),
     "by_rule": ("按规则统计", "Findings per rule"),
+    "by_rule_info": ("提示信息（不计为问题）",
+                     "For information (facts the checks read, not faults)"),
     "by_officer": ("按执法人员统计", "Findings per officer"),
     "by_section": ("按科室统计", "Findings per section"),
     "trend": ("期间趋势", "Trend over the period"),
     "coverage": ("事项清单覆盖情况", "Checklist coverage per case (AV-ANNEX)"),
+    "coverage_missing": ("有缺失环节的案件", "Cases with a step missing"),
     "faults": ("执法过错（第十六条）", "Faults per officer (AV-16)"),
     "unread": ("未纳入统计的检查", "Checks not counted"),
 }
@@ -42,6 +45,13 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "step": ("执法环节", "Step"),
     "covered_by": ("覆盖情况", "Covered by"),
     "day": ("日期", "Day"),
+    "week": ("周（起始日）", "Week starting"),
+    "cases": ("案件数", "Cases"),
+    "complete": ("全部覆盖", "Fully covered"),
+    "incomplete": ("有缺失", "With a step missing"),
+    "steps_missing": ("缺失环节数", "Steps missing"),
+    "covered": ("已覆盖环节", "Steps covered"),
+    "missing_steps": ("缺失环节", "Steps missing"),
     "total": ("合计", "Total"),
 }
 
@@ -173,3 +183,15 @@ class Report:
     coverage: tuple[CoverageRow, ...]
     faults: tuple[FaultCount, ...]
     unread_checks: tuple[str, ...] = ()  # check views this report could not count
+
+    @property
+    def info_findings(self) -> int:
+        """Findings of severity info: facts a check reads (NO_SPEECH_AT_START tells the AV-9
+        case check a file opened without speech), shown apart, never a fault."""
+        return sum(r.findings for r in self.by_rule if r.severity == "info")
+
+    @property
+    def actionable_findings(self) -> int:
+        """Findings of severity warning or worse (a code the report does not know counts
+        here): what makes `custody report` exit 1, as `custody ingest` does."""
+        return self.total_findings - self.info_findings

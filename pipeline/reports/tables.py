@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from schemas.reports import COVERAGE, FAULT_KINDS, CoverageRow, Report
+from schemas.reports import COVERAGE, FAULT_KINDS, UNATTRIBUTED, CoverageRow, Report
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,14 +106,63 @@ def coverage(rows: Sequence[CoverageRow]) -> tuple[CaseCoverage, ...]:
     return tuple(out)
 
 
+# Up to this many days a bar per day; a longer period (a quarter, a year) a bar per week,
+# from its Monday: 365 bars of two pixels with a label each say less than 53.
+CHART_DAILY_DAYS = 62
+
+
+def trend_buckets(report: Report) -> tuple[str, tuple[dt.date, ...]]:
+    """The chart's bars: ("day", every day of the period) or ("week", the Monday of each
+    week the period touches)."""
+    p = report.period
+    if (p.last_day - p.first_day).days < CHART_DAILY_DAYS:
+        return "day", tuple(p.first_day + dt.timedelta(days=i)
+                            for i in range((p.last_day - p.first_day).days + 1))
+    first = p.first_day - dt.timedelta(days=p.first_day.weekday())
+    return "week", tuple(first + dt.timedelta(weeks=i)
+                         for i in range((p.last_day - first).days // 7 + 1))
+
+
 def trend_series(report: Report) -> list[dict[str, object]]:
-    """One point per day of the period and rule (zero where none), for the chart."""
-    cols = rules(report) or ("—",)
-    have = {(t.day, t.rule): t.findings for t in report.trend}
-    out: list[dict[str, object]] = []
-    d = report.period.first_day
-    while d <= report.period.last_day:
-        out += [{"day": d.isoformat(), "rule": r, "findings": have.get((d, r), 0)}
-                for r in cols]
-        d += dt.timedelta(days=1)
-    return out
+    """The findings of each bar and rule (trend_buckets), only where there are some (the
+    chart's axis lists every bar)."""
+    unit, _ = trend_buckets(report)
+    sums: dict[tuple[dt.date, str], int] = {}
+    for t in report.trend:
+        start = t.day if unit == "day" else t.day - dt.timedelta(days=t.day.weekday())
+        sums[start, t.rule] = sums.get((start, t.rule), 0) + t.findings
+    return [{"day": d.isoformat(), "rule": r, "findings": n}
+            for (d, r), n in sorted(sums.items()) if n]
+
+
+@dataclass(frozen=True, slots=True)
+class SectionCoverage:
+    """Checklist coverage of one section's cases: how many, how many fully covered, how
+    many with a missing step, and the steps missing."""
+
+    section: str
+    cases: int
+    complete: int
+    incomplete: int
+    steps_missing: int
+
+
+def coverage_by_section(cases: Sequence[CaseCoverage]) -> tuple[SectionCoverage, ...]:
+    """Per section (its name, else （未标注）), in order, then the total as section "" ."""
+    per: dict[str, list[int]] = {}
+    for c in cases:
+        missing = c.required - c.covered
+        for key in (c.section or UNATTRIBUTED, ""):
+            v = per.setdefault(key, [0, 0, 0, 0])
+            v[0] += 1
+            v[1 if missing == 0 else 2] += 1
+            v[3] += missing
+    rows = [SectionCoverage(k, *v) for k, v in sorted(per.items()) if k]
+    if "" in per:
+        rows.append(SectionCoverage("", *per[""]))
+    return tuple(rows)
+
+
+def incomplete(cases: Sequence[CaseCoverage]) -> tuple[CaseCoverage, ...]:
+    """The cases with at least one step missing: what a section chief follows up."""
+    return tuple(c for c in cases if c.covered < c.required)

@@ -181,3 +181,81 @@ def test_a_report_without_a_catalog_is_exit_2_and_creates_nothing(
         "default; set --catalog, CUSTODY_CATALOG or `catalog` in custody.toml); run `custody "
         "ingest` first or point --catalog at one\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# --- exit 1 means warning or worse; info findings are shown apart ------------------------
+def _commit_recording(catalog_dir: Path, name: str, codes: list[str], *,
+                      officer: str = "Z-1", stored_days_ago: int = 0) -> None:
+    """One recording of an hour ago, stored now (or days ago), with a finding of each
+    code, through the commit path."""
+    from pipeline.catalog.core import Catalog
+    from schemas.findings import CODES
+    from schemas.records import FindingRecord, RecordingRecord
+
+    now = dt.datetime.now(dt.UTC)
+    b3 = name.encode().hex().ljust(64, "0")[:64]
+    batch = Catalog(catalog_dir).batch()
+    batch.add(RecordingRecord, [RecordingRecord(
+        blake3=b3, size_bytes=1, source_path=f"/in/{name}", file_name=name,
+        media_kind="video", container="mp4", duration_seconds=60.0, creation_time_utc=now,
+        make=None, model=None, serial=None, gps_iso6709=None, case_number=None,
+        inspected_entity=None, officer_ids=[officer], device_id="BC0007",
+        activity_type=None, recorded_start_utc=now - dt.timedelta(hours=1),
+        recorded_end_utc=now - dt.timedelta(minutes=59), recorded_time_source="label",
+        ingested_at_utc=now - dt.timedelta(days=stored_days_ago), run_id="r",
+        store_uri="file:///s", store_key=f"b3/{b3}",
+        store_version=None, retain_until_utc=now, chunk_size_bytes=1, chunk_count=1,
+        tags_json="{}")])
+    batch.add(FindingRecord, [FindingRecord(
+        b3, f"/in/{name}", "r", c, CODES[c].rule, CODES[c].category.value,
+        CODES[c].severity.value, None, None, 0.0, CODES[c].title_en, CODES[c].title_zh,
+        "generated", now) for c in codes])
+    batch.commit(now.date())
+
+
+def test_info_findings_alone_are_exit_0_and_shown_apart(tmp_path: Path) -> None:
+    from schemas.findings import CODES
+
+    assert CODES["NO_SPEECH_AT_START"].severity.value == "info"
+    assert CODES["INGEST_LATE"].severity.value != "info"
+    c = Custody(tmp_path)
+    for sid, role, cert in (("A-1", "administrator", "ZJ-0001"),
+                            ("C-1", "section_chief", "ZJ-0031")):
+        assert c("staff", "add", sid, "--name", f"员工{sid}", "--kind", "officer",
+                 "--section", SECTION, "--certificate", cert, "--role", role,
+                 who="A-1") == 0, c.err
+    _commit_recording(tmp_path / "catalog", "BC0007_0009.mp4", ["NO_SPEECH_AT_START"])
+
+    doc = c.json("report", "--period", _period(), who="C-1", ok=(0,))
+    assert (doc["total_findings"], doc["info_findings"], doc["actionable_findings"]) == (
+        1, 1, 0)
+    assert [(r["code"], r["severity"], r["findings"]) for r in doc["by_rule"]] == [
+        ("NO_SPEECH_AT_START", "info", 1)]
+    assert c("report", "--period", _period(), who="C-1") == 0, c.err
+    lines = c.out.splitlines()
+    info = lines.index("提示信息（不计为问题） For information (facts the checks read, not "
+                       "faults)")
+    assert info > lines.index("按规则统计 Findings per rule")
+    (row,) = [x for x in lines if "NO_SPEECH_AT_START" in x]
+    assert lines.index(row) > info
+    html = tmp_path / "r.html"
+    assert c("report", "--period", _period(), "--out", str(html), who="C-1") == 0, c.err
+    page = html.read_text(encoding="utf-8")
+    assert "本期无发现 No findings in this period." in page  # no warning or worse
+    apart = page.index("提示信息（不计为问题）<span class=\"en\">For information")
+    assert page.index("<td>NO_SPEECH_AT_START</td>") > apart
+
+    _commit_recording(tmp_path / "catalog", "BC0007_0010.mp4", ["INGEST_LATE"])
+    doc = c.json("report", "--period", _period(), who="C-1", ok=(1,))
+    assert (doc["total_findings"], doc["info_findings"], doc["actionable_findings"]) == (
+        2, 1, 1)
+    assert c("report", "--period", _period(), who="C-1") == 1
+
+    # AV-12: stored 10 days ago and linked to no case, counted for its own officer
+    _commit_recording(tmp_path / "catalog", "BC0009_0001.mp4", [], officer="Z-9",
+                      stored_days_ago=10)
+    doc = c.json("report", "--period", _period(), who="C-1", ok=(1,))
+    assert {r["code"]: r["findings"] for r in doc["by_rule"]} == {
+        "NO_SPEECH_AT_START": 1, "INGEST_LATE": 1, "RECORDING_UNLINKED": 1}
+    assert [(o["officer"], o["by_rule"]) for o in doc["by_officer"]] == [
+        ("Z-1", {"AV-9": 1, "AV-12": 1}), ("Z-9", {"AV-9": 0, "AV-12": 1})]

@@ -5,7 +5,9 @@ Who may: the `report` permission (section chiefs, the legal unit, analysts). Lik
 query`, the permission check is audited, and so is what was reported (period, filters and
 the number of findings). The report reads the catalog and the audit log and writes only
 the files named by --out and --pdf: a missing catalog is exit 2 and nothing is created.
-Exit 1 when the report counts any finding or fault, 0 when it counts none.
+Exit 1 when the report counts a finding of severity warning or worse, or an AV-16 fault;
+0 otherwise: info findings (NO_SPEECH_AT_START, a fact the AV-9 case check reads) are shown
+apart and are not a reason to exit 1, as with `custody ingest`.
 """
 
 from __future__ import annotations
@@ -48,10 +50,16 @@ def _summary(report: Any, ui: Output) -> None:
     ui.write(f"{' '.join(HEADINGS['title'])}\n{' '.join(HEADINGS['period'])}: {p.label} "
              f"({p.first_day}..{p.last_day}, {p.zone}); findings 发现数: "
              f"{report.total_findings}\n")
+    def rule_rows(info: bool) -> list[dict[str, Any]]:
+        return [{"rule": r.rule, "code": r.code, "title": r.title_zh, "findings": r.findings,
+                 "subjects": r.subjects} for r in report.by_rule
+                if (r.severity == "info") == info]
+
     heading("by_rule")
-    ui.table([{"rule": r.rule, "code": r.code, "title": r.title_zh, "findings": r.findings,
-               "subjects": r.subjects} for r in report.by_rule],
-             ["rule", "code", "title", "findings", "subjects"])
+    ui.table(rule_rows(False), ["rule", "code", "title", "findings", "subjects"])
+    if info := rule_rows(True):
+        heading("by_rule_info")
+        ui.table(info, ["rule", "code", "title", "findings", "subjects"])
     for key, pivot in (("by_officer", tables.by_officer(report)),
                        ("by_section", tables.by_section(report))):
         heading(key)
@@ -110,7 +118,7 @@ def cmd_report(args: argparse.Namespace, s: Settings, ui: Output) -> int:
         for what, path in (("HTML", args.out), ("PDF", args.pdf)):
             if path:
                 ui.write(f"\n{what}: {path}\n")
-    return 1 if report.total_findings or faults else 0
+    return 1 if report.actionable_findings or faults else 0
 
 
 def register(sub: Any, shared: argparse.ArgumentParser) -> None:
@@ -122,7 +130,8 @@ def register(sub: Any, shared: argparse.ArgumentParser) -> None:
         "deletions and releases the audit log refused). Prints a summary (--json: the "
         "whole report; --csv: one row per officer, section and code); --out writes the "
         "HTML report (offline: CSS and chart inline), --pdf the same as PDF. Needs the "
-        "report permission; audited. Exit 1 when anything is counted.",
+        "report permission; audited. Exit 1 when a finding of severity warning or worse or a "
+        "fault is counted (info findings are shown apart).",
     )
     p.add_argument("--period", required=True, metavar="PERIOD",
                    help="YYYY-MM, YYYY, or YYYY-MM-DD..YYYY-MM-DD (days of the configured "
