@@ -354,7 +354,8 @@ def year_catalogs() -> Iterator[tuple[Catalog, Catalog, dict[str, Any]]]:
         summary["build_seconds"] = round(build(tmp, N), 1)
         tmp.rename(built)
         summary_path.write_text(json.dumps(summary, indent=1))
-    if not (compacted / "catalog" / "commits.jsonl").exists():
+    if summary.get("compacted") != compacted.name:  # not yet, or a run killed midway
+        shutil.rmtree(compacted, ignore_errors=True)
         _copy_for_compaction(built, compacted)
         cat = Catalog(compacted / "catalog")
         with AuditLog.for_catalog(cat.root, store=LocalStore(compacted / "store"),
@@ -365,6 +366,7 @@ def year_catalogs() -> Iterator[tuple[Catalog, Catalog, dict[str, Any]]]:
             result = compact(cat, auth=auth, actor=actor)
             summary["compact_seconds"] = round(time.perf_counter() - t, 1)
             summary["compaction"] = result.summary()
+        summary["compacted"] = compacted.name
         summary_path.write_text(json.dumps(summary, indent=1))
     before, after = Catalog(built / "catalog"), Catalog(compacted / "catalog")
     summary["before"], summary["after"] = _parts(before), _parts(after)
