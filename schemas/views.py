@@ -183,9 +183,8 @@ DERIVED_VIEWS: dict[str, str] = {
     # join of links and recordings; a report makes it once.
     "case_recordings": """
         SELECT l.case_number, l.recording_blake3, coalesce(l.step, a.step) AS step,
-               l.step AS linked_step, l.linked_at_utc, c.case_type, r.blake3, r.file_name,
-               r.device_id, r.activity_type, r.officer_ids, r.recorded_start_utc,
-               r.recorded_end_utc
+               r.blake3 IS NOT NULL AS in_catalog, r.file_name, r.device_id, r.officer_ids,
+               r.recorded_start_utc, r.recorded_end_utc
         FROM case_links_current l
         JOIN cases_current c USING (case_number)
         LEFT JOIN recording_facts r ON r.blake3 = l.recording_blake3
@@ -314,7 +313,7 @@ DERIVED_VIEWS: dict[str, str] = {
                    coalesce(k.kind, '') = 'auxiliary' AS auxiliary
             FROM (SELECT case_number, step, unnest(officer_ids) AS staff_id
                   FROM case_recordings
-                  WHERE blake3 IS NOT NULL AND step IS NOT NULL
+                  WHERE in_catalog AND step IS NOT NULL
                     AND (SELECT count(*) FROM kinds) > 0) p
             LEFT JOIN kinds k USING (staff_id)),
         only_auxiliary AS (
@@ -354,7 +353,7 @@ DERIVED_VIEWS: dict[str, str] = {
     # NO_SPEECH_AT_START). pipeline.rules.cases.case_session_gaps gives the same.
     "case_session_gaps": f"""
         WITH linked AS (
-            SELECT case_number, device_id, blake3, file_name,
+            SELECT case_number, device_id, recording_blake3 AS blake3, file_name,
                    recorded_start_utc AS s, recorded_end_utc AS e
             FROM case_recordings
             WHERE device_id IS NOT NULL AND device_id <> ''
