@@ -25,7 +25,6 @@ import concurrent.futures as cf
 import contextlib
 import datetime as dt
 import errno
-import fcntl
 import os
 import threading
 import uuid
@@ -33,8 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline.catalog.core import Catalog
-from pipeline.errors import CatalogError
+from pipeline.catalog.core import Catalog, exclusive
 from pipeline.ingest.batch import Committer
 from pipeline.ingest.file import (
     FileJob,
@@ -95,19 +93,6 @@ class Source:
 # commits them (`pipeline.jobs.cluster`).
 Remote = Callable[[Sequence[tuple[Entry, FileJob]]], Iterator[FileRecords]]
 
-
-
-@contextlib.contextmanager
-def _ingest_lock(catalog: Catalog) -> Iterator[None]:
-    path = catalog.root / "ingest.lock"
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CatalogError(
-                f"{catalog.root}: another ingest is running on this catalog; try again later"
-            ) from None
-        yield
 
 
 def _load_labels(paths: Iterable[str | None], offset: dt.timezone) -> LabelBook:
@@ -177,7 +162,7 @@ def ingest(
     except StoreSelftestFailed as exc:
         auth.record(actor, INGEST, what, REFUSED, str(exc))
         raise
-    with _ingest_lock(catalog), auth.audit.group_commit():
+    with exclusive(catalog), auth.audit.group_commit():
         removed = clear_leftovers(store, catalog)
         run = _Run(store, catalog, settings, auth, actor, gate.state)
         result = (run.run_remote(entries, books, shown, progress, remote) if remote

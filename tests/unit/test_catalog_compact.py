@@ -352,10 +352,10 @@ def test_who_may_compact_and_every_decision_is_audited(
 
 
 def test_compaction_is_refused_while_an_ingest_holds_the_lock(world: World) -> None:
-    from pipeline.ingest.run import _ingest_lock
+    from pipeline.catalog.core import exclusive  # what ingest() holds for its whole run
 
     fill(world.catalog, 2)
-    with _ingest_lock(world.catalog), pytest.raises(
+    with exclusive(world.catalog), pytest.raises(
             CatalogError, match=r"an ingest or a compaction is running on this catalog"):
         compact(world.catalog, auth=world.auth, actor="A-1")
     assert compact(world.catalog, auth=world.auth, actor="A-1").compacted
