@@ -14,10 +14,11 @@ went up before it completes. Here one thread reads the source once, in order, fe
 BLAKE3 and handing each part to a thread pool that uploads it with its own SHA-256;
 `CompleteMultipartUpload` is sent only when the BLAKE3 equals the key, otherwise the
 upload is aborted and nothing is stored (`uploads.py`, which also aborts at a run's start
-the uploads killed runs left open: `abort_stale_uploads`). The tunables are the managed-transfer ones
-(`TransferSettings`: threshold, part size, concurrency; `transfer_config()` gives the
-equivalent boto3 `TransferConfig` for a like-for-like benchmark). Objects below the
-threshold go up in one `PutObject` whose body is the very bytes that were hashed.
+the uploads killed runs left open: `abort_stale_uploads`). The tunables are the
+managed-transfer ones (`TransferSettings`: threshold, part size, concurrency;
+`transfer_config()` gives the equivalent boto3 `TransferConfig` for a like-for-like
+benchmark). Objects below the threshold go up in one `PutObject` whose body is the very
+bytes that were hashed.
 
 A key names content, so the store reads the *first* version ever written under a key
 (listing its versions once per process; versions are immutable, the answer is cached).
@@ -37,8 +38,9 @@ one from the AWS environment variables when the CLI passes them (`env`), or from
 maps botocore's errors to the project's, a store that cannot be used naming itself
 (endpoint, bucket) and the error in plain words; the first such error is kept
 (`unavailable`, for the run's exit 2), and for `unavailable_hold_s` after one the next
-requests fail at once instead of each waiting out the retries. `S3Config`, `TransferSettings` and `S3Objects`
-are re-exported here: this was one module, and callers import them from it.
+requests fail at once instead of each waiting out the retries. `S3Config`,
+`TransferSettings` and `S3Objects` are re-exported here: this was one module, and callers
+import them from it.
 """
 
 from __future__ import annotations
