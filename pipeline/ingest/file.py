@@ -29,12 +29,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from pipeline.analysis.sessions import Interval
 from pipeline.analysis.timeline import Clock
 from pipeline.analysis.timing import Tolerances, analyse, resume_points
-from pipeline.analysis.voice import hear, judge_resume
+from pipeline.analysis.voice import VoiceTolerances, hear, judge_resume
 from pipeline.errors import CustodyError
 from pipeline.ingest.labels import Labels
 from pipeline.ingest.names import display_path, display_text
@@ -48,7 +49,15 @@ from schemas.media import Finding, ProbeResult
 from schemas.records import RecordingRecord
 from schemas.retention import DEFAULT_MIN_LOCK, one_year_retain_until
 
-Levels = Callable[[str, Fraction, float], AudioLevels | None]
+Enough = tuple[float, float]  # (speech probability, seconds): all a yes/no question needs
+
+
+class Levels(Protocol):
+    """Audio levels and speech from `start` for `seconds` of a file; None if that failed.
+    `enough_speech`: the detector may stop once that much speech was heard."""
+
+    def __call__(self, path: str, start: Fraction, seconds: float, *,
+                 enough_speech: Enough | None = None) -> AudioLevels | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,11 +156,12 @@ def _probe_here(path: str, *, full_demux: bool) -> ProbeResult:
         return unreadable(path, f"probe failed: {type(exc).__name__}: {exc}")
 
 
-def _levels_here(path: str, start: Fraction, seconds: float) -> AudioLevels | None:
+def _levels_here(path: str, start: Fraction, seconds: float, *,
+                 enough_speech: Enough | None = None) -> AudioLevels | None:
     from pipeline.media.probe import audio_levels
 
     try:
-        return audio_levels(path, start, seconds)
+        return audio_levels(path, start, seconds, enough_speech=enough_speech)
     except Exception:
         return None
 
@@ -307,7 +317,11 @@ def opening_check(
     if facts.device_id is None or result.media_kind not in ("video", "audio"):
         return []
     window = float(tol.voice_window)
-    audio = levels(path, Clock(result.streams).origin, window)
+    # Only "is there enough speech?" is asked here, so the detector stops once there is:
+    # an officer who speaks at the start costs a second of detection, not the window.
+    voice = VoiceTolerances()
+    audio = levels(path, Clock(result.streams).origin, window,
+                   enough_speech=(voice.speech_p, float(voice.min_speech)))
     if audio is None:
         why = "its audio could not be decoded"
     elif not audio.has_audio:

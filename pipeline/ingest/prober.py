@@ -81,10 +81,12 @@ class Prober:
         except Exception as exc:
             return unreadable(path, f"probe failed: {type(exc).__name__}: {exc}")
 
-    def levels(self, path: str, start: Fraction, seconds: float) -> AudioLevels | None:
+    def levels(self, path: str, start: Fraction, seconds: float, *,
+               enough_speech: tuple[float, float] | None = None) -> AudioLevels | None:
         """Audio levels after a resume, decoded in a worker; None if that failed."""
         try:
-            return self.pool.submit(audio_levels, path, start, seconds).result()
+            return self.pool.submit(audio_levels, path, start, seconds,
+                                    enough_speech=enough_speech).result()
         except BrokenProcessPool:
             self._rebuild()
             return None

@@ -131,3 +131,26 @@ def test_av9_no_speech_after_the_resume_is_unexplained(tmp_path: Path, case: str
     assert f.code == "UNEXPLAINED_INTERRUPTION" and f.rule == "AV-9"
     assert f.at_seconds is not None and abs(f.at_seconds - RESUME_AT_S) <= FRAME_S
     assert f"but in the next 10 s {heard}" in f.detail, f.detail
+
+
+def test_the_detector_stops_once_enough_speech_is_heard(tmp_path: Path, mandarin: F32) -> None:
+    """The opening check asks only "is there 1 s of speech?": the detector stops at the
+    32nd chunk (32 ms each) at p >= 0.5, with the same answer as the whole window."""
+    path = recording(tmp_path, "spoken", voiced(mandarin, 0.3) + room())
+    start = probe_resume(path)
+    whole = audio_levels(path, start, 10.0)
+    early = audio_levels(path, start, 10.0, enough_speech=(0.5, 1.0))
+    speaking = np.flatnonzero(whole.speech_p >= 0.5)
+    assert speaking.size > 32  # the sentence is longer than a second
+    assert early.speech_p.size == speaking[31] + 1 < whole.speech_p.size
+    assert np.array_equal(early.speech_p, whole.speech_p[: early.speech_p.size])
+    assert np.array_equal(early.dbfs, whole.dbfs)  # the levels cover the window
+    assert hear(early).explained and hear(whole).explained
+
+
+def test_the_detector_hears_the_whole_window_when_there_is_no_speech(tmp_path: Path) -> None:
+    path = recording(tmp_path, "silent", room())
+    start = probe_resume(path)
+    early = audio_levels(path, start, 10.0, enough_speech=(0.5, 1.0))
+    assert early.speech_p.size == int(AFTER_S * 16000) // 512  # 187 chunks: all of it
+    assert not hear(early).explained

@@ -9,6 +9,7 @@ is plain data (numpy), never a PyAV object; `pipeline.analysis.voice` judges it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from fractions import Fraction
 
@@ -43,11 +44,13 @@ class AudioLevels:
 
 def audio_levels(
     path: str | os.PathLike[str], start_seconds: Fraction, seconds: float = 10.0,
-    frame_ms: int = 20,
+    frame_ms: int = 20, *, enough_speech: tuple[float, float] | None = None,
 ) -> AudioLevels:
     """Decode the first audio stream from `start_seconds` (absolute presentation time) for
     `seconds`; its levels and speech probabilities. A targeted second pass: only called
-    where an interruption was found, since decoding costs ~100x demuxing."""
+    where an interruption was found, since decoding costs ~100x demuxing. `enough_speech`
+    (probability, seconds): the detector stops once that much speech was heard (a yes/no
+    question: the speech probabilities then end there; the levels cover the window)."""
     spath = os.fspath(path)
     frame = _RATE * frame_ms // 1000
     empty = _empty()
@@ -92,6 +95,7 @@ def audio_levels(
     heard = clean(samples, _RATE)
     return AudioLevels(
         start, frame_ms / 1000, dbfs, True,
-        speech_p=speech_probabilities(heard.samples),
+        speech_p=speech_probabilities(heard.samples, enough=None if enough_speech is None else (
+            enough_speech[0], math.ceil(enough_speech[1] * _RATE / CHUNK - 1e-9))),
         tones_hz=heard.tones_hz, tone_share=heard.tone_share,
     )
