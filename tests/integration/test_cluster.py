@@ -215,9 +215,14 @@ def test_nightly_runs_through_a_cluster_started_with_tls(tmp_path: Path) -> None
 
 # --- a 2 GB file on a worker limited to 512 MiB -------------------------------------------
 def _peak_rss_bytes() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    """This process's own peak RSS: VmHWM, the high-water mark of its address space. Not
+    getrusage's ru_maxrss, which Linux keeps across execve: a worker spawned from a pytest
+    that has grown to 700 MB would report the pytest's peak, not its own."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    raise AssertionError("no VmHWM in /proc/self/status")
 
 
 @pytest.mark.slow
