@@ -20,8 +20,8 @@ import pytest
 
 from pipeline.cli.main import main
 from pipeline.people.roster import PUBLIC_COLUMNS, RosterRow, roster_csv, roster_html
+from tests.chromium import CHROMIUM, run_chromium
 
-CHROMIUM = "/usr/bin/chromium"
 PUBLIC_HEADINGS = [zh for _, zh in PUBLIC_COLUMNS]
 assert PUBLIC_HEADINGS == ["姓名", "人员编号", "科室", "工作岗位", "状态"]
 
@@ -173,16 +173,7 @@ addEventListener('load', () => {
 
 
 def _chromium(tmp: Path, url: str, *extra: str) -> str:
-    proc = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp / 'profile'}", "--hide-scrollbars",
-         "--force-device-scale-factor=1", f"--window-size={WINDOW[0]},{WINDOW[1]}", *extra,
-         url],
-        capture_output=True, timeout=120, check=False,
-    )
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
-    return proc.stdout.decode("utf-8")
+    return run_chromium(tmp, url, *extra, window=WINDOW)
 
 
 def _one_glyph(text: str) -> str:
