@@ -1,10 +1,12 @@
 """Gather a compliance report from a catalog: DuckDB aggregates, never the recordings.
 
-Every finding row of the period (`sources.finding_rows`) is put once into a temporary
-table of one DuckDB connection, attributed to its case's section and to its officers
-(the recording's, else the case's), and filtered; each part of the report is then one
-GROUP BY over that table. Only counts reach Python, so a year of a town (a million
-recordings) costs what DuckDB's scans cost.
+Every finding row of the period (`sources.finding_rows`) is attributed to its case's
+section and to its officers (the recording's, else the case's), filtered, and counted in
+one pass: one GROUP BY GROUPING SETS gives the counts per code, per officer list, section
+and code, per day and rule, and per code and subject (for the distinct subjects). Only
+those counts reach Python, where the officer lists are spread over their officers, so a
+year of a town (a million recordings) costs what DuckDB's scans cost; the rows themselves
+are never stored (a temporary table of 750,000 rows cost more than computing them).
 
 AV-16's refused deletions and releases come from the audit log's records, which the
 caller passes (`refusals`), filtered here by period, officer and section.
@@ -12,10 +14,13 @@ caller passes (`refusals`), filtered here by period, officer and section.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import datetime as dt
+import math
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -114,8 +119,10 @@ def _narrowed(f: Filters, where: list[str], params: list[Any], prefix: str = "")
 # Views that several checks (and this report) read: made once per report, as temporary
 # tables of the same name, which DuckDB resolves before the catalog's views (temp comes
 # first in its search path), so each check reads them instead of recomputing them. In
-# dependency order; a view the catalog does not have is skipped.
-SHARED_VIEWS = ("recording_facts", "cases_current", "case_links_current", "case_documents",
+# dependency order; a view the catalog does not have is skipped. Not `recording_facts`:
+# storing its million rows took 3-4 times as long as reading their Parquet columns, which
+# each of its few readers does instead (the columns it needs).
+SHARED_VIEWS = ("cases_current", "case_links_current", "case_documents",
                 "case_exemptions", "case_checklist", "case_checklist_activities", "case_recordings",
                 "check_av5_coverage", "check_av6_exemptions", "check_av8_documents")
 
@@ -128,13 +135,51 @@ def _share(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM main.{name}")
 
 
-def _rows_sql(rows: FindingRows, f: Filters) -> tuple[str, list[Any]]:
-    """The statement that makes `report_rows` (every finding row of the period, with its
-    case, section, officers and time), and its parameters after the period's start and
-    end. The case a recording is linked to (the first by number) is looked up only for the
-    recordings of `rows.lookups`; rows of a source with the recording's facts are not
-    joined to the recordings again. A row keeps its subject's ID only when it is about no
-    recording (what `_by_rule` counts it by)."""
+# The grouping sets of `_counts_sql`, by their GROUPING() id over (code, officer_ids,
+# section, bucket, rule, subject): 1 where a column is not in the set.
+_BY_CODE, _BY_OFFICERS, _BY_BUCKET, _BY_SUBJECT = 0b011111, 0b000111, 0b111001, 0b011110
+
+
+@dataclass(frozen=True, slots=True)
+class _Buckets:
+    """Time from the period's start in buckets of `us` microseconds: the longest that
+    divides the distance of every local day's start from the period's (a day in a zone
+    without DST, an hour or less across a change), so each bucket lies in one day."""
+
+    start_us: int
+    us: int
+    day_starts_us: tuple[int, ...]
+    days: tuple[dt.date, ...]
+
+    @classmethod
+    def of(cls, p: Period) -> _Buckets:
+        zone, days, d = ZoneInfo(p.zone), [], p.first_day
+        while d <= p.last_day:
+            days.append(d)
+            d += dt.timedelta(days=1)
+        starts = [_epoch_us(_utc(day, zone)) for day in days]
+        step = _epoch_us(p.end_utc) - starts[0]
+        for s in starts[1:]:
+            step = math.gcd(step, s - starts[0])
+        return cls(starts[0], step, tuple(starts), tuple(days))
+
+    def day(self, bucket: int) -> dt.date:
+        at = self.start_us + bucket * self.us
+        return self.days[bisect.bisect_right(self.day_starts_us, at) - 1]
+
+
+def _epoch_us(t: dt.datetime) -> int:
+    return (t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+
+
+def _counts_sql(rows: FindingRows, f: Filters, b: _Buckets) -> tuple[str, list[Any]]:
+    """The statement that counts every finding row of the period (with its case, section,
+    officers and time) per grouping set (`_BY_*`), and its parameters after the period's
+    start and end. The case a recording is linked to (the first by number) is looked up
+    only for the recordings of `rows.lookups`; rows of a source with the recording's facts
+    are not joined to the recordings again. A row keeps its subject's ID only when it is
+    about no recording. A row's time is counted in its bucket of `b` (`_trend` gives each
+    its day); for the subjects set, the second level counts a code's non-NULL subjects."""
     where, params = ["at_utc >= ?", "at_utc < ?"], list[Any]()
     _narrowed(f, where, params)
     with_facts = "" if rows.with_facts is None else f"""
@@ -149,7 +194,6 @@ def _rows_sql(rows: FindingRows, f: Filters) -> tuple[str, list[Any]]:
             FROM ({rows.with_facts}) x
             LEFT JOIN cases_current c ON c.case_number = x.case_number"""
     sql = f"""
-        CREATE OR REPLACE TEMP TABLE report_rows AS
         WITH x AS ({rows.rows}),
         links AS (SELECT recording_blake3, min(case_number) AS case_number
                   FROM case_links_current
@@ -170,26 +214,39 @@ def _rows_sql(rows: FindingRows, f: Filters) -> tuple[str, list[Any]]:
             LEFT JOIN links l ON l.recording_blake3 = x.recording_blake3
             LEFT JOIN cases_current c
               ON c.case_number = coalesce(x.case_number, l.case_number, r.case_number)
-            {with_facts})
-        SELECT * FROM y WHERE {' AND '.join(where)}
+            {with_facts}),
+        z AS (
+            SELECT code, rule, officer_ids, section,
+                   (epoch_us(at_utc) - {b.start_us}) // {b.us} AS bucket,
+                   coalesce('recording:' || recording_blake3,
+                            subject_kind || ':' || coalesce(subject_id, '')) AS subject
+            FROM y WHERE {' AND '.join(where)}),
+        g AS (
+            SELECT grouping(code, officer_ids, section, bucket, rule, subject) AS gid,
+                   code, officer_ids, section, bucket, rule, subject,
+                   any_value(rule) AS any_rule, count(*) AS n
+            FROM z
+            GROUP BY GROUPING SETS ((code), (officer_ids, section, code), (bucket, rule),
+                                    (code, subject)))
+        SELECT gid, code, officer_ids, section, bucket, rule, any_value(any_rule), sum(n),
+               count(*) FILTER (WHERE subject IS NOT NULL)
+        FROM g GROUP BY gid, code, officer_ids, section, bucket, rule
     """
     return sql, params
 
 
-def _by_rule(con: duckdb.DuckDBPyConnection) -> tuple[RuleCount, ...]:
-    rows = _fetch(con,
-        "SELECT code, any_value(rule), count(*), "
-        "count(DISTINCT coalesce('recording:' || recording_blake3, "
-        "subject_kind || ':' || coalesce(subject_id, ''))) "
-        "FROM report_rows GROUP BY code")
+def _by_rule(groups: list[tuple[Any, ...]]) -> tuple[RuleCount, ...]:
+    subjects = {code: int(k) for gid, code, *_, k in groups if gid == _BY_SUBJECT}
     out = []
-    for code, rule, n, subjects in rows:
+    for gid, code, _o, _s, _d, _r, rule, n, _k in groups:
+        if gid != _BY_CODE:
+            continue
         c = CODES.get(code)
         out.append(RuleCount(
             rule=c.rule if c else str(rule), code=code, title_zh=c.title_zh if c else code,
             title_en=c.title_en if c else code, category=c.category.value if c else "",
             severity=c.severity.value if c else "", findings=int(n),
-            subjects=int(subjects)))
+            subjects=subjects.get(code, 0)))
     return tuple(sorted(out, key=lambda r: (_rule_key(r.rule), r.code)))
 
 
@@ -199,32 +256,28 @@ def _rule_key(rule: str) -> tuple[str, int, str]:
     return (m[1], int(m[2]), m[3]) if m else (rule, 0, "")
 
 
-def _breakdown(con: duckdb.DuckDBPyConnection, f: Filters) -> tuple[Breakdown, ...]:
-    keep, params = "", [UNATTRIBUTED, UNATTRIBUTED]
-    if f.officer is not None:
-        keep = "WHERE officer = ?"
-        params.append(f.officer)
-    rows = _fetch(con, f"""
-        SELECT officer, section, code, count(*) FROM (
-            SELECT unnest(CASE WHEN len(officer_ids) = 0 THEN [?] ELSE officer_ids END)
-                       AS officer, coalesce(section, ?) AS section, code
-            FROM report_rows) {keep}
-        GROUP BY ALL ORDER BY officer, section, code""", params)
-    return tuple(Breakdown(str(o), str(s), str(c), int(n)) for o, s, c, n in rows)
+def _breakdown(groups: list[tuple[Any, ...]], f: Filters) -> tuple[Breakdown, ...]:
+    """Per officer, section and code: each count of an officer list goes to each of its
+    officers (UNATTRIBUTED when it names none; a section of none is UNATTRIBUTED too)."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for gid, code, officers, section, _d, _r, _a, n, _k in groups:
+        if gid != _BY_OFFICERS:
+            continue
+        for o in officers or [UNATTRIBUTED]:
+            if f.officer is not None and o != f.officer:
+                continue
+            key = (str(o), str(section if section is not None else UNATTRIBUTED), str(code))
+            counts[key] = counts.get(key, 0) + int(n)
+    return tuple(Breakdown(o, s, c, n) for (o, s, c), n in sorted(counts.items()))
 
 
-def _trend(con: duckdb.DuckDBPyConnection, p: Period) -> tuple[TrendPoint, ...]:
-    zone = ZoneInfo(p.zone)
-    days, d = [], p.first_day
-    while d <= p.last_day:
-        days.append(f"(DATE '{d.isoformat()}', TIMESTAMPTZ '{_utc(d, zone).isoformat()}')")
-        d += dt.timedelta(days=1)
-    rows = _fetch(con, f"""
-        WITH days AS (SELECT * FROM (VALUES {', '.join(days)}) AS t(day, start_utc))
-        SELECT d.day, x.rule, count(*) FROM report_rows x
-        ASOF JOIN days d ON x.at_utc >= d.start_utc
-        GROUP BY ALL ORDER BY 1, 2""")
-    return tuple(TrendPoint(day, str(rule), int(n)) for day, rule, n in rows)
+def _trend(groups: list[tuple[Any, ...]], b: _Buckets) -> tuple[TrendPoint, ...]:
+    counts: dict[tuple[dt.date, str], int] = {}
+    for gid, _c, _o, _s, bucket, rule, _a, n, _k in groups:
+        if gid == _BY_BUCKET:
+            key = (b.day(int(bucket)), str(rule))
+            counts[key] = counts.get(key, 0) + int(n)
+    return tuple(TrendPoint(day, rule, n) for (day, rule), n in sorted(counts.items()))
 
 
 def _coverage(con: duckdb.DuckDBPyConnection, p: Period, f: Filters) -> tuple[CoverageRow, ...]:
@@ -283,12 +336,9 @@ def build_report(
             rows = finding_rows(_check_views(con))
             for view in rows.generic:  # read twice (the rows, the lookups): made once
                 con.execute(f"CREATE TEMP TABLE {view} AS SELECT * FROM main.{view}")
-            sql, params = _rows_sql(rows, f)
-            con.execute(sql, [p.start_utc, p.end_utc, *params])
-            ((total,),) = _fetch(con, "SELECT count(*) FROM report_rows")
-            by_rule = _by_rule(con)
-            breakdown = _breakdown(con, f)
-            trend = _trend(con, p)
+            buckets = _Buckets.of(p)
+            sql, params = _counts_sql(rows, f, buckets)
+            groups = _fetch(con, sql, [p.start_utc, p.end_utc, *params])
             coverage = _coverage(con, p, f)
             sections = dict(_fetch(
                 con, "SELECT staff_id, arg_max(section, seq) FROM staff_events GROUP BY 1"
@@ -299,8 +349,10 @@ def build_report(
         first = str(exc).strip().splitlines()[0]
         raise CatalogError(f"{catalog.location}: cannot gather the report: {first}") from exc
     assert now_utc is not None
+    by_rule, breakdown = _by_rule(groups), _breakdown(groups, f)
     return Report(
         period=p, filters=f, generated_at_utc=now_utc.astimezone(dt.UTC),
-        total_findings=int(total), by_rule=by_rule, breakdown=breakdown, trend=trend,
+        total_findings=sum(r.findings for r in by_rule), by_rule=by_rule,
+        breakdown=breakdown, trend=_trend(groups, buckets),
         coverage=coverage, faults=_faults(breakdown, refusals, p, f, sections),
         unread_checks=rows.unread)
