@@ -350,38 +350,33 @@ DERIVED_VIEWS: dict[str, str] = {
     # order they started, then ended) and every interruption between two in a row: the
     # second starts more than 2 s and at most 10 min after the first ended (the defaults of
     # analysis.sessions). `explained`: ingest heard speech at the second's start (no
-    # NO_SPEECH_AT_START). pipeline.rules.cases.case_session_gaps gives the same.
+    # NO_SPEECH_AT_START). pipeline.rules.cases.case_session_gaps gives the same. The
+    # names of the files either side come with the window (a link is one recording: no
+    # second pass over the 600,000 links of a year to find them).
     "case_session_gaps": f"""
-        WITH linked AS (
-            SELECT case_number, device_id, recording_blake3 AS blake3, file_name,
-                   recorded_start_utc AS s, recorded_end_utc AS e
+        WITH pairs AS (
+            SELECT case_number, device_id, lag(recording_blake3) OVER w AS before_blake3,
+                   lag(file_name) OVER w AS before_file,
+                   lag(recorded_end_utc) OVER w AS before_end_utc,
+                   recording_blake3 AS after_blake3, file_name AS after_file,
+                   recorded_start_utc AS after_start_utc
             FROM case_recordings
             WHERE device_id IS NOT NULL AND device_id <> ''
-              AND recorded_start_utc IS NOT NULL AND recorded_end_utc IS NOT NULL),
-        pairs AS (
-            SELECT case_number, device_id, lag(blake3) OVER w AS before_blake3,
-                   lag(e) OVER w AS before_end_utc, blake3 AS after_blake3,
-                   s AS after_start_utc
-            FROM linked WINDOW w AS (PARTITION BY case_number, device_id
-                                     ORDER BY s, e, blake3)),
+              AND recorded_start_utc IS NOT NULL AND recorded_end_utc IS NOT NULL
+            WINDOW w AS (PARTITION BY case_number, device_id
+                         ORDER BY recorded_start_utc, recorded_end_utc, recording_blake3)),
         gaps AS (
             SELECT *, {_us_between("before_end_utc", "after_start_utc")} AS gap_us
-            FROM pairs WHERE before_blake3 IS NOT NULL),
-        -- only the interruptions, then the names of the files either side
-        cut AS MATERIALIZED (
-            SELECT * FROM gaps WHERE gap_us > 2000000 AND gap_us <= 600000000)
-        SELECT p.case_number, p.device_id, p.before_blake3, b.file_name AS before_file,
-               p.before_end_utc, p.after_blake3, a.file_name AS after_file,
+            FROM pairs WHERE before_blake3 IS NOT NULL)
+        SELECT p.case_number, p.device_id, p.before_blake3, p.before_file,
+               p.before_end_utc, p.after_blake3, p.after_file,
                p.after_start_utc, p.gap_us / 1e6 AS gap_seconds,
                u.detail AS start_unspoken, u.detail IS NULL AS explained
-        FROM cut p
-        JOIN linked b ON b.case_number = p.case_number AND b.device_id = p.device_id
-                     AND b.blake3 = p.before_blake3
-        JOIN linked a ON a.case_number = p.case_number AND a.device_id = p.device_id
-                     AND a.blake3 = p.after_blake3 AND a.s = p.after_start_utc
+        FROM gaps p
         LEFT JOIN (SELECT recording_blake3, min(detail) AS detail FROM findings
                    WHERE code = 'NO_SPEECH_AT_START' GROUP BY 1) u
           ON u.recording_blake3 = p.after_blake3
+        WHERE p.gap_us > 2000000 AND p.gap_us <= 600000000
     """,
     # AV-9 across files: the unexplained ones, as findings (UNEXPLAINED_INTERRUPTION about
     # the case; pipeline.rules.cases.av9_sessions gives the same). Read by reports through
