@@ -12,6 +12,7 @@ pieces: any other document of the project can render the same way.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -44,8 +45,11 @@ CHART_HEIGHT = 220
 COVERAGE_LIST_MAX = 200
 
 
+@functools.cache
 def jinja_environment(package: str, folder: str = "templates") -> jinja2.Environment:
-    """Templates of `package`/`folder`, autoescaped, failing on an undefined name."""
+    """Templates of `package`/`folder`, autoescaped, failing on an undefined name; one
+    environment per folder and process, so each template is compiled once (0.2 s for the
+    report's, which was every render)."""
     return jinja2.Environment(loader=jinja2.PackageLoader(package, folder),
                               autoescape=True, undefined=jinja2.StrictUndefined)
 
