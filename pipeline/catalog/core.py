@@ -194,10 +194,14 @@ class Catalog:
         return self.db_path
 
     def _new_connection(
-        self, views: Mapping[str, str], readable: Sequence[str]
+        self, views: Mapping[str, str], readable: Sequence[str], *, ordered: bool = True
     ) -> duckdb.DuckDBPyConnection:
+        # ordered=False: DuckDB may return the rows of a statement without ORDER BY in any
+        # order (preserve_insertion_order off), which lets it build tables and windows in
+        # parallel without keeping the input's order; set before the lock like the rest.
         con = duckdb.connect(config={
             "autoinstall_known_extensions": False, "autoload_known_extensions": False,
+            "preserve_insertion_order": ordered,
         })
         try:
             self.parts.prepare(con)
@@ -213,10 +217,12 @@ class Catalog:
             raise CatalogError(f"{self.location}: cannot read the catalog: {exc}") from exc
         return con
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
+    def connect(self, *, ordered: bool = True) -> duckdb.DuckDBPyConnection:
         """A new in-memory DuckDB connection with every view, closed to everything else
-        (module doc); does not lock catalog.duckdb."""
-        return self._new_connection(*self.parts.views())
+        (module doc); does not lock catalog.duckdb. `ordered=False` for a caller that only
+        aggregates or orders what it reads (a report): rows without ORDER BY come in any
+        order, and DuckDB's tables and windows are cheaper."""
+        return self._new_connection(*self.parts.views(), ordered=ordered)
 
     def read_table(self, cls: type[Any], columns: Sequence[str] | None = None) -> pa.Table:
         """Every committed row of one record table (`columns` of it), as Arrow, without

@@ -331,7 +331,7 @@ def build_report(
     p = period if isinstance(period, Period) else parse_period(period, zone)
     f = Filters(section, officer, case)
     try:
-        with contextlib.closing(catalog.connect()) as con:
+        with contextlib.closing(catalog.connect(ordered=False)) as con:
             _share(con)
             rows = finding_rows(_check_views(con))
             for view in rows.generic:  # read twice (the rows, the lookups): made once
