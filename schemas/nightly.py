@@ -3,7 +3,8 @@
 What the operator reads in the morning, kept in the catalog beside the run's own
 `ingest_runs` and `ingest_files` rows (same `run_id`): how much was done and how fast,
 the findings by rule, every file not archived with its reason, the late uploads (AV-12),
-what was verified and moved out of the inbox, and the state of the store before and after.
+what was verified and moved out of the inbox, the state of the store before and after,
+and what the compaction of the catalog at the end did.
 
 This module imports nothing from `schemas.records` (records imports it to extend
 `TABLES`), so the record type here only carries its `TABLE` name.
@@ -51,6 +52,12 @@ class NightlyRunRecord:
     stale_uploads_aborted: int  # incomplete multipart uploads of killed runs aborted
     exit_code: int  # 0 clean, 1 findings, 2 the run itself failed
     error: str | None = None  # why the run itself failed
+    # The catalog compaction at the end of the run (`pipeline.jobs.compaction`); null in
+    # rows written before it existed (a view reads a column a part lacks as null).
+    compaction: str | None = None  # compacted | not due | off | skipped | failed
+    compaction_detail: str | None = None  # what was merged, why not, or what went wrong
+    catalog_parts_before: int | None = None  # parts the views read before it
+    catalog_parts_after: int | None = None  # ... and after it
 
 
 NIGHTLY_TABLES: tuple[type[NightlyRunRecord], ...] = (NightlyRunRecord,)

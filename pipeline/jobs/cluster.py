@@ -101,6 +101,17 @@ def ingest_on_worker(entry: Entry, job: FileJob) -> FileRecords:
     return ingest_entry(entry, job, _tools(job.store_uri, job.full_demux))
 
 
+def sees_file(path: str, token: str) -> str | None:
+    """On a worker: None when `path` holds `token` (the driver's file is visible here at
+    the same path), else what this worker finds there."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            found = fh.read(len(token) + 1)
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    return None if found == token else f"{path} holds another file"
+
+
 def verify_on_worker(store_uri: str, blake3_hex: str, size_bytes: int | None) -> str | None:
     """The read-back of one stored copy, on whichever worker runs it."""
     return verify_copy(_tools(store_uri, False).store, blake3_hex, size_bytes)
@@ -160,6 +171,12 @@ class ClusterRemote:
             fut.release()
             submit_next()
             yield rec
+
+    def unseen(self, path: str, token: str) -> dict[str, str]:
+        """The workers connected now that do not see the driver's file `path` (holding
+        `token`) at the same path, each with what it found."""
+        got = self.client().run(sees_file, path, token)
+        return {str(w): str(why) for w, why in sorted(got.items()) if why is not None}
 
     def verify(
         self, store_uri: str, items: Sequence[tuple[str, int | None]]

@@ -9,8 +9,15 @@ One run, in order:
    `remote`, on a cluster's workers, committing batches here;
 4. `settle.py`: every archived copy is read back and checked against its BLAKE3, and only
    then is its source moved to the done folder;
-5. the store is asked once more whether it answers, and the summary is committed to the
-   catalog (`nightly_runs`) with an audit record.
+5. the store is asked once more whether it answers;
+6. `compaction.py`: the catalog is compacted when enough small parts piled up (the
+   ingest's lock on the catalog is released by then, and `compact` takes it in turn);
+7. the summary is committed to the catalog (`nightly_runs`) with an audit record.
+
+With a cluster, an S3 inbox's spool must be a folder every worker sees at the same path
+(the workers read the files the driver fetched there): before anything else, each worker
+connected is asked to read a file the driver wrote there, and a worker that cannot makes
+the run refuse to start (exit 2, naming `spool`).
 
 Resuming after a crash or a reboot needs nothing of its own: what was committed is in the
 catalog (its files are `already_archived` and are verified and moved now), objects stored
@@ -26,6 +33,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
+import secrets
 import socket
 import uuid
 from collections.abc import Callable, Mapping
@@ -37,7 +46,8 @@ from pipeline.catalog.core import Catalog
 from pipeline.errors import CustodyError, InputError
 from pipeline.ingest.outcome import FileOutcome, IngestSettings, RunResult
 from pipeline.ingest.run import Remote, Source, ingest
-from pipeline.jobs.config import NightlySource
+from pipeline.jobs.compaction import SKIPPED, Compaction, compact_if_due
+from pipeline.jobs.config import COMPACT_AFTER_PARTS, NightlySource
 from pipeline.jobs.inbox import fetch
 from pipeline.jobs.lock import nightly_lock
 from pipeline.jobs.settle import Mark, Verifier, settle
@@ -49,7 +59,10 @@ from schemas.nightly import NightlyRunRecord
 from schemas.people import INGEST
 
 LOCK_NAME = "nightly.lock"  # in the catalog's root (an s3:// catalog's local cache)
-STALE_UPLOAD_AGE = dt.timedelta(hours=6)  # where the store names none: no upload lasts that
+
+
+class SpoolNotShared(InputError):
+    """With a cluster, a worker does not see the S3 inbox spool the driver fetches into."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +76,8 @@ class NightlyJob:
     verify_threads: int = 2
     env: Mapping[str, str] = field(default_factory=dict)  # S3 inboxes' endpoint, credentials
     spool: str | None = None  # where S3 inbox objects are copied to be ingested
+    compact: bool = True  # compact the catalog at the end when due (`compaction.py`)
+    compact_after_parts: int = COMPACT_AFTER_PARTS
 
 
 def store_state(store: WormStore) -> str:
@@ -80,14 +95,45 @@ def store_state(store: WormStore) -> str:
 
 def abort_stale(store: WormStore, now: dt.datetime) -> int:
     """Abort the incomplete uploads killed runs left, where the store can, older than the
-    store's own threshold (`S3Config.stale_upload_after_s`: no live upload is that old);
-    how many."""
+    store's own threshold (`S3Config.stale_upload_after_s`, the one setting and default:
+    `[custody.s3] stale_upload_after_s` or CUSTODY_S3_STALE_UPLOAD_AFTER_S); how many. A
+    store without one (the local store) has no uploads to abort."""
     abort = getattr(store, "abort_stale_uploads", None)
-    if not callable(abort):
-        return 0
     seconds = getattr(getattr(store, "config", None), "stale_upload_after_s", None)
-    age = dt.timedelta(seconds=seconds) if isinstance(seconds, int) else STALE_UPLOAD_AGE
-    return int(abort(older_than=age))
+    if not callable(abort) or not isinstance(seconds, int):
+        return 0
+    return int(abort(older_than=dt.timedelta(seconds=seconds)))
+
+
+def check_spool(job: NightlyJob) -> None:
+    """With an executor whose workers may be other machines (a cluster: `remote.unseen`)
+    and an S3 inbox, SpoolNotShared unless every worker connected sees the spool folder
+    the driver fetches into, at the same path (module doc)."""
+    unseen = getattr(job.remote, "unseen", None)
+    if not callable(unseen) or job.spool is None or not any(s.is_inbox for s in job.sources):
+        return
+    spool = Path(job.spool)
+    token = secrets.token_hex(16)
+    probe = spool / f".custody-spool-check-{token}"
+    try:
+        spool.mkdir(parents=True, exist_ok=True)
+        probe.write_text(token, encoding="utf-8")
+    except OSError as exc:
+        raise SpoolNotShared(f"{probe}: cannot write in the spool (`spool` in "
+                             f"[custody.nightly]): {exc.strerror or exc}") from exc
+    try:
+        blind = unseen(str(probe), token)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
+    if blind:
+        inboxes = ", ".join(s.path for s in job.sources if s.is_inbox)
+        workers = "; ".join(f"{w}: {why}" for w, why in blind.items())
+        raise SpoolNotShared(
+            f"the S3 inbox {inboxes} is fetched into the spool {spool}, which "
+            f"{len(blind)} cluster worker(s) cannot see ({workers}); set `spool` in "
+            "[custody.nightly] to a folder every worker mounts at the same path (NFS, "
+            "CephFS), or ingest the inbox without --cluster")
 
 
 def check_sources(job: NightlyJob) -> None:
@@ -120,6 +166,7 @@ def run_nightly(
         errors: list[str] = []
         result: RunResult | None = None
         try:
+            check_spool(job)
             summary.stale_uploads_aborted = abort_stale(store, started)
             sources, marks, unread = _sources(job, errors)
             result = ingest(sources, store=store, catalog=catalog, settings=job.ingest,
@@ -138,7 +185,12 @@ def run_nightly(
         failed = getattr(result, "store_failed", None)
         if failed and summary.store_state == REACHABLE:
             summary.store_state = f"failed during the run: {failed}"
-        summary.finished_at_utc = now()
+        summary.finished_at_utc = now()  # the files' part; the compaction has its seconds
+        summary.compaction = (
+            compact_if_due(catalog, enabled=job.compact, after_parts=job.compact_after_parts,
+                           auth=auth, actor=actor) if summary.error is None
+            else Compaction(SKIPPED, "not tried: the run itself failed"))
+        emit("nightly.compaction", **summary.compaction.as_json())
         summary.recorded = _record(summary, catalog, auth, actor, now)
         emit("nightly.finished", **_brief(summary))
     return summary
@@ -185,7 +237,7 @@ def _brief(s: NightlySummary) -> dict[str, object]:
     return {k: doc[k] for k in (
         "run_id", "files_seen", "archived", "already_archived", "skipped", "failed",
         "bytes_read", "files_per_second", "megabytes_per_second", "findings_by_rule",
-        "verified", "moved", "store_state", "error", "exit_code")}
+        "verified", "moved", "store_state", "error", "compaction", "exit_code")}
 
 
 def _record(

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.ingest.outcome import ALREADY, ARCHIVED, FAILED, SKIPPED, FileOutcome, RunResult
+from pipeline.jobs import compaction as compacting
+from pipeline.jobs.compaction import Compaction
 from pipeline.jobs.settle import Settled
 from schemas.nightly import NightlyRunRecord
 
@@ -38,6 +40,7 @@ class NightlySummary:
     unused_labels: list[str] = field(default_factory=list)
     error: str | None = None  # the run itself failed (lock, store, self-test, catalog)
     recorded: str | None = None  # where the nightly_runs row went, or why it did not
+    compaction: Compaction | None = None  # the catalog's, at the end of the run
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -75,9 +78,13 @@ class NightlySummary:
         return [o for o in self.files if o.status in (SKIPPED, FAILED)]
 
     def exit_code(self) -> int:
-        """2 the run itself failed (it could not run, or the store was gone at its end);
-        1 findings, a file not archived, or a stored copy that did not verify; else 0."""
+        """2 the run itself failed (it could not run, or the store was gone at its end),
+        or the catalog's compaction failed (the files stay archived; the catalog needs a
+        person); 1 findings, a file not archived, or a stored copy that did not verify;
+        else 0."""
         if self.error is not None or self.store_state != REACHABLE:
+            return 2
+        if self.compaction is not None and self.compaction.state == compacting.FAILED:
             return 2
         if self.recorded is not None and self.recorded.startswith(NOT_RECORDED):
             return 2  # the catalog could not take the summary
@@ -107,6 +114,10 @@ class NightlySummary:
             staging_removed=self.staging_removed,
             stale_uploads_aborted=self.stale_uploads_aborted, exit_code=self.exit_code(),
             error=self.error,
+            compaction=self.compaction.state if self.compaction else None,
+            compaction_detail=self.compaction.detail if self.compaction else None,
+            catalog_parts_before=self.compaction.parts_before if self.compaction else None,
+            catalog_parts_after=self.compaction.parts_after if self.compaction else None,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -142,6 +153,7 @@ class NightlySummary:
                 "stale_uploads_aborted": self.stale_uploads_aborted,
                 "unused_labels": self.unused_labels,
                 "error": self.error,
+                "compaction": self.compaction.as_json() if self.compaction else None,
                 "recorded": self.recorded,
                 "exit_code": self.exit_code(),
             },

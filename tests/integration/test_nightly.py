@@ -294,15 +294,19 @@ def test_off_a_terminal_the_run_logs_one_json_object_per_line_to_stderr(
     lines = [json.loads(line) for line in err.splitlines()]
     events = [e["event"] for e in lines]
     assert code == 1
-    assert events[0] == "nightly.started" and events[-2:] == ["nightly.finished",
-                                                              "nightly.reject"]
-    assert set(events[1:-2]) == {"nightly.progress"}
+    assert events[0] == "nightly.started" and events[-3:] == [
+        "nightly.compaction", "nightly.finished", "nightly.reject"]
+    assert set(events[1:-3]) == {"nightly.progress"}
     assert all(list(e)[:3] == ["timestamp", "level", "event"] for e in lines)
-    finished, reject = lines[-2], lines[-1]
+    compaction, finished, reject = lines[-3:]
+    assert (compaction["state"], compaction["most_small_parts"]) == ("not due", 0)
+    assert finished["compaction"]["state"] == "not due"
     assert (finished["archived"], finished["moved"], finished["exit_code"]) == (3, 3, 1)
     assert (reject["level"], reject["path"]) == ("warning", str(dock / "notes.txt"))
-    assert lines[-3]["files_done"] == lines[-3]["files"] == 4
+    assert lines[-4]["files_done"] == lines[-4]["files"] == 4
     assert "nightly run " in out and "moved 3 to the done folder" in out
+    assert ("catalog compaction: not due: no table has 64 small parts to merge "
+            "(compact_after_parts; at most 0)\n") in out  # one batch: a part a table
 
 
 # --- a pool worker killed mid-run ----------------------------------------------------------

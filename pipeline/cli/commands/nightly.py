@@ -3,7 +3,8 @@
 On a terminal it shows a progress bar and ends with the summary; anywhere else (journald,
 a pipe) it writes one JSON log line per event to stderr (started, progress every few
 seconds, each file not archived, finished with the summary's counts), and the summary to
-stdout (`--json`: one document). Exit 0 clean, 1 findings, 2 the run itself failed.
+stdout (`--json`: one document). Exit 0 clean, 1 findings, 2 the run itself failed
+(or the catalog's compaction at its end failed: the files stay archived).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def cmd_nightly(args: argparse.Namespace, s: Settings, ui: Output) -> int:
             allow_unverified_store=args.allow_unverified_store),
         executor=executor, remote=remote, env=s.store_env,
         spool=s.nightly.spool or str(Path(s.catalog_cache).parent / "inbox-spool"),
+        compact=s.nightly.compact, compact_after_parts=s.nightly.compact_after_parts,
     )
     logs = not ui.progress_on() and not s.quiet
     emit = _log_lines(ui.err) if logs else None
@@ -154,6 +156,11 @@ def _show(summary: Any, ui: Output) -> None:
     if doc["staging_removed"] or doc["stale_uploads_aborted"]:
         ui.write(f"resumed: removed {doc['staging_removed']} leftover(s) of an interrupted "
                  f"run, aborted {doc['stale_uploads_aborted']} stale upload(s)\n")
+    if doc["compaction"]:
+        c = doc["compaction"]
+        parts = (f" ({c['parts_before']} parts -> {c['parts_after']})"
+                 if c["state"] == "compacted" else "")
+        ui.write(f"catalog compaction: {c['detail']}{parts}\n")
     if doc["error"]:
         ui.write(f"the run failed: {doc['error']}\n")
     if doc["recorded"] and doc["recorded"].startswith(NOT_RECORDED):
@@ -171,7 +178,8 @@ def register(sub: Any, shared: argparse.ArgumentParser) -> None:
         "done folder; record a summary in the catalog (nightly_runs). One run at a time "
         "per catalog: a second start exits at once. A killed run is resumed by the next. "
         "Exit 0 clean, 1 findings or files not archived, 2 the run itself failed (lock "
-        "held, store gone, self-test failed).",
+        "held, store gone, self-test failed) or the catalog's compaction at its end failed "
+        "(the night's files stay archived and recorded).",
     )
     p.add_argument("--cluster", metavar="ADDRESS",
                    help="run the files on a Dask scheduler (tls://HOST:8786; tcp:// only "
