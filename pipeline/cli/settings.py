@@ -93,7 +93,12 @@ S3_KEYS = {
     # Put-only credentials (an auxiliary's): no lock headers, the bucket default locks.
     "lock_headers": "CUSTODY_S3_LOCK_HEADERS",
     "bucket_default_min_days": "CUSTODY_S3_BUCKET_DEFAULT_MIN_DAYS",
+    # A run's start aborts the store's multipart uploads older than this (killed runs');
+    # the one default is S3Config.stale_upload_after_s (6 h); the variable wins.
+    "stale_upload_after_s": "CUSTODY_S3_STALE_UPLOAD_AFTER_S",
 }
+# [custody.s3] keys that are whole numbers, each with its least value.
+_S3_INTS = {"bucket_default_min_days": 1, "stale_upload_after_s": 0}
 _TYPE_NAMES = {str: "a string", int: "an integer", dict: "a table"}
 
 
@@ -260,9 +265,13 @@ def read_config(path: Path) -> dict[str, Any]:
         if key not in S3_KEYS:
             raise InputError(f"{path}: unknown key '{prefix}s3.{key}'; expected one of "
                              f"{', '.join(sorted(S3_KEYS))}")
-        whole = key == "bucket_default_min_days" and isinstance(value, int) \
-            and not isinstance(value, bool)
-        if not isinstance(value, str) and not whole:
+        if key in _S3_INTS:
+            whole = str(value) if isinstance(value, int | str) and not isinstance(
+                value, bool) else ""
+            if not whole.isdigit() or int(whole) < _S3_INTS[key]:
+                raise InputError(f"{path}: {prefix}s3.{key} = {value!r}: expected a whole "
+                                 f"number of at least {_S3_INTS[key]}")
+        elif not isinstance(value, str):
             raise InputError(f"{path}: {prefix}s3.{key} = {value!r}: expected a string")
     return dict(section)
 

@@ -52,7 +52,7 @@ def test_an_unknown_s3_key_is_exit_2(custody: Custody, tmp_path: Path) -> None:
     assert r.err == (f"custody config: error: {cfg}: unknown key 'custody.s3.endpoint'; "
                      "expected one of access_key_id, bucket_default_min_days, endpoint_url, "
                      "lock_headers, profile, region, "
-                     "secret_access_key\n")
+                     "secret_access_key, stale_upload_after_s\n")
 
 
 def test_a_bad_time_zone_is_exit_2(custody: Custody, tmp_path: Path) -> None:
