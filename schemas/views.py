@@ -224,10 +224,12 @@ DERIVED_VIEWS: dict[str, str] = {
     """,
     # AV-13: recordings of a case with an AV-13 event that are not permanent and held
     # (their retention as retention_current gives it, folded for these recordings only).
+    # The links come from case_recordings, which knows each one's recording already (a
+    # report has it stored: no pass over the million recordings for a few thousand links).
     "check_av13_permanent": """
         WITH l AS (
-            SELECT l.case_number, l.recording_blake3
-            FROM case_links_current l JOIN cases_current c USING (case_number)
+            SELECT l.case_number, l.recording_blake3, l.file_name, l.in_catalog
+            FROM case_recordings l JOIN cases_current c USING (case_number)
             WHERE c.permanent),
         e AS (
             SELECT recording_blake3,
@@ -237,15 +239,13 @@ DERIVED_VIEWS: dict[str, str] = {
             FROM retention_events
             WHERE recording_blake3 IN (SELECT recording_blake3 FROM l)
             GROUP BY recording_blake3)
-        SELECT l.case_number, l.recording_blake3, r.file_name,
-               CASE WHEN r.blake3 IS NOT NULL THEN coalesce(e.tier, 'one_year') END AS tier,
-               CASE WHEN r.blake3 IS NOT NULL THEN coalesce(e.legal_hold, false) END
-                   AS legal_hold
+        SELECT l.case_number, l.recording_blake3, l.file_name,
+               CASE WHEN l.in_catalog THEN coalesce(e.tier, 'one_year') END AS tier,
+               CASE WHEN l.in_catalog THEN coalesce(e.legal_hold, false) END AS legal_hold
         FROM l
-        LEFT JOIN recording_facts r ON r.blake3 = l.recording_blake3
-        LEFT JOIN e ON e.recording_blake3 = r.blake3
+        LEFT JOIN e ON e.recording_blake3 = l.recording_blake3
         WHERE NOT (coalesce(e.tier, '') = 'permanent' AND coalesce(e.legal_hold, false)
-                   AND r.blake3 IS NOT NULL)
+                   AND l.in_catalog)
     """,
     # AV-12: recordings linked to no case, with the days since they were stored (the
     # check's default limit is 7 days: WHERE days_since_ingest > 7), and their officers
