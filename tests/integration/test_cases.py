@@ -4,39 +4,19 @@ case number as a finding, and who may do what (AUX-10, the section chief's AV-6 
 
 from __future__ import annotations
 
-import io
-import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from pipeline.cli.main import main
+from tests.acting import Acting, auxiliary
 from tests.mediagen import Generated
 
 CASE = "遂大综执罚〔2026〕7号"
-AUX = ("--kind", "auxiliary", "--section", "综合执法队", "--post", "协管员", "--agency",
-       "遂昌县人力资源公司", "--work-area", "大柘镇", "--contract-start", "2025-06-01",
-       "--contract-end", "2027-05-31", "--first-hired", "2025-06-01",
-       "--birth-date", "1995-05-01", "--screening", "passed")
+AUX = auxiliary("综合执法队")
 
 
-class Custody:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.out = self.err = ""
-
-    def __call__(self, *argv: str, who: str) -> int:
-        out, err = io.StringIO(), io.StringIO()
-        code = main([*argv, "--store", str(self.root / "store"), "--catalog",
-                     str(self.root / "catalog"), "--as", who], env={}, out=out, err=err)
-        self.out, self.err = out.getvalue(), err.getvalue()
-        return code
-
-    def json(self, *argv: str, who: str, ok: tuple[int, ...] = (0,)) -> Any:
-        assert self(*argv, "--json", who=who) in ok, self.err
-        return json.loads(self.out)
+Custody = Acting
 
 
 def _officer(c: Custody, sid: str, role: str, cert: str) -> None:

@@ -21,6 +21,7 @@ import bagit
 import pytest
 
 from pipeline.cli.main import main
+from tests.acting import Acting
 from tests.contract._support import fresh_bucket, s3_config
 from tests.mediagen import Generated
 
@@ -28,23 +29,7 @@ CASE = "遂大综执罚〔2026〕7号"
 CHUNK = 16384
 
 
-class Custody:
-    def __init__(self, root: Path, store: str, env: dict[str, str]) -> None:
-        self.root, self.store, self.env = root, store, env
-        self.out = self.err = ""
-
-    def __call__(self, *argv: str, who: str | None = None) -> int:
-        out, err = io.StringIO(), io.StringIO()
-        args = [*argv, "--store", self.store, "--catalog", str(self.root / "catalog")]
-        if who:
-            args += ["--as", who]
-        code = main(args, env=self.env, out=out, err=err)
-        self.out, self.err = out.getvalue(), err.getvalue()
-        return code
-
-    def json(self, *argv: str, who: str) -> Any:
-        assert self(*argv, "--json", who=who) == 0, self.err
-        return json.loads(self.out)
+Custody = Acting
 
 
 def verify_package(path: Path) -> tuple[int, str]:

@@ -3,40 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 from pathlib import Path
 
 import pytest
 
-from pipeline.cli.main import build_parser, main
+from pipeline.cli.main import build_parser
+from tests.acting import Acting
 
 AUX = ["--kind", "auxiliary", "--section", "综合执法队", "--post", "协管员",
        "--agency", "遂昌县人力资源公司", "--work-area", "大柘镇", "--contract-start", "2025-06-01",
        "--contract-end", "2027-05-31", "--first-hired", "2025-06-01"]
 
 
-class Custody:
-    """Runs `custody ...` in one data directory and keeps what it printed."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.out = ""
-        self.err = ""
-
-    def __call__(self, *argv: str, who: str | None = None) -> int:
-        out, err = io.StringIO(), io.StringIO()
-        args = [*argv, "--store", str(self.root / "store"), "--catalog",
-                str(self.root / "catalog")]
-        if who:
-            args += ["--as", who]
-        code = main(args, env={}, out=out, err=err)
-        self.out, self.err = out.getvalue(), err.getvalue()
-        return code
-
-    def json(self, *argv: str, who: str) -> object:
-        assert self(*argv, "--json", who=who) == 0, self.err
-        return json.loads(self.out)
+class Custody(Acting):
+    """The runner, and where the audit log's one segment is."""
 
     def segment(self) -> Path:
         (seg,) = (self.root / "catalog" / "audit").glob("segment-*.jsonl")
