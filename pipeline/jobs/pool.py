@@ -21,7 +21,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import multiprocessing
-from collections.abc import Iterator, Sequence
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
 
 from pipeline.errors import CustodyError
@@ -49,18 +50,28 @@ class WorkerCrashed(CustodyError):
     """The pool's worker process died while this file was out, twice."""
 
 
-def _new_pool(workers: int) -> cf.ProcessPoolExecutor:
+def _adopt_env(env: Mapping[str, str]) -> None:
+    """In a new worker: the driver's store settings (`Settings.store_env`: `[custody.s3]`
+    of the config file under the AWS_* variables), which a worker's store reads from its
+    own environment as a cluster worker's does."""
+    os.environ.update(env)
+
+
+def _new_pool(workers: int, env: Mapping[str, str]) -> cf.ProcessPoolExecutor:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(
         ["pipeline.ingest.lifeline", "pipeline.media.probe", "pipeline.cli.main"])
-    return cf.ProcessPoolExecutor(workers, mp_context=ctx)
+    return cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_adopt_env,
+                                  initargs=(dict(env),))
 
 
 class PoolRemote:
-    """`Remote` on local worker processes (see the module docstring)."""
+    """`Remote` on local worker processes (see the module docstring). `env`: the store
+    settings the driver runs with, for the workers (same machine, same account)."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, env: Mapping[str, str] | None = None) -> None:
         self.workers = max(1, workers)
+        self.env = dict(env or {})
 
     def __call__(self, pairs: Sequence[tuple[Entry, FileJob]]) -> Iterator[FileRecords]:
         if not pairs:
@@ -68,7 +79,7 @@ class PoolRemote:
         todo = list(enumerate(pairs))
         todo.reverse()  # popped from the end: in listing order
         attempts: dict[int, int] = {}
-        pool = _new_pool(self.workers)
+        pool = _new_pool(self.workers, self.env)
         out: dict[cf.Future[FileRecords], int] = {}
         window = self.workers * (1 + QUEUED_PER_WORKER)
         try:
@@ -96,7 +107,7 @@ class PoolRemote:
                     broken += out.values()  # every file out was lost with the pool
                     out.clear()
                     pool.shutdown(wait=False, cancel_futures=True)
-                    pool = _new_pool(self.workers)
+                    pool = _new_pool(self.workers, self.env)
                     for i in sorted(set(broken), reverse=True):
                         if attempts[i] >= MAX_ATTEMPTS:
                             job = pairs[i][1]

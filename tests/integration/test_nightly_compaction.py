@@ -216,3 +216,40 @@ def test_a_wrong_compaction_setting_is_exit_2_naming_it_and_the_file(
     out, err = io.StringIO(), io.StringIO()
     assert main(["nightly", "--config", str(cfg)], env={}, out=out, err=err) == 2
     assert message in err.getvalue() and str(cfg) in err.getvalue()
+
+
+@pytest.mark.slow
+def test_an_s3_catalog_is_compacted_at_the_end_of_a_night_too(
+    tmp_path: Path, s3_server: Any
+) -> None:
+    """The store and the catalog in SeaweedFS, its endpoint and keys only in the config
+    file (the pool's workers get them from the driver): the compaction's parts are uploaded
+    and committed by its manifest; the views (over S3) read the same rows."""
+    from tests.contract._support import fresh_bucket, s3_config
+
+    bucket = fresh_bucket(s3_config(s3_server).client())
+    _photos(tmp_path / "dock", 3)
+    cfg = tmp_path / "custody.toml"
+    cfg.write_text(
+        f'[custody]\nstore = "s3://{bucket}/evidence"\ncatalog = "s3://{bucket}/catalog"\n'
+        f'catalog_cache = "{tmp_path / "cache"}"\n[custody.s3]\n'
+        f'endpoint_url = "{s3_server.endpoint_url}"\nregion = "{s3_server.region}"\n'
+        f'access_key_id = "{s3_server.access_key_id}"\n'
+        f'secret_access_key = "{s3_server.secret_access_key}"\n[custody.nightly]\n'
+        f'sources = [{{ path = "{tmp_path / "dock"}", done = "{tmp_path / "done"}" }}]\n'
+        'compact_after_parts = 3\n', encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["nightly", "--config", str(cfg), "--json", "--workers", "1",
+                 "--batch-files", "1"], env={}, out=out, err=err)
+    run = json.loads(out.getvalue())["run"]
+    assert (code, run["archived"], run["error"]) == (1, 3, None), run["rejects"]
+    # 3 parts of each photo table and 2 of ingest_runs (20), merged into one a table (7).
+    assert {k: run["compaction"][k] for k in ("state", "parts_before", "parts_after")} == {
+        "state": "compacted", "parts_before": 20, "parts_after": 7}
+    cat = Catalog.open(f"s3://{bucket}/catalog", env=s3_server.env(),
+                       cache_dir=tmp_path / "cache2")
+    assert Counter(p.table for p in cat.parts.current().parts) == Counter(
+        {**dict.fromkeys(VIEWS, 1), "nightly_runs": 1})
+    assert cat.query("SELECT count(*) AS n FROM recordings").column("n")[0].as_py() == 3
+    assert cat.query("SELECT compaction, catalog_parts_after FROM nightly_runs"
+                     ).to_pylist() == [{"compaction": "compacted", "catalog_parts_after": 7}]
