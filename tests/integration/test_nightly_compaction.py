@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,19 @@ def test_a_night_over_enough_small_batches_compacts_and_the_views_read_the_same_
              r["exit_code"]) for r in rows] == [("off", None, None, 1),
                                                 ("compacted", 53, 8, 1)]
     assert rows[1]["compaction_detail"] == run["compaction"]["detail"]
+    # A third night with nothing new, due at 2: the compacted ingest_runs part and the
+    # night's new one, and the two nightly_runs parts, merge (10 parts -> 8); on the
+    # terminal it is one line.
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["nightly", "--config", str(_config(tmp_path, "compact_after_parts = 2\n")),
+                 "--workers", "1", "--quiet"], env={}, out=out, err=err)
+    assert code == 0, err.getvalue()
+    (line,) = [x for x in out.getvalue().splitlines() if x.startswith("catalog compaction")]
+    assert re.fullmatch(r"catalog compaction: compacted 4 parts of 2 tables into 2 "
+                        r"\(compaction compact-\d{8}T\d{12}Z-[0-9a-f]{8}\) "
+                        r"\(10 parts -> 8\)", line), line
+    assert _rows(tmp_path) == {**after, "ingest_runs": _rows(tmp_path)["ingest_runs"]}
+    assert len(_rows(tmp_path)["ingest_runs"]) == len(after["ingest_runs"]) + 2  # start, end
 
 
 def test_a_night_under_the_threshold_does_not_compact(tmp_path: Path) -> None:
