@@ -207,6 +207,21 @@ def _waiting(cmd: list[str]) -> list[str]:
             "sys.stdin.readline(); sys.exit(main(sys.argv[1:]))", *cmd[3:]]
 
 
+def _go(waiting: subprocess.Popen[str]) -> str:
+    """Start a `_waiting` command now; its stderr once it ends."""
+    waiting.stdin.write("go\n")  # type: ignore[union-attr]
+    waiting.stdin.flush()  # type: ignore[union-attr]
+    return waiting.communicate(timeout=60)[1]
+
+
+def _reap(*procs: subprocess.Popen[str]) -> None:
+    """Kill what a failed test left running (these processes only)."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def _env() -> dict[str, Any]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -258,16 +273,11 @@ def test_sigkill_then_restart_loses_nothing_duplicates_nothing_moves_only_verifi
         while rerun.poll() is None and time.monotonic() < deadline and not (
                 lock.exists() and f"pid {rerun.pid} " in lock.read_text()):
             time.sleep(0.005)
-        second.stdin.write("go\n")  # type: ignore[union-attr]
-        second.stdin.flush()  # type: ignore[union-attr]
-        _, second_err = second.communicate(timeout=60)
+        second_err = _go(second)
         assert rerun.poll() is None, "the restart ended before the second start"
         rerun_out, rerun_err = rerun.communicate(timeout=300)
     finally:
-        for p in (rerun, second):
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        _reap(rerun, second)
     assert second.returncode == 2
     assert "another custody nightly is running on this catalog (pid " \
         f"{rerun.pid} on " in second_err

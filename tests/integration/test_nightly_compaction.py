@@ -267,3 +267,82 @@ def test_an_s3_catalog_is_compacted_at_the_end_of_a_night_too(
     assert cat.query("SELECT count(*) AS n FROM recordings").column("n")[0].as_py() == 3
     assert cat.query("SELECT compaction, catalog_parts_after FROM nightly_runs"
                      ).to_pylist() == [{"compaction": "compacted", "catalog_parts_after": 7}]
+
+
+# --- the locks: nothing waits, a second start still exits at once -------------------------
+def _many_batches(tmp: Path, n: int, rows: int = 1) -> None:
+    """`n` nightly_runs batches of `rows` rows each, committed through the catalog: small
+    parts for the compaction to merge."""
+    from schemas.nightly import NightlyRunRecord
+
+    cat = Catalog(tmp / "catalog")
+    rec = NightlyRunRecord(
+        run_id="r", started_at_utc=START, finished_at_utc=START, host="h", tool_version="v",
+        executor="local:1", sources=[], files_seen=0, archived=0, already_archived=0,
+        skipped=0, failed=0, bytes_read=0, seconds=1.0, files_per_second=0.0,
+        megabytes_per_second=0.0, findings=0, findings_by_rule="{}", late_uploads=0,
+        rejects=[], verified=0, moved=0, left_in_place=[], store_uri="s", store_selftest=None,
+        store_state="reachable", staging_removed=0, stale_uploads_aborted=0, exit_code=0)
+    for _ in range(n):
+        batch = cat.batch()
+        batch.add(NightlyRunRecord, [rec] * rows)
+        batch.commit(START.date())
+
+
+def test_a_held_ingest_lock_fails_the_run_at_once_and_nothing_is_compacted(
+    tmp_path: Path
+) -> None:
+    """A hand-started ingest (or compaction) holds the catalog's ingest lock: the nightly
+    run does not wait for it (exit 2, saying so) and does not compact."""
+    import fcntl
+
+    _many_batches(tmp_path, 3)
+    _photos(tmp_path / "dock", 1)
+    with open(tmp_path / "catalog" / "ingest.lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, run, _ = _night(_config(tmp_path, "compact_after_parts = 2\n"))
+    assert code == 2
+    assert run["error"] == (f"{tmp_path / 'catalog'}: an ingest or a compaction is running "
+                            "on this catalog; try again later")
+    assert run["compaction"]["state"] == "skipped"
+    assert _compactions(tmp_path) == 0
+    assert (tmp_path / "dock" / "P000.jpg").exists()
+
+
+@pytest.mark.slow
+def test_a_second_start_during_the_compaction_exits_2_at_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from tests.integration.test_nightly import _env, _go, _reap, _waiting
+
+    _many_batches(tmp_path, 200, rows=2000)  # its compaction takes seconds
+    _photos(tmp_path / "dock", 1)
+    cfg = _config(tmp_path, "compact_after_parts = 2\n")
+    cmd = [sys.executable, "-m", "pipeline.cli", "nightly", "--config", str(cfg),
+           "--workers", "1", "--json"]
+    second = subprocess.Popen(_waiting(cmd), env=_env(), text=True, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = subprocess.Popen(cmd, env=_env(), text=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    try:
+        staging = tmp_path / "catalog" / "staging"
+        deadline = time.monotonic() + 120
+        while first.poll() is None and time.monotonic() < deadline and not any(
+                p.name.startswith("compact-") for p in staging.iterdir()):
+            time.sleep(0.002)
+        assert first.poll() is None, "the run ended before its compaction was seen"
+        second_err = _go(second)
+        still = first.poll() is None
+        first_out, first_err = first.communicate(timeout=300)
+    finally:
+        _reap(first, second)
+    assert second.returncode == 2 and still, second_err
+    assert f"another custody nightly is running on this catalog (pid {first.pid} on " \
+        in second_err
+    run = json.loads(first_out)["run"]
+    assert first.returncode == 1, first_err  # the photo's finding (no recording time)
+    # 200 nightly_runs parts, the photo's 6 and 1 of ingest_runs (one batch): 8 parts.
+    assert {k: run["compaction"][k] for k in ("state", "parts_before", "parts_after")} == {
+        "state": "compacted", "parts_before": 207, "parts_after": 8}
