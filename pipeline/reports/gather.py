@@ -177,9 +177,10 @@ def _counts_sql(rows: FindingRows, f: Filters, b: _Buckets) -> tuple[str, list[A
     officers and time) per grouping set (`_BY_*`), and its parameters after the period's
     start and end. The case a recording is linked to (the first by number) is looked up
     only for the recordings of `rows.lookups`; rows of a source with the recording's facts
-    are not joined to the recordings again. A row keeps its subject's ID only when it is
-    about no recording. A row's time is counted in its bucket of `b` (`_trend` gives each
-    its day); for the subjects set, the second level counts a code's non-NULL subjects."""
+    are not joined to the recordings again, nor rows about no recording to any. A row keeps
+    its subject's ID only when it is about no recording. A row's time is counted in its
+    bucket of `b` (`_trend` gives each its day); for the subjects set, the second level
+    counts a code's non-NULL subjects."""
     where, params = ["at_utc >= ?", "at_utc < ?"], list[Any]()
     _narrowed(f, where, params)
     with_facts = "" if rows.with_facts is None else f"""
@@ -192,6 +193,13 @@ def _counts_sql(rows: FindingRows, f: Filters, b: _Buckets) -> tuple[str, list[A
                    coalesce(x.at_utc, x.recorded_start_utc, x.ingested_at_utc,
                             c.opened_at_utc)
             FROM ({rows.with_facts}) x
+            LEFT JOIN cases_current c ON c.case_number = x.case_number"""
+    without = "" if rows.without_recording is None else f"""
+            UNION ALL
+            SELECT x.code, x.rule, x.subject_kind, x.subject_id, NULL, x.case_number,
+                   c.section, coalesce(c.officer_ids, []::VARCHAR[]),
+                   coalesce(x.at_utc, c.opened_at_utc)
+            FROM ({rows.without_recording}) x
             LEFT JOIN cases_current c ON c.case_number = x.case_number"""
     sql = f"""
         WITH x AS ({rows.rows}),
@@ -214,7 +222,7 @@ def _counts_sql(rows: FindingRows, f: Filters, b: _Buckets) -> tuple[str, list[A
             LEFT JOIN links l ON l.recording_blake3 = x.recording_blake3
             LEFT JOIN cases_current c
               ON c.case_number = coalesce(x.case_number, l.case_number, r.case_number)
-            {with_facts}),
+            {with_facts}{without}),
         z AS (
             SELECT code, rule, officer_ids, section,
                    (epoch_us(at_utc) - {b.start_us}) // {b.us} AS bucket,
