@@ -142,17 +142,21 @@ def _plain(value: Any) -> Any:
     """`dataclasses.asdict` for the report's records (frozen dataclasses of scalars, in
     tuples): the same dict, without its deep copy of every immutable leaf (a year's
     report has 30,000 records: 0.20 s against 0.05)."""
+    kind = type(value)
+    names = _FIELDS.get(kind, ())
+    if names == ():
+        names = _FIELDS[kind] = (tuple(f.name for f in fields(value))
+                                 if is_dataclass(value) and not isinstance(value, type)
+                                 else None)
+    if names is not None:
+        return {n: _plain(getattr(value, n)) for n in names}
     if isinstance(value, tuple):
         return tuple(_plain(v) for v in value)
-    names = _FIELDS.get(type(value))
-    if names is None:
-        if not is_dataclass(value):
-            return value
-        names = _FIELDS.setdefault(type(value), tuple(f.name for f in fields(value)))
-    return {n: _plain(getattr(value, n)) for n in names}
+    return value
 
 
-_FIELDS: dict[type, tuple[str, ...]] = {}
+# Each type's field names (None: not a dataclass), found once.
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
 
 
 def to_dict(report: Report) -> dict[str, Any]:
