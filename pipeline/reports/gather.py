@@ -304,11 +304,16 @@ def _coverage(con: duckdb.DuckDBPyConnection, p: Period, f: Filters) -> tuple[Co
 def _faults(breakdown: Iterable[Breakdown], refusals: Iterable[AuditRecord], p: Period,
             f: Filters, sections: dict[str, str]) -> tuple[FaultCount, ...]:
     counts: dict[tuple[str, str], int] = {}
+    kinds_of: dict[str, list[str]] = {}  # each code's fault kinds, found once
     for b in breakdown:
-        c = CODES.get(b.code)
-        for k in FAULT_KINDS:
-            if b.code in k.codes or (c is not None and c.category.value in k.categories):
-                counts[b.officer, k.key] = counts.get((b.officer, k.key), 0) + b.findings
+        kinds = kinds_of.get(b.code)
+        if kinds is None:
+            c = CODES.get(b.code)
+            kinds = kinds_of[b.code] = [
+                k.key for k in FAULT_KINDS
+                if b.code in k.codes or (c is not None and c.category.value in k.categories)]
+        for key in kinds:
+            counts[b.officer, key] = counts.get((b.officer, key), 0) + b.findings
     for r in refusals:
         if r.result != REFUSED or not p.start_utc <= r.at_utc < p.end_utc:
             continue
