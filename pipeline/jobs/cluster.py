@@ -1,8 +1,9 @@
 """The nightly job on a Dask distributed cluster: workers ingest files, the driver commits.
 
-`ClusterRemote` is the `Remote` of `pipeline.ingest.run.ingest`: it sends each listed file
-(its `Entry` and `FileJob`, both frozen and picklable) to the scheduler as one task of
-`ingest_on_worker`, and yields each file's `FileRecords` as it comes back. A worker opens
+`ClusterRemote` is the `Remote` of `pipeline.ingest.run.ingest`: it sends the listed files
+(each its `Entry` and `FileJob`, both frozen and picklable) to the scheduler, a few small
+ones or one large one to a task of `ingest_group_on_worker` (`groups`), and yields each
+file's `FileRecords` as its task comes back. A worker opens
 and sniffs the file as the local run does, reads it once (BLAKE3 of the whole and each
 chunk), puts it into the shared store (credentials from the worker's own environment),
 probes and analyses it, and returns its records; the driver's one `Committer` runs the
@@ -29,6 +30,7 @@ machine needs no more.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import threading
 from collections.abc import Iterator, Sequence
@@ -49,8 +51,15 @@ Client: Any = distributed.Client
 Security: Any = distributed.security.Security
 as_completed: Any = distributed.as_completed
 CONNECT_TIMEOUT = "30s"
-WINDOW_MIN, WINDOW_PER_THREAD = 8, 4  # files out on the cluster at once
+WINDOW_MIN, WINDOW_PER_THREAD = 4, 2  # tasks out on the cluster at once
 RETRIES = 2  # a task that raised (not a worker's death: the scheduler reschedules that)
+# Small files travel several to a task: a Dask task costs the driver, the scheduler and a
+# worker a few ms each way, more than ingesting a photo (2,000 small files on a 2-worker
+# LocalCluster took 1.9x the local pool's time one file a task). A task holds up to
+# GROUP_FILES files and GROUP_BYTES bytes (a larger file goes alone), and a run is cut
+# into at least GROUPS_PER_THREAD tasks per worker thread, so every worker has work.
+GROUP_FILES, GROUP_BYTES, GROUPS_PER_THREAD = 16, 64 << 20, 4
+VERIFY_GROUP_FILES, VERIFY_GROUP_BYTES = 32, 256 << 20
 
 
 class ClusterUnavailable(CustodyError):
@@ -97,8 +106,39 @@ def _tools(store_uri: str, full_demux: bool) -> FileTools:
 
 
 def ingest_on_worker(entry: Entry, job: FileJob) -> FileRecords:
-    """The task: one file, on whichever worker runs it."""
+    """One file, on whichever worker runs it."""
     return ingest_entry(entry, job, _tools(job.store_uri, job.full_demux))
+
+
+def ingest_group_on_worker(pairs: Sequence[tuple[Entry, FileJob]]) -> list[FileRecords]:
+    """The task: a group of files one after another (`GROUP_FILES`); an exception in one
+    file's work is that file's `failed`, never the group's."""
+    out = []
+    for entry, job in pairs:
+        try:
+            out.append(ingest_on_worker(entry, job))
+        except Exception as exc:
+            out.append(failed_record(job.path, exc))
+    return out
+
+
+def groups(sizes: Sequence[int], threads: int, *, most_files: int = GROUP_FILES,
+           most_bytes: int = GROUP_BYTES, per_thread: int = GROUPS_PER_THREAD,
+           ) -> list[range]:
+    """Consecutive index ranges of files of these sizes, each one task: at most
+    `most_files` files and `most_bytes` bytes (a larger file alone), and small enough
+    that there are about `per_thread` tasks for each of `threads` (none empty)."""
+    cap = max(1, min(most_files, len(sizes) // max(1, threads * per_thread)))
+    out: list[range] = []
+    start, held = 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and (i - start >= cap or held + size > most_bytes):
+            out.append(range(start, i))
+            start, held = i, 0
+        held += size
+    if start < len(sizes):
+        out.append(range(start, len(sizes)))
+    return out
 
 
 def sees_file(path: str, token: str) -> str | None:
@@ -112,9 +152,13 @@ def sees_file(path: str, token: str) -> str | None:
     return None if found == token else f"{path} holds another file"
 
 
-def verify_on_worker(store_uri: str, blake3_hex: str, size_bytes: int | None) -> str | None:
-    """The read-back of one stored copy, on whichever worker runs it."""
-    return verify_copy(_tools(store_uri, False).store, blake3_hex, size_bytes)
+def verify_on_worker(
+    store_uri: str, items: Sequence[tuple[str, int | None]]
+) -> list[str | None]:
+    """The read-back of a group of stored copies (BLAKE3, size), on whichever worker runs
+    it: None for each that verifies, else why not."""
+    store = _tools(store_uri, False).store
+    return [verify_copy(store, b3, size) for b3, size in items]
 
 
 class ClusterRemote:
@@ -138,39 +182,49 @@ class ClusterRemote:
         return self._client
 
     def __call__(self, pairs: Sequence[tuple[Entry, FileJob]]) -> Iterator[FileRecords]:
-        """Each pair's records, as they complete. At most `window` files are out at once
-        (a few per worker thread): records wait for the committer in bounded numbers."""
+        """Each pair's records, a task's files at a time (`groups`), as tasks complete. At
+        most `window` tasks are out at once (a few per worker thread): records wait for
+        the committer in bounded numbers. A task of several files that fails (its worker
+        died too often, or it raised after its retries) is sent again one file a task, so
+        only the file at fault is `failed`."""
         if not pairs:
             return
         client = self.client()
         run = pairs[0][1].run_id
         threads = sum(client.nthreads().values()) or 1
         window = max(WINDOW_MIN, WINDOW_PER_THREAD * threads)
-        todo = iter(enumerate(pairs))
-        jobs: dict[Any, FileJob] = {}
+        todo = collections.deque(groups([e.size_bytes for e, _ in pairs], threads))
+        out: dict[Any, range] = {}
         done = as_completed(loop=client.loop)
 
         def submit_next() -> None:
-            for i, (entry, job) in todo:
-                fut = client.submit(ingest_on_worker, entry, job, key=f"ingest-{run}-{i}",
+            if todo:
+                part = todo.popleft()
+                fut = client.submit(ingest_group_on_worker, [pairs[i] for i in part],
+                                    key=f"ingest-{run}-{part.start}-{part.stop}",
                                     retries=self.retries, pure=False)
-                jobs[fut.key] = job
+                out[fut.key] = part
                 done.add(fut)
-                return
 
         for _ in range(window):
             submit_next()
         for fut in done:
-            job = jobs.pop(fut.key)
+            part = out.pop(fut.key)
             try:
-                rec = fut.result()
+                recs: list[FileRecords] = fut.result()
             except Exception as exc:  # KilledWorker, or the task raised after its retries
-                rec = failed_record(job.path, ClusterTaskFailed(
-                    f"{job.path}: not ingested on the cluster {self.address}: "
-                    f"{type(exc).__name__}: {exc}"))
+                if len(part) > 1:
+                    todo.extendleft(range(i, i + 1) for i in reversed(part))
+                    recs = []
+                else:
+                    job = pairs[part.start][1]
+                    recs = [failed_record(job.path, ClusterTaskFailed(
+                        f"{job.path}: not ingested on the cluster {self.address}: "
+                        f"{type(exc).__name__}: {exc}"))]
             fut.release()
-            submit_next()
-            yield rec
+            while len(out) < window and todo:
+                submit_next()
+            yield from recs
 
     def unseen(self, path: str, token: str) -> dict[str, str]:
         """The workers connected now that do not see the driver's file `path` (holding
@@ -185,16 +239,18 @@ class ClusterRemote:
         if not items:
             return []
         client = self.client()
-        futures = client.map(verify_on_worker, [store_uri] * len(items),
-                             [b for b, _ in items], [n for _, n in items],
-                             retries=self.retries, pure=False)
+        threads = sum(client.nthreads().values()) or 1
+        parts = groups([n or 0 for _, n in items], threads, most_files=VERIFY_GROUP_FILES,
+                       most_bytes=VERIFY_GROUP_BYTES)
+        futures = [client.submit(verify_on_worker, store_uri, [items[i] for i in part],
+                                 retries=self.retries, pure=False) for part in parts]
         out: list[str | None] = []
-        for (b3, _), fut in zip(items, futures, strict=True):
+        for part, fut in zip(parts, futures, strict=True):
             try:
-                out.append(fut.result())
+                out += fut.result()
             except Exception as exc:  # the worker could not run it: not verified
-                out.append(f"b3/{b3}: not read back on the cluster {self.address}: "
-                           f"{type(exc).__name__}: {exc}")
+                out += [f"b3/{items[i][0]}: not read back on the cluster {self.address}: "
+                        f"{type(exc).__name__}: {exc}" for i in part]
             fut.release()
         return out
 
