@@ -7,6 +7,7 @@ where each format keeps it; HEIC by hand). What EXIF says must reach the ProbeRe
 from __future__ import annotations
 
 import datetime as dt
+import os
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -68,3 +69,22 @@ def test_every_photo_format_is_sniffed_as_an_image(tmp_path: Path, name: str) ->
     p = tmp_path / name
     p.write_bytes(PHOTOS[name][0](tmp_path))
     assert sniff(p).media_hint == "image"
+
+
+def test_a_jpeg_probed_through_its_descriptor_is_the_jpeg_pipe_demuxer_s(tmp_path: Path) -> None:
+    """Ingest probes `/proc/self/fd/<n>`, a path without an extension: the JPEG demuxer is
+    named up front there (FFmpeg would reach the same one by probing every demuxer on
+    ever larger buffers); with its `.jpg` name FFmpeg picks `image2` by the extension."""
+    p = tmp_path / "photo.jpg"
+    p.write_bytes(jpeg(tmp_path))
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        by_fd = probe(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+    by_name = probe(p)
+    assert (by_fd.container, by_name.container) == ("jpeg_pipe", "image2")
+    assert (by_fd.make, by_fd.model, by_fd.serial, by_fd.creation_time_utc) == GOOGLE
+    (stream,) = by_fd.streams
+    assert (stream.codec, stream.packet_count, list(stream.size), list(stream.pos)) == (
+        "mjpeg", 1, [p.stat().st_size], [0])

@@ -29,6 +29,7 @@ from pipeline.errors import InputError
 from pipeline.media import exif, isobmff
 from pipeline.media.metadata import device_fields, exif_fields, merged_tags
 from pipeline.media.nal import HEAD_BYTES, ParamInspector
+from pipeline.media.sniff import sniff_bytes
 from pipeline.media.probe.indexed import (
     Attempt,
     Collector,
@@ -42,6 +43,19 @@ __all__ = ["probe"]
 
 # Demuxers that accept any bytes: `tty` renders any text file as a video of ANSI art.
 _NOT_MEDIA_FORMATS = frozenset({"tty"})
+# The demuxer FFmpeg picks by content for a file of this family, named up front when the
+# path has no extension (ingest probes `/proc/self/fd/<n>`): there FFmpeg's probe of a
+# JPEG finds its start-of-scan only in a large enough buffer, and retries every demuxer's
+# probe on buffers doubling up to 1 MB: 3.0 ms of CPU a 1080p photo, against 0.14 ms
+# named (the same demuxer it ends with, the same streams and packets). With an extension
+# FFmpeg picks by it (`image2` for `.jpg`), as before. Other families probe as fast.
+_DEMUXER_OF = {"jpeg": "jpeg_pipe"}
+
+
+def _demuxer_for(spath: str, head: bytes) -> str | None:
+    if os.path.splitext(os.path.basename(spath))[1]:
+        return None
+    return _DEMUXER_OF.get(sniff_bytes(head).kind or "")
 
 
 def probe(path: str | os.PathLike[str], *, full_demux: bool = False) -> ProbeResult:
@@ -75,7 +89,8 @@ def probe(path: str | os.PathLike[str], *, full_demux: bool = False) -> ProbeRes
     av.logging.set_skip_repeated(False)
     try:
         with av.logging.Capture(local=True) as logs:
-            return _probe_container(spath, file_size, boxes, exif_info, logs, full_demux)
+            return _probe_container(spath, file_size, boxes, exif_info, logs, full_demux,
+                                    demuxer=_demuxer_for(spath, head))
     finally:
         av.logging.set_skip_repeated(prev_skip)
         av.logging.set_level(prev_level)
@@ -127,13 +142,14 @@ def _probe_container(
     exif_info: exif.ExifInfo | None,
     logs: list[tuple[int, str, str]],
     full_demux: bool = False,
+    demuxer: str | None = None,
 ) -> ProbeResult:
     edit_lists = boxes.edit_lists if boxes is not None else ()
     truncated = boxes.truncated if boxes is not None else None
     error: str | None = None
     container: Any = None
     try:
-        container = av.open(spath, metadata_errors="replace")
+        container = av.open(spath, format=demuxer, metadata_errors="replace")
     except Exception as exc:  # FFmpegError, and anything odd a demuxer raises on open
         error = _ffmpeg_message(exc, logs)
     else:
