@@ -45,6 +45,7 @@ _BUFFER_BYTES = 2 << 20  # read path: small buffers keep every lane busy from th
 _BUFFERS = 8
 _PIECE_BYTES = 8 << 20  # copy path: one copy, one mapping, one writeback per piece
 _PIECES_IN_FLIGHT = 4
+_INLINE_BYTES = 2 << 20  # a whole input up to this size is hashed without the two lanes
 # What copy_file_range answers, before copying anything, when it cannot copy these files.
 _NO_KERNEL_COPY = frozenset({errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL})
 
@@ -87,15 +88,17 @@ def _check_chunk_size(chunk_size: int) -> None:
 
 class _Hashes:
     """The whole-file hash and the chunk hashes, each in its own thread. Views are hashed
-    in the order given; each must start on a chunk boundary."""
+    in the order given; each must start on a chunk boundary. A small input given whole
+    (`submit(..., last=True)` first) is hashed at once in the caller's thread: for a photo
+    two threads cost more to start and join than its hashing (a nightly run's 1,000 photos
+    and 1,000 five-second clips: about 0.5 ms of CPU a file)."""
 
     def __init__(self, chunk_size: int) -> None:
         self.chunk_size = chunk_size
         self.whole = blake3.blake3()
         self.chunks: list[str] = []
         self.size = 0
-        self._whole_lane = ThreadPoolExecutor(1, "b3-whole")
-        self._chunks_lane = ThreadPoolExecutor(1, "b3-chunks")
+        self._lanes: tuple[ThreadPoolExecutor, ThreadPoolExecutor] | None = None
 
     def _hash_chunks(self, view: memoryview) -> None:
         for start in range(0, len(view), self.chunk_size):
@@ -104,14 +107,24 @@ class _Hashes:
     def _hash_whole(self, view: memoryview) -> None:
         self.whole.update(view)
 
-    def submit(self, view: memoryview) -> list[Future[None]]:
+    def submit(self, view: memoryview, *, last: bool = False) -> list[Future[None]]:
+        """Hash `view` behind the caller (futures to wait on), or at once when it is the
+        whole input and small (no futures)."""
+        whole_now = last and self.size == 0 and len(view) <= _INLINE_BYTES
         self.size += len(view)
-        return [self._whole_lane.submit(self._hash_whole, view),
-                self._chunks_lane.submit(self._hash_chunks, view)]
+        if whole_now and self._lanes is None:
+            self._hash_whole(view)
+            self._hash_chunks(view)
+            return []
+        if self._lanes is None:
+            self._lanes = (ThreadPoolExecutor(1, "b3-whole"), ThreadPoolExecutor(1, "b3-chunks"))
+        return [self._lanes[0].submit(self._hash_whole, view),
+                self._lanes[1].submit(self._hash_chunks, view)]
 
     def close(self) -> None:
-        self._whole_lane.shutdown()
-        self._chunks_lane.shutdown()
+        if self._lanes is not None:
+            for lane in self._lanes:
+                lane.shutdown()
 
     def digest(self) -> FileDigest:
         return FileDigest(blake3=self.whole.hexdigest(), size_bytes=self.size,
@@ -153,7 +166,7 @@ def digest_stream(
                 if not filled:
                     break
                 view = buf[:filled]
-                pending[slot] = hashes.submit(view)
+                pending[slot] = hashes.submit(view, last=filled < bufsize)
                 if sink is not None:
                     pending[slot].append(writer.submit(sink, view))
                 slot = (slot + 1) % _BUFFERS
@@ -291,7 +304,7 @@ def digest_copy(
             if n:
                 mapping = mmap.mmap(dst_fd, n, offset=offset, access=mmap.ACCESS_READ)
                 view = memoryview(mapping)
-                pending.append((mapping, view, offset, n, hashes.submit(view)))
+                pending.append((mapping, view, offset, n, hashes.submit(view, last=n < piece)))
                 offset += n
             # Retire hashed pieces at once (their writeback starts), and wait for the
             # oldest when too many are in flight.

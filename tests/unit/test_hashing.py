@@ -78,13 +78,16 @@ def _copy_into(tmp_path: Path, src: Path, chunk_size: int = 1 << 20) -> tuple[Fi
 
 @pytest.mark.parametrize(
     ("size", "chunk_kib"),
-    [(37 * 1024 * 1024 + 123, 1024), (3 * 8 * 1024 * 1024, 1024), (5_000_000, 3), (1, 1)],
+    [(37 * 1024 * 1024 + 123, 1024), (3 * 8 * 1024 * 1024, 1024), (5_000_000, 3), (1, 1),
+     (2 << 20, 1024), ((2 << 20) + 1, 1024), (1_273_662, 3)],
 )
 def test_kernel_copy_digest_equals_the_reference_and_the_copy_is_identical(
     tmp_path: Path, size: int, chunk_kib: int
 ) -> None:
     """Pieces of 8 MiB (and of 12 KiB multiples for a 3 KiB chunk): whole pieces, a last
-    partial one, a file of exactly three pieces, one byte."""
+    partial one, a file of exactly three pieces, one byte; a file of one piece is hashed
+    in the caller's thread up to 2 MiB (exactly 2 MiB, a five-second clip's 1,273,662
+    bytes in 3 KiB chunks) and in the two lanes above (2 MiB + 1)."""
     data = os.urandom(size)
     src = tmp_path / "src.bin"
     src.write_bytes(data)
