@@ -254,6 +254,8 @@ class Committer:
     def commit(self, final: bool = False) -> None:
         if self.in_batch == 0 and not final:
             return
+        if self.store is not None:  # these files' objects (FileJob.durable), then
+            self.store.sync()
         self.auth.audit.sync()  # the audit records of these files are durable first
         self.batch.commit(self.now().date())
         self.batch = self.catalog.batch()

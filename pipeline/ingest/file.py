@@ -78,6 +78,10 @@ class FileJob:
     # (`/proc/<pid>/fd/<n>`), so a file swapped after the check is not what is read. None:
     # `path` (a worker elsewhere opens it itself).
     read_path: str | None = None
+    # False: the object's name and retention record become durable at the store's next
+    # `sync()`, which whoever reports this file archived must call first (the committer
+    # before each catalog batch; a cluster worker before it returns a task). True: at once.
+    durable: bool = True
 
     @property
     def now(self) -> dt.datetime:
@@ -353,7 +357,7 @@ def _archive(
         retain=retain,
     )
     if staged is not None:
-        put = staged.commit(digest.blake3, retain_until_utc=retain)
+        put = staged.commit(digest.blake3, retain_until_utc=retain, durable=job.durable)
     else:
         put = tools.store.put_file(job.source, digest.blake3, retain_until_utc=retain)
         # An object stored before (a run that crashed before its catalog commit) keeps

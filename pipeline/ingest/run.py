@@ -253,6 +253,7 @@ class _Run:
             ),
             chunk_size=s.chunk_size, min_lock=s.min_lock, tolerances=s.tolerances,
             full_demux=s.full_demux, read_path=read_path,
+            durable=False,  # the committer syncs the store before each batch
         )
 
     def run(

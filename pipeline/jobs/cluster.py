@@ -43,6 +43,7 @@ import distributed.security
 from pipeline.errors import CustodyError, InputError
 from pipeline.ingest.file import FileJob, FileRecords, FileTools, failed_record, worker_tools
 from pipeline.ingest.listing import Entry
+from pipeline.ingest.outcome import ARCHIVED
 from pipeline.ingest.run import ingest_entry
 from pipeline.jobs.settle import verify_copy
 
@@ -107,18 +108,30 @@ def _tools(store_uri: str, full_demux: bool) -> FileTools:
 
 def ingest_on_worker(entry: Entry, job: FileJob) -> FileRecords:
     """One file, on whichever worker runs it."""
-    return ingest_entry(entry, job, _tools(job.store_uri, job.full_demux))
+    return ingest_group_on_worker([(entry, job)])[0]
 
 
 def ingest_group_on_worker(pairs: Sequence[tuple[Entry, FileJob]]) -> list[FileRecords]:
     """The task: a group of files one after another (`GROUP_FILES`); an exception in one
-    file's work is that file's `failed`, never the group's."""
-    out = []
+    file's work is that file's `failed`, never the group's. The store is synced once
+    before the records go back (`FileJob.durable`: the worker's own writes, on its own
+    machine); if it cannot be, the group's archived files are `failed` (the next run
+    stores them again)."""
+    out: list[FileRecords] = []
     for entry, job in pairs:
         try:
-            out.append(ingest_on_worker(entry, job))
+            out.append(ingest_entry(entry, job, _tools(job.store_uri, job.full_demux)))
         except Exception as exc:
             out.append(failed_record(job.path, exc))
+    written = {job.store_uri for (_, job), rec in zip(pairs, out, strict=True)
+               if rec.status == ARCHIVED and not job.durable}
+    for uri in written:
+        try:
+            _tools(uri, False).store.sync()
+        except Exception as exc:
+            out = [failed_record(rec.path, exc, blake3=rec.blake3, size_bytes=rec.size_bytes)
+                   if rec.status == ARCHIVED and job.store_uri == uri else rec
+                   for (_, job), rec in zip(pairs, out, strict=True)]
     return out
 
 

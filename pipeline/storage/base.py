@@ -79,7 +79,14 @@ class StagedObject(ABC):
         return digest_file(path, chunk_size=chunk_size, sink=self.write)
 
     @abstractmethod
-    def commit(self, blake3_hex: str, *, retain_until_utc: dt.datetime) -> PutResult: ...
+    def commit(
+        self, blake3_hex: str, *, retain_until_utc: dt.datetime, durable: bool = True
+    ) -> PutResult:
+        """File the bytes under their content key, locked until `retain_until_utc`.
+        `durable=False`: the bytes are durable on return, the object's name and retention
+        record only at the store's next `sync()` (a caller that commits many objects and
+        then one catalog batch syncs once, before the batch); a store whose commits are
+        durable anyway (S3: when acknowledged) ignores it."""
 
     @abstractmethod
     def abort(self) -> None: ...
@@ -128,6 +135,12 @@ class WormStore(ABC):
         except BaseException:
             staged.abort()
             raise
+
+    def sync(self) -> None:
+        """Every object committed so far, by any process of this machine, is durable
+        (`StagedObject.commit(durable=False)`); OSError or StoreError if it cannot be made
+        so. Nothing to do for a store whose commits are durable when they return."""
+        return None
 
     def abort_stale_uploads(self, older_than: dt.timedelta) -> int:
         """Abort what killed runs left half-written in the store itself, started more than

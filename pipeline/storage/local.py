@@ -18,6 +18,7 @@ import datetime as dt
 import fcntl
 import io
 import json
+import mmap
 import os
 import stat
 import time
@@ -25,7 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pipeline.durable import fsync_dir
+from pipeline.durable import fsync_dir, sync_filesystem
 from pipeline.integrity import chain
 from pipeline.integrity.hashing import CopyUnsupported, FileDigest, digest_copy
 from pipeline.storage.base import (
@@ -52,6 +53,11 @@ LEDGER_NOTE = (
 # up), so their median is 0.4-1.2 s.
 _WRITEBACK_PIECE = 1 << 20
 
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    """A ledger line: its JSON with sorted keys (so `"key"` comes just before `"op"`)."""
+    return json.dumps(record, ensure_ascii=False, sort_keys=True).encode() + b"\n"
 
 
 def _last_line(fh: BinaryIO) -> bytes:
@@ -166,7 +172,17 @@ class _LocalStaged(StagedObject):
                 self._size += n
                 piece = piece[n:]
 
-    def commit(self, blake3_hex: str, *, retain_until_utc: dt.datetime) -> PutResult:
+    def commit(
+        self, blake3_hex: str, *, retain_until_utc: dt.datetime, durable: bool = True
+    ) -> PutResult:
+        """The bytes are fsynced before the object gets its name, so a name never stands
+        for bytes that are not on disk. Then the name and the ledger's `put` line: fsynced
+        here, or with `durable=False` left to the next `LocalStore.sync()` (one syncfs for
+        a batch of objects instead of two fsyncs each). A crash before that sync may lose
+        either, never bytes under a name: a lost name is stored again by the next run (the
+        catalog batch that would have named it is committed only after the sync); a lost
+        `put` line is written again when the same content is committed (`created=False`
+        below)."""
         assert self._fd is not None, "commit after commit or abort"
         key = key_for(blake3_hex)
         final = self._store.object_path(key)
@@ -188,11 +204,12 @@ class _LocalStaged(StagedObject):
                     "the store is damaged, run `custody verify`"
                 ) from None
         self._path.unlink()
-        if created:
+        if created and durable:
             fsync_dir(final.parent)
+        if created or not self._store._has_put(key):
             self._store._append(
                 {"op": "put", "key": key, "size_bytes": self._size,
-                 "retain_until_utc": retain_until_utc.isoformat()}
+                 "retain_until_utc": retain_until_utc.isoformat()}, sync=durable,
             )
         return PutResult(key=key, size_bytes=self._size, version=None, created=created)
 
@@ -260,15 +277,36 @@ class LocalStore(WormStore):
                     out.append(json.loads(line))
         return out
 
-    def _append(self, entry: dict[str, Any]) -> None:
+    def _append(self, entry: dict[str, Any], *, sync: bool = True) -> None:
+        """One chained line; fsynced unless `sync=False` (then the next `sync()` does)."""
         path = self.root / "ledger.jsonl"
         with open(path, "a+b") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             prev = chain.link(_last_line(fh))
             record = {"at_utc": self._clock().isoformat(), **entry, "prev_blake3": prev}
-            fh.write(json.dumps(record, ensure_ascii=False, sort_keys=True).encode() + b"\n")
+            fh.write(_line(record))
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
+
+    def _has_put(self, key: str) -> bool:
+        """Whether the ledger records the `put` of `key` (one scan of its bytes: asked only
+        when content already stored is committed again, after a crash)."""
+        probe = _line({"key": key, "op": "put"})[1:-2]  # `"key": "b3/...", "op": "put"`
+        with open(self.root / "ledger.jsonl", "rb") as fh:
+            if os.fstat(fh.fileno()).st_size == 0:
+                return False
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                return mapped.find(probe) >= 0
+
+    def sync(self) -> None:
+        """One syncfs(2) of the store's filesystem: every object committed with
+        `durable=False` until now, by any process here, keeps its name and ledger line."""
+        try:
+            sync_filesystem(self.root)
+        except OSError as exc:
+            raise StoreUnavailable(f"{self.root}: the store cannot make its objects "
+                                   f"durable: {exc.strerror}") from exc
 
     def check_ledger(self) -> Verification:
         """The ledger's hash chain, every line checked; a break is LEDGER_CHAIN_BROKEN

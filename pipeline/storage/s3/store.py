@@ -136,7 +136,9 @@ class _S3Staged(StagedObject):
         assert self._spool is not None, "write after commit or abort"
         self._spool.write(data)
 
-    def commit(self, blake3_hex: str, *, retain_until_utc: dt.datetime) -> PutResult:
+    def commit(
+        self, blake3_hex: str, *, retain_until_utc: dt.datetime, durable: bool = True
+    ) -> PutResult:  # durable whatever `durable` says: S3 acknowledges a stored object
         assert self._spool is not None, "commit after commit or abort"
         spool = self._spool
         try:
