@@ -29,7 +29,6 @@ from pipeline.errors import InputError
 from pipeline.media import exif, isobmff
 from pipeline.media.metadata import device_fields, exif_fields, merged_tags
 from pipeline.media.nal import HEAD_BYTES, ParamInspector
-from pipeline.media.sniff import sniff_bytes
 from pipeline.media.probe.indexed import (
     Attempt,
     Collector,
@@ -37,6 +36,7 @@ from pipeline.media.probe.indexed import (
     from_mpegts,
     from_sample_tables,
 )
+from pipeline.media.sniff import sniff_bytes
 from schemas.media import NOPTS, EditListEntry, ProbeResult, StreamTimeline
 
 __all__ = ["probe"]
