@@ -307,6 +307,19 @@ def to_table(cls: type[Any], rows: typing.Sequence[Any]) -> pa.Table:
     return pa.Table.from_struct_array(pa.array(rows_as, type=pa.struct(schema)))
 
 
+def ipc_bytes(table: pa.Table) -> pa.Buffer:
+    """A table as one Arrow IPC stream (schema and batches), for another process."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def from_ipc_bytes(data: pa.Buffer | bytes) -> pa.Table:
+    """The table `ipc_bytes` wrote."""
+    return pa.ipc.open_stream(data).read_all()
+
+
 def from_table(cls: type[Any], table: pa.Table) -> list[Any]:
     """Arrow rows back into records (for tests and small reads)."""
     names = [f.name for f in dataclasses.fields(cls)]

@@ -26,10 +26,10 @@ import contextlib
 import datetime as dt
 import functools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from pipeline.analysis.sessions import Interval
@@ -46,7 +46,7 @@ from pipeline.media.probe import AudioLevels
 from pipeline.rules import Context, RecordingFacts, recorded_span, run_rules
 from pipeline.storage.base import PutResult, StagedObject, WormStore, key_for
 from schemas.media import Finding, ProbeResult
-from schemas.records import RecordingRecord
+from schemas.records import RecordingRecord, from_ipc_bytes, ipc_bytes
 from schemas.retention import DEFAULT_MIN_LOCK, one_year_retain_until
 
 Enough = tuple[float, float]  # (speech probability, seconds): all a yes/no question needs
@@ -107,6 +107,20 @@ class FileRecords:
     interval: Interval | None = None  # its place in time, for sessions
     recording: RecordingRecord | None = None
     tables: Tables = ()  # streams, chunks, packets (findings are built at commit)
+
+    # From a worker to the committer the tables travel as Arrow IPC streams: a clip's four
+    # small tables pickle in 0.05 ms that way and in 0.34 ms as pickled Arrow objects (and
+    # load in 0.06 ms instead of 0.25), which the committer's one core pays for each file.
+    def __getstate__(self) -> tuple[Any, ...]:
+        return tuple(
+            tuple((cls, ipc_bytes(t)) for cls, t in self.tables) if f.name == "tables"
+            else getattr(self, f.name) for f in fields(self))
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        for f, value in zip(fields(self), state, strict=True):
+            if f.name == "tables":
+                value = tuple((cls, from_ipc_bytes(data)) for cls, data in value)
+            object.__setattr__(self, f.name, value)
 
 
 @dataclass(slots=True)

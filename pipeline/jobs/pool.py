@@ -59,8 +59,10 @@ def _adopt_env(env: Mapping[str, str]) -> None:
 
 def _new_pool(workers: int, env: Mapping[str, str]) -> cf.ProcessPoolExecutor:
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(
-        ["pipeline.ingest.lifeline", "pipeline.media.probe", "pipeline.cli.main"])
+    # This module too (it imports the ingest, catalog and rules): imported once in the
+    # server, not again in each worker when its first task is unpickled.
+    ctx.set_forkserver_preload(["pipeline.ingest.lifeline", "pipeline.media.probe",
+                                "pipeline.cli.main", "pipeline.jobs.pool"])
     return cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_adopt_env,
                                   initargs=(dict(env),))
 

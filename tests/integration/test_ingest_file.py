@@ -53,3 +53,18 @@ def test_a_pickled_job_is_ingested_in_another_process_and_committed_here(
     assert rows and {r["recording_blake3"] for r in rows} == {rec.blake3}
     n = catalog.query("SELECT count(*) AS n FROM recordings").column("n")[0].as_py()
     assert n == 1
+
+
+def test_records_travel_between_processes_whole(
+    tmp_path: Path, interrupted_recording: Generated
+) -> None:
+    """The tables go as Arrow IPC streams (FileRecords.__getstate__): every field and
+    every table (schema and rows) comes back equal."""
+    store = LocalStore(tmp_path / "store")
+    rec = ingest_file(_job(interrupted_recording.path, store))
+    back = pickle.loads(pickle.dumps(rec))
+    assert back == rec
+    assert [(cls, t.schema, t.num_rows) for cls, t in back.tables] == [
+        (cls, t.schema, t.num_rows) for cls, t in rec.tables]
+    assert [cls.__name__ for cls, _ in back.tables] == [
+        "StreamRecord", "ChunkRecord", "PacketRecord", "PacketRecord"]
