@@ -45,6 +45,7 @@ from pipeline.ingest.file import FileJob, FileRecords, FileTools, failed_record,
 from pipeline.ingest.listing import Entry
 from pipeline.ingest.outcome import ARCHIVED
 from pipeline.ingest.run import ingest_entry
+from pipeline.jobs.groups import groups
 from pipeline.jobs.settle import verify_copy
 
 # distributed's API is untyped; its three entry points are used as such.
@@ -54,12 +55,9 @@ as_completed: Any = distributed.as_completed
 CONNECT_TIMEOUT = "30s"
 WINDOW_MIN, WINDOW_PER_THREAD = 4, 2  # tasks out on the cluster at once
 RETRIES = 2  # a task that raised (not a worker's death: the scheduler reschedules that)
-# Small files travel several to a task: a Dask task costs the driver, the scheduler and a
-# worker a few ms each way, more than ingesting a photo (2,000 small files on a 2-worker
-# LocalCluster took 1.9x the local pool's time one file a task). A task holds up to
-# GROUP_FILES files and GROUP_BYTES bytes (a larger file goes alone), and a run is cut
-# into at least GROUPS_PER_THREAD tasks per worker thread, so every worker has work.
-GROUP_FILES, GROUP_BYTES, GROUPS_PER_THREAD = 16, 64 << 20, 4
+# Small files travel several to a task (`pipeline.jobs.groups`): a Dask task costs the
+# driver, the scheduler and a worker a few ms each way, more than ingesting a photo (2,000
+# small files on a 2-worker LocalCluster took 1.9x the local pool's time one file a task).
 VERIFY_GROUP_FILES, VERIFY_GROUP_BYTES = 32, 256 << 20
 
 
@@ -132,25 +130,6 @@ def ingest_group_on_worker(pairs: Sequence[tuple[Entry, FileJob]]) -> list[FileR
             out = [failed_record(rec.path, exc, blake3=rec.blake3, size_bytes=rec.size_bytes)
                    if rec.status == ARCHIVED and job.store_uri == uri else rec
                    for (_, job), rec in zip(pairs, out, strict=True)]
-    return out
-
-
-def groups(sizes: Sequence[int], threads: int, *, most_files: int = GROUP_FILES,
-           most_bytes: int = GROUP_BYTES, per_thread: int = GROUPS_PER_THREAD,
-           ) -> list[range]:
-    """Consecutive index ranges of files of these sizes, each one task: at most
-    `most_files` files and `most_bytes` bytes (a larger file alone), and small enough
-    that there are about `per_thread` tasks for each of `threads` (none empty)."""
-    cap = max(1, min(most_files, len(sizes) // max(1, threads * per_thread)))
-    out: list[range] = []
-    start, held = 0, 0
-    for i, size in enumerate(sizes):
-        if i > start and (i - start >= cap or held + size > most_bytes):
-            out.append(range(start, i))
-            start, held = i, 0
-        held += size
-    if start < len(sizes):
-        out.append(range(start, len(sizes)))
     return out
 
 

@@ -6,14 +6,15 @@ the per-file work that needs a CPU is the demux and, for video, the AV-9 voice d
 done one file after another it keeps one core busy and the driver waiting. Here each
 worker process runs the same per-file function a cluster worker runs
 (`pipeline.ingest.run.ingest_entry`: open, sniff, read once into the store, probe,
-analyse), `workers` files at a time and a few more queued, and the driver only commits
-(the cross-file rules, the catalog batches, the audit records), as with a cluster.
+analyse), small files several to a task as on a cluster (`pipeline.jobs.groups`), `workers`
+tasks at a time and a few more queued, and the driver only commits (the cross-file rules,
+the catalog batches, the audit records), as with a cluster.
 
 The workers fork from a server that has PyAV, numpy and pyarrow loaded, and die with the
 run however it dies (`pipeline.ingest.lifeline`), as the probe pool's do. A worker that
 crashes (FFmpeg on a hostile file) breaks the pool: the pool is rebuilt and the files that
-were out are sent again (a repeated put is harmless); a file out during a second crash as
-well is `failed` ("the worker crashed ..."), never a lost file.
+were out are sent again, one file a task (a repeated put is harmless); a file out during
+a second crash as well is `failed` ("the worker crashed ..."), never a lost file.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pipeline.errors import CustodyError
 from pipeline.ingest.file import FileJob, FileRecords, FileTools, failed_record, worker_tools
 from pipeline.ingest.listing import Entry
 from pipeline.ingest.run import ingest_entry
+from pipeline.jobs.groups import groups
 
 QUEUED_PER_WORKER = 2  # files waiting in the pool beside each one being worked on
 MAX_ATTEMPTS = 2
@@ -44,6 +46,18 @@ def ingest_in_worker(entry: Entry, job: FileJob) -> FileRecords:
         _made[key] = _stack.enter_context(worker_tools(job.store_uri,
                                                        full_demux=job.full_demux))
     return ingest_entry(entry, job, _made[key])
+
+
+def ingest_group_in_worker(pairs: Sequence[tuple[Entry, FileJob]]) -> list[FileRecords]:
+    """The task: a group of files one after another; an exception in one file's work is
+    that file's `failed`, never the group's."""
+    out = []
+    for entry, job in pairs:
+        try:
+            out.append(ingest_in_worker(entry, job))
+        except Exception as exc:
+            out.append(failed_record(job.path, exc))
+    return out
 
 
 class WorkerCrashed(CustodyError):
@@ -78,35 +92,42 @@ class PoolRemote:
     def __call__(self, pairs: Sequence[tuple[Entry, FileJob]]) -> Iterator[FileRecords]:
         if not pairs:
             return
-        todo = list(enumerate(pairs))
+        # Small files go several to a task (`pipeline.jobs.groups`); a group lost with a
+        # crashed worker is sent again one file a task, so only the file at fault fails.
+        todo = [tuple(r) for r in groups([e.size_bytes for e, _ in pairs], self.workers)]
         todo.reverse()  # popped from the end: in listing order
         attempts: dict[int, int] = {}
         pool = _new_pool(self.workers, self.env)
-        out: dict[cf.Future[FileRecords], int] = {}
+        out: dict[cf.Future[list[FileRecords]], tuple[int, ...]] = {}
         window = self.workers * (1 + QUEUED_PER_WORKER)
         try:
             while todo or out:
                 broken: list[int] = []
                 while todo and len(out) < window and not broken:
-                    i, (entry, job) = todo.pop()
-                    attempts[i] = attempts.get(i, 0) + 1
+                    group = todo.pop()
+                    for i in group:
+                        attempts[i] = attempts.get(i, 0) + 1
                     try:
-                        out[pool.submit(ingest_in_worker, entry, job)] = i
+                        out[pool.submit(ingest_group_in_worker,
+                                        [pairs[i] for i in group])] = group
                     except BrokenProcessPool:  # a worker died since the last results
-                        attempts[i] -= 1  # this one was never out
-                        broken.append(i)
+                        for i in group:
+                            attempts[i] -= 1  # these were never out
+                        broken += group
                 if not broken:
                     finished, _ = cf.wait(out, return_when=cf.FIRST_COMPLETED)
                     for fut in finished:
-                        i = out.pop(fut)
+                        group = out.pop(fut)
                         try:
-                            yield fut.result()
+                            yield from fut.result()
                         except BrokenProcessPool:
-                            broken.append(i)
+                            broken += group
                         except Exception as exc:  # not ingest_entry's own: pickling, ...
-                            yield failed_record(pairs[i][1].path, exc)
+                            for i in group:
+                                yield failed_record(pairs[i][1].path, exc)
                 if broken:
-                    broken += out.values()  # every file out was lost with the pool
+                    for group in out.values():  # every file out was lost with the pool
+                        broken += group
                     out.clear()
                     pool.shutdown(wait=False, cancel_futures=True)
                     pool = _new_pool(self.workers, self.env)
@@ -117,7 +138,7 @@ class PoolRemote:
                                 f"{job.path}: the worker process crashed while this file "
                                 f"was out ({attempts[i]} times); not ingested"))
                         else:
-                            todo.append((i, pairs[i]))
+                            todo.append((i,))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -1,13 +1,10 @@
-"""How the nightly job cuts a run's files into Dask tasks (`pipeline.jobs.cluster.groups`):
-small files several to a task, a large one alone, and enough tasks for every worker."""
+"""How the nightly job cuts a run's files into tasks (`pipeline.jobs.groups`, for Dask and
+the local pool): small files several to a task, a large one alone, and enough tasks for
+every worker."""
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("distributed")
-
-from pipeline.jobs.cluster import GROUP_BYTES, GROUP_FILES, groups
+from pipeline.jobs.groups import GROUP_BYTES, GROUP_FILES, groups
 
 MB = 1 << 20
 
