@@ -66,7 +66,9 @@ def _remote(args: argparse.Namespace, s: Settings) -> tuple[str, Any]:
 
         # The driver only commits here: by default one worker per core, not cores-1.
         workers = s.probe_workers + (s.origins.get("workers") == "default")
-        return f"local:{workers}", PoolRemote(workers, s.store_env)
+        pool = PoolRemote(workers, s.store_env)
+        pool.warm()
+        return f"local:{workers}", pool
     from pipeline.jobs.cluster import ClusterRemote, TlsFiles
 
     tls = TlsFiles(ca=args.tls_ca or s.nightly.tls_ca, cert=args.tls_cert or s.nightly.tls_cert,
