@@ -390,3 +390,18 @@ def ingest_entry(entry: Entry, job: FileJob, tools: FileTools | None = None) -> 
         return ingest_file(replace(job, read_path=here.read_path), tools)
     finally:
         os.close(here.fd)
+
+
+def ingest_entries(
+    pairs: Sequence[tuple[Entry, FileJob]], tools: Callable[[FileJob], FileTools]
+) -> list[FileRecords]:
+    """Files one after another in this process (a worker's task of several small files),
+    each with the tools `tools` gives for its job; an exception in one file's work is that
+    file's `failed`, never the others'."""
+    out = []
+    for entry, job in pairs:
+        try:
+            out.append(ingest_entry(entry, job, tools(job)))
+        except Exception as exc:
+            out.append(failed_record(job.path, exc))
+    return out

@@ -112,7 +112,7 @@ class _Hashes:
         whole input and small (no futures)."""
         whole_now = last and self.size == 0 and len(view) <= _INLINE_BYTES
         self.size += len(view)
-        if whole_now and self._lanes is None:
+        if whole_now:
             self._hash_whole(view)
             self._hash_chunks(view)
             return []

@@ -44,7 +44,7 @@ from pipeline.errors import CustodyError, InputError
 from pipeline.ingest.file import FileJob, FileRecords, FileTools, failed_record, worker_tools
 from pipeline.ingest.listing import Entry
 from pipeline.ingest.outcome import ARCHIVED
-from pipeline.ingest.run import ingest_entry
+from pipeline.ingest.run import ingest_entries
 from pipeline.jobs.groups import groups
 from pipeline.jobs.settle import verify_copy
 
@@ -104,23 +104,13 @@ def _tools(store_uri: str, full_demux: bool) -> FileTools:
     return made[key]
 
 
-def ingest_on_worker(entry: Entry, job: FileJob) -> FileRecords:
-    """One file, on whichever worker runs it."""
-    return ingest_group_on_worker([(entry, job)])[0]
-
-
 def ingest_group_on_worker(pairs: Sequence[tuple[Entry, FileJob]]) -> list[FileRecords]:
     """The task: a group of files one after another (`GROUP_FILES`); an exception in one
     file's work is that file's `failed`, never the group's. The store is synced once
     before the records go back (`FileJob.durable`: the worker's own writes, on its own
     machine); if it cannot be, the group's archived files are `failed` (the next run
     stores them again)."""
-    out: list[FileRecords] = []
-    for entry, job in pairs:
-        try:
-            out.append(ingest_entry(entry, job, _tools(job.store_uri, job.full_demux)))
-        except Exception as exc:
-            out.append(failed_record(job.path, exc))
+    out = ingest_entries(pairs, lambda job: _tools(job.store_uri, job.full_demux))
     written = {job.store_uri for (_, job), rec in zip(pairs, out, strict=True)
                if rec.status == ARCHIVED and not job.durable}
     for uri in written:

@@ -30,35 +30,28 @@ from concurrent.futures.process import BrokenProcessPool
 from pipeline.errors import CustodyError
 from pipeline.ingest.file import FileJob, FileRecords, FileTools, failed_record, worker_tools
 from pipeline.ingest.listing import Entry
-from pipeline.ingest.run import ingest_entry
+from pipeline.ingest.run import ingest_entries
 from pipeline.jobs.groups import groups
 
-QUEUED_PER_WORKER = 2  # files waiting in the pool beside each one being worked on
+QUEUED_PER_WORKER = 2  # tasks waiting in the pool beside each one being worked on
 MAX_ATTEMPTS = 2
 
 _made: dict[tuple[str, bool], FileTools] = {}
 _stack = contextlib.ExitStack()  # the worker process's tools, kept for its life
 
 
-def ingest_in_worker(entry: Entry, job: FileJob) -> FileRecords:
-    """The task: one file, in a pool worker (tools made once per worker process)."""
+def _worker_tools(job: FileJob) -> FileTools:
+    """This worker process's tools for the job's store (made once, kept for its life)."""
     key = (job.store_uri, job.full_demux)
     if key not in _made:
         _made[key] = _stack.enter_context(worker_tools(job.store_uri,
                                                        full_demux=job.full_demux))
-    return ingest_entry(entry, job, _made[key])
+    return _made[key]
 
 
 def ingest_group_in_worker(pairs: Sequence[tuple[Entry, FileJob]]) -> list[FileRecords]:
-    """The task: a group of files one after another; an exception in one file's work is
-    that file's `failed`, never the group's."""
-    out = []
-    for entry, job in pairs:
-        try:
-            out.append(ingest_in_worker(entry, job))
-        except Exception as exc:
-            out.append(failed_record(job.path, exc))
-    return out
+    """The task: a group of files, in a pool worker (`ingest_entries`)."""
+    return ingest_entries(pairs, _worker_tools)
 
 
 class WorkerCrashed(CustodyError):
