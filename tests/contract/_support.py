@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
+
+import blake3
 
 from infra.provision import provision_bucket
 from pipeline.storage.s3.store import S3Config, TransferSettings
@@ -30,3 +33,21 @@ def fresh_bucket(client: Any) -> str:
     result = provision_bucket(client, name, default_retention_days=1)
     assert result.object_lock and result.versioning == "Enabled"
     return name
+
+
+def inbox_with_clips(server: Any, tmp: Path, prefix: str) -> tuple[Any, str, dict[str, str]]:
+    """A plain bucket (no Object Lock) holding what a docking station uploaded: two clean
+    one-second clips `<prefix>REC0.mp4`, `<prefix>REC1.mp4`; the client, the bucket and
+    the BLAKE3 of each clip by key."""
+    from pipeline.demo import synth
+    from tests.mediagen import START
+
+    client = s3_config(server).client()
+    bucket = f"inbox-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    digests = {}
+    for i in range(2):
+        data = synth.write_clean(tmp / f"REC{i}.mp4", 1.0, START.replace(minute=i)).read_bytes()
+        client.put_object(Bucket=bucket, Key=f"{prefix}REC{i}.mp4", Body=data)
+        digests[f"{prefix}REC{i}.mp4"] = blake3.blake3(data).hexdigest()
+    return client, bucket, digests

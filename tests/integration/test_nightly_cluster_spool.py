@@ -12,21 +12,17 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import blake3
 import pytest
 
 distributed = pytest.importorskip("distributed")
 
 from pipeline.catalog.core import Catalog  # noqa: E402
 from pipeline.cli.main import main  # noqa: E402
-from pipeline.demo import synth  # noqa: E402
-from tests.contract._support import s3_config  # noqa: E402
-from tests.mediagen import START  # noqa: E402
+from tests.contract._support import inbox_with_clips  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -111,14 +107,8 @@ def test_a_worker_that_cannot_see_the_spool_makes_the_run_refuse_at_its_start(
 def test_on_workers_that_share_the_spool_the_inbox_is_archived(
     tmp_path: Path, s3_server: Any
 ) -> None:
-    client = s3_config(s3_server).client()
-    bucket = f"inbox-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=bucket)
-    digests = set()
-    for i in range(2):
-        path = synth.write_clean(tmp_path / f"REC{i}.mp4", 1.0, START.replace(minute=i))
-        client.put_object(Bucket=bucket, Key=f"station-3/REC{i}.mp4", Body=path.read_bytes())
-        digests.add(blake3.blake3(path.read_bytes()).hexdigest())
+    _, bucket, by_key = inbox_with_clips(s3_server, tmp_path, "station-3/")
+    digests = set(by_key.values())
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None, silence_logs=50) as cluster:
         code, run, err = _nightly(_config(tmp_path, f"s3://{bucket}/station-3/"),

@@ -16,7 +16,7 @@ import pytest
 from pipeline.catalog.core import Catalog
 from pipeline.cli.main import main
 from pipeline.demo import synth
-from tests.contract._support import s3_config
+from tests.contract._support import inbox_with_clips, s3_config
 from tests.mediagen import START
 
 
@@ -34,15 +34,7 @@ def _keys(client: Any, bucket: str, prefix: str) -> list[str]:
 def inbox(s3_server: Any, tmp_path: Path) -> tuple[Any, str, dict[str, str]]:
     """A plain bucket with what a docking station uploaded: two clips, a labels file and a
     note; the BLAKE3 of each clip by key."""
-    client = s3_config(s3_server).client()
-    bucket = f"inbox-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=bucket)
-    digests = {}
-    for i in range(2):
-        path = synth.write_clean(tmp_path / f"REC{i}.mp4", 1.0, START.replace(minute=i))
-        key = f"station-3/day/REC{i}.mp4"
-        client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
-        digests[key] = blake3.blake3(path.read_bytes()).hexdigest()
+    client, bucket, digests = inbox_with_clips(s3_server, tmp_path, "station-3/day/")
     client.put_object(Bucket=bucket, Key="station-3/labels-1.csv",
                       Body="file,case_number\nREC0.mp4,大柘综执罚〔2024〕7号\n".encode())
     client.put_object(Bucket=bucket, Key="station-3/readme.txt", Body=b"not media")
