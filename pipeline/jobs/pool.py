@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import multiprocessing
-import multiprocessing.forkserver
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -31,6 +29,7 @@ from pipeline.errors import CustodyError
 from pipeline.ingest.file import FileJob, FileRecords, FileTools, failed_record, worker_tools
 from pipeline.ingest.listing import Entry
 from pipeline.ingest.run import ingest_entries
+from pipeline.jobs.forkserver import context
 from pipeline.jobs.groups import groups
 
 QUEUED_PER_WORKER = 2  # tasks waiting in the pool beside each one being worked on
@@ -65,17 +64,8 @@ def _adopt_env(env: Mapping[str, str]) -> None:
     os.environ.update(env)
 
 
-def _context() -> multiprocessing.context.ForkServerContext:
-    ctx = multiprocessing.get_context("forkserver")
-    # This module too (it imports the ingest, catalog and rules): imported once in the
-    # server, not again in each worker when its first task is unpickled.
-    ctx.set_forkserver_preload(["pipeline.ingest.lifeline", "pipeline.media.probe",
-                                "pipeline.cli.main", "pipeline.jobs.pool"])
-    return ctx
-
-
 def _new_pool(workers: int, env: Mapping[str, str]) -> cf.ProcessPoolExecutor:
-    return cf.ProcessPoolExecutor(workers, mp_context=_context(), initializer=_adopt_env,
+    return cf.ProcessPoolExecutor(workers, mp_context=context(), initializer=_adopt_env,
                                   initargs=(dict(env),))
 
 
@@ -86,14 +76,6 @@ class PoolRemote:
     def __init__(self, workers: int, env: Mapping[str, str] | None = None) -> None:
         self.workers = max(1, workers)
         self.env = dict(env or {})
-
-    def warm(self) -> None:
-        """Start the forkserver now: its imports (PyAV, numpy, pyarrow, the ingest; about
-        0.5 s of CPU) then run on the other core while this process starts the run (the
-        lock, the store's self-test, the listing), not after it. It dies with this
-        process, as its workers do."""
-        _context()
-        multiprocessing.forkserver.ensure_running()
 
     def __call__(self, pairs: Sequence[tuple[Entry, FileJob]]) -> Iterator[FileRecords]:
         if not pairs:

@@ -58,17 +58,21 @@ class _LogProgress:
                   bytes_done=tick.done_bytes, bytes=tick.total_bytes)
 
 
-def _remote(args: argparse.Namespace, s: Settings) -> tuple[str, Any]:
-    """(executor name, the cluster's map or None) for --cluster / `nightly.cluster`."""
+def _address(args: argparse.Namespace, s: Settings) -> str | None:
+    """The cluster --cluster or `nightly.cluster` names; None for the local pool."""
     address = args.cluster or s.nightly.cluster
-    if not address or address == "local":
+    return None if not address or address == "local" else str(address)
+
+
+def _remote(args: argparse.Namespace, s: Settings) -> tuple[str, Any]:
+    """(executor name, the cluster's map or the local pool)."""
+    address = _address(args, s)
+    if address is None:
         from pipeline.jobs.pool import PoolRemote
 
         # The driver only commits here: by default one worker per core, not cores-1.
         workers = s.probe_workers + (s.origins.get("workers") == "default")
-        pool = PoolRemote(workers, s.store_env)
-        pool.warm()
-        return f"local:{workers}", pool
+        return f"local:{workers}", PoolRemote(workers, s.store_env)
     from pipeline.jobs.cluster import ClusterRemote, TlsFiles
 
     tls = TlsFiles(ca=args.tls_ca or s.nightly.tls_ca, cert=args.tls_cert or s.nightly.tls_cert,
@@ -87,6 +91,11 @@ def _lock_path(s: Settings) -> Path:
 
 
 def cmd_nightly(args: argparse.Namespace, s: Settings, ui: Output) -> int:
+    if _address(args, s) is None:
+        from pipeline.jobs.forkserver import warm
+
+        # Before the imports below: the pool's server imports the same on the other core.
+        warm()
     from pipeline.ingest.outcome import IngestSettings
     from pipeline.jobs.lock import nightly_lock
     from pipeline.jobs.nightly import NightlyJob, check_sources, run_nightly
