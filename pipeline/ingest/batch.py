@@ -103,10 +103,11 @@ class Committer:
     def __init__(
         self, catalog: Catalog, *, run_id: str, store_uri: str, now: Callable[[], dt.datetime],
         batch_files: int, sessions: SessionTolerances, auth: Authority, actor: str,
-        store: WormStore | None = None,
+        store: WormStore | None = None, on_outcome: Callable[[FileOutcome], None] | None = None,
     ) -> None:
         self.catalog = catalog
         self.store = store  # without it, no case is linked (its retention could not follow)
+        self.on_outcome = on_outcome  # told each outcome as it is recorded
         self.run_id = run_id
         self.store_uri = store_uri
         self.now = now
@@ -245,6 +246,8 @@ class Committer:
             status=outcome.status, reason=outcome.reason, blake3=outcome.blake3,
             size_bytes=outcome.size_bytes, at_utc=self.now(),
         )])
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
         self.in_batch += 1
         if self.in_batch >= self.batch_files:
             self.commit()

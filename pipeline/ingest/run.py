@@ -145,10 +145,12 @@ def ingest(
     actor: str,
     progress: Progress | None = None,
     remote: Remote | None = None,
+    on_outcome: Callable[[FileOutcome], None] | None = None,
 ) -> RunResult:
     """Ingest every file below `sources` as `actor`. Per-file problems become outcomes,
     never raise. With `remote`, the files are read, stored and analysed where it sends
-    them (a cluster's workers), and committed here.
+    them (a cluster's workers), and committed here. `on_outcome` is told each file's
+    outcome as it is recorded (before its batch is committed).
 
     The actor must be allowed to ingest (PermissionDenied before anything is read), the
     store must pass its gate (StoreSelftestFailed, audited as refused, unless
@@ -164,7 +166,7 @@ def ingest(
         raise
     with exclusive(catalog), auth.audit.group_commit():
         removed = clear_leftovers(store, catalog)
-        run = _Run(store, catalog, settings, auth, actor, gate.state)
+        run = _Run(store, catalog, settings, auth, actor, gate.state, on_outcome)
         result = (run.run_remote(entries, books, shown, progress, remote) if remote
                   else run.run(entries, books, shown, progress))
     distinct = list(dict.fromkeys(books))
@@ -230,6 +232,7 @@ class _Run:
     def __init__(
         self, store: WormStore, catalog: Catalog, settings: IngestSettings,
         auth: Authority, actor: str, selftest: str,
+        on_outcome: Callable[[FileOutcome], None] | None = None,
     ) -> None:
         self.store, self.catalog, self.s = store, catalog, settings
         self.selftest = selftest
@@ -238,7 +241,7 @@ class _Run:
         self.committer = Committer(
             catalog, run_id=self.run_id, store_uri=store.uri, now=settings.now,
             batch_files=settings.batch_files, sessions=settings.sessions, auth=auth,
-            actor=actor, store=store,
+            actor=actor, store=store, on_outcome=on_outcome,
         )
 
     def job(self, entry: Entry, labels: LabelBook, read_path: str | None) -> FileJob:

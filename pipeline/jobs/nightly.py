@@ -50,7 +50,7 @@ from pipeline.jobs.compaction import SKIPPED, Compaction, compact_if_due
 from pipeline.jobs.config import COMPACT_AFTER_PARTS, NightlySource
 from pipeline.jobs.inbox import fetch
 from pipeline.jobs.lock import nightly_lock
-from pipeline.jobs.settle import Mark, Verifier, settle
+from pipeline.jobs.settle import Mark, ReadBacks, Verifier, settle
 from pipeline.jobs.summary import NOT_RECORDED, REACHABLE, NightlySummary, from_result
 from pipeline.people.permissions import Authority
 from pipeline.progress import Progress
@@ -169,13 +169,17 @@ def run_nightly(
             check_spool(job)
             summary.stale_uploads_aborted = abort_stale(store, started)
             sources, marks, unread = _sources(job, errors)
-            result = ingest(sources, store=store, catalog=catalog, settings=job.ingest,
-                            auth=auth, actor=actor, progress=progress, remote=job.remote)
-            from_result(summary, result)
-            summary.files += unread
-            summary.settled = settle(result.files, job.sources, store, started,
-                                     threads=job.verify_threads, marks=marks,
-                                     verifier=_verifier(job.remote, store.uri))
+            verifier = _verifier(job.remote, store.uri)
+            with ReadBacks(store, job.verify_threads) as readbacks:
+                # Here, each copy is read back as soon as it is archived (beside the
+                # files after it); a cluster's workers read theirs back at the end.
+                result = ingest(sources, store=store, catalog=catalog, settings=job.ingest,
+                                auth=auth, actor=actor, progress=progress, remote=job.remote,
+                                on_outcome=None if verifier else readbacks.start)
+                from_result(summary, result)
+                summary.files += unread
+                summary.settled = settle(result.files, job.sources, started,
+                                         readbacks=readbacks, marks=marks, verifier=verifier)
         except CustodyError as exc:
             errors.append(str(exc))
         summary.error = "; ".join(errors) or None

@@ -21,7 +21,7 @@ import datetime as dt
 import errno
 import os
 import stat
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import blake3
@@ -121,40 +121,77 @@ Mark = Callable[[str, str], str | None]
 Verifier = Callable[[Sequence[tuple[str, int | None]]], list[str | None]]
 
 
+class ReadBacks:
+    """Read-backs in this process, each started as soon as its file is archived (in the
+    ingest's `on_outcome`), beside the ingest of the files after it: only the run's last
+    few are then read back after the commit. `threads` at a time (reads and BLAKE3
+    release the GIL). A read-back may run before its file's batch is committed, but no
+    source is moved before both (`settle`)."""
+
+    def __init__(self, store: WormStore, threads: int = 2) -> None:
+        self.store = store
+        self._pool = cf.ThreadPoolExecutor(max(1, threads), "verify-copy")
+        self._started: dict[tuple[str, int | None], cf.Future[str | None]] = {}
+
+    def start(self, outcome: FileOutcome) -> None:
+        if outcome.status in (ARCHIVED, ALREADY) and outcome.blake3:
+            key = (outcome.blake3, outcome.size_bytes)
+            if key not in self._started:
+                self._started[key] = self._pool.submit(verify_copy, self.store, *key)
+
+    def result(self, outcome: FileOutcome) -> str | None:
+        """None when the outcome's stored copy verified, else why not (read now if its
+        read-back was not started)."""
+        self.start(outcome)
+        return self._started[(str(outcome.blake3), outcome.size_bytes)].result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> ReadBacks:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
 def settle(
-    outcomes: Sequence[FileOutcome], sources: Sequence[NightlySource], store: WormStore,
-    started: dt.datetime, *, threads: int = 2, marks: Mapping[str, Mark] | None = None,
+    outcomes: Sequence[FileOutcome], sources: Sequence[NightlySource], started: dt.datetime,
+    *, readbacks: ReadBacks, marks: Mapping[str, Mark] | None = None,
     verifier: Verifier | None = None,
 ) -> Settled:
-    """Verify the stored copy of every archived file (`threads` at a time: reads and
-    BLAKE3 release the GIL; or by `verifier`), then move those whose source has a done
-    folder, and mark those of an S3 inbox archived there (`marks`, by spool path)."""
+    """Verify the stored copy of every archived file (by `verifier` where given, else by
+    `readbacks`, most of them started during the ingest), then move those whose source
+    has a done folder, and mark those of an S3 inbox archived there (`marks`, by spool
+    path)."""
     done = [o for o in outcomes if o.status in (ARCHIVED, ALREADY) and o.blake3]
     out = Settled()
-    with cf.ThreadPoolExecutor(max(1, threads), "verify-copy") as pool:
-        checks = (verifier([(str(o.blake3), o.size_bytes) for o in done]) if verifier
-                  else pool.map(lambda o: verify_copy(store, str(o.blake3), o.size_bytes),
-                                done))
-        for o, trouble in zip(done, checks, strict=True):
-            if trouble is not None:
-                out.unverified.append(str(o.blake3))
-                out.left_in_place.append(f"{o.display_path}: not moved: {trouble}")
-                continue
-            out.verified += 1
-            mark = (marks or {}).get(o.path)
-            if mark is not None:
-                why = mark(o.path, str(o.blake3))
-                if why is None:
-                    out.moved += 1
-                else:
-                    out.left_in_place.append(why)
-                continue
-            src = source_of(o.path, sources)
-            if src is None or src.done is None:
-                continue
-            why = move_to_done(o.path, src, o.size_bytes, started)
+    if verifier is not None:
+        checks: Iterable[str | None] = verifier([(str(o.blake3), o.size_bytes) for o in done])
+    else:
+        for o in done:
+            readbacks.start(o)
+        checks = (readbacks.result(o) for o in done)
+    for o, trouble in zip(done, checks, strict=True):
+        if trouble is not None:
+            out.unverified.append(str(o.blake3))
+            out.left_in_place.append(f"{o.display_path}: not moved: {trouble}")
+            continue
+        out.verified += 1
+        mark = (marks or {}).get(o.path)
+        if mark is not None:
+            why = mark(o.path, str(o.blake3))
             if why is None:
                 out.moved += 1
             else:
                 out.left_in_place.append(why)
+            continue
+        src = source_of(o.path, sources)
+        if src is None or src.done is None:
+            continue
+        why = move_to_done(o.path, src, o.size_bytes, started)
+        if why is None:
+            out.moved += 1
+        else:
+            out.left_in_place.append(why)
     return out
