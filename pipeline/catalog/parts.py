@@ -335,32 +335,37 @@ class LocalParts:
         return str(final)
 
     def views(self) -> tuple[dict[str, str], list[str]]:
-        files = self._files()
+        # Parts grouped by table, by kind (a batch part's `date` and `batch` columns come
+        # from its path as hive keys; a compacted part holds them as columns, `compact.py`)
+        # and by the schema they were written with. One group is one `read_parquet([...])`,
+        # whose schema DuckDB binds from its first file; `union_by_name` would open every
+        # file's footer to bind it, which at a year's 62,500 uncompacted batches per table
+        # did not finish in ten minutes. Groups of other schemas (a column added by a later
+        # release) are joined by name.
+        groups: dict[str, dict[tuple[bool, str], list[str]]] = {}
+        for p in self.current().parts:
+            path = (self.root / p.name).as_posix()
+            key = (path.startswith(self._compacted), p.schema_id)
+            groups.setdefault(p.table, {}).setdefault(key, []).append(path)
         out, readable = {}, []
         for cls in TABLES:
             name = table_name(cls)
-            if files.get(name):
-                # A batch part's `date` and `batch` columns come from its path (hive
-                # keys); a compacted part holds them as columns (`compact.py`).
-                compacted = [f for f in files[name] if f.startswith(self._compacted)]
-                batches = [f for f in files[name] if not f.startswith(self._compacted)]
-                selects = []
-                if batches:
-                    listed = ", ".join(sql_str(f) for f in batches)
-                    selects.append(f"SELECT * FROM read_parquet([{listed}], union_by_name = "
-                                   f"true, hive_partitioning = true, hive_types = {HIVE_TYPES})")
-                if compacted:
-                    listed = ", ".join(sql_str(f) for f in compacted)
-                    selects.append(f"SELECT * FROM read_parquet([{listed}], union_by_name = "
-                                   "true, hive_partitioning = false)")
-                out[name] = " UNION ALL BY NAME ".join(selects)
-                readable += files[name]
-            else:
+            if name not in groups:
                 # No commit wrote to this table (or it was added by a later release): an
                 # empty part of its schema (outside `batches/`) keeps the view typed.
                 empty = self._empty(cls)
                 out[name] = f"SELECT * FROM read_parquet({sql_str(empty)})"
                 readable.append(empty)
+                continue
+            selects = []
+            for (compacted, _), paths in groups[name].items():
+                listed = ", ".join(sql_str(f) for f in paths)
+                hive = ("false" if compacted
+                        else f"true, hive_types = {HIVE_TYPES}")
+                selects.append(f"SELECT * FROM read_parquet([{listed}], "
+                               f"hive_partitioning = {hive})")
+                readable += paths
+            out[name] = " UNION ALL BY NAME ".join(selects)
         return out, readable
 
     def base_views(self) -> dict[str, str]:
