@@ -24,7 +24,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import datetime as dt
-import errno
 import os
 import threading
 import uuid
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from pipeline.catalog.core import Catalog, exclusive
 from pipeline.ingest.batch import Committer
+from pipeline.ingest.entry import Opened, open_entry
 from pipeline.ingest.file import (
     FileJob,
     FileRecords,
@@ -47,12 +47,9 @@ from pipeline.ingest.file import (
 from pipeline.ingest.labels import LabelBook
 from pipeline.ingest.listing import (
     Entry,
-    NotRegular,
-    descriptor_path,
     list_entries,
-    open_regular,
 )
-from pipeline.ingest.names import display_path, display_text
+from pipeline.ingest.names import display_path
 from pipeline.ingest.outcome import (
     ALREADY,
     ARCHIVED,
@@ -64,7 +61,6 @@ from pipeline.ingest.outcome import (
     finding_json,
 )
 from pipeline.ingest.prober import Prober
-from pipeline.media import sniff as sniffing
 from pipeline.people.permissions import Authority
 from pipeline.progress import Progress, Tick
 from pipeline.storage.base import WormStore
@@ -74,7 +70,7 @@ from schemas.people import INGEST
 
 __all__ = [
     "ALREADY", "ARCHIVED", "FAILED", "SKIPPED", "FileOutcome", "IngestSettings", "Progress",
-    "Remote", "RunResult", "Source", "finding_json", "ingest", "ingest_entry", "list_entries",
+    "Remote", "RunResult", "Source", "finding_json", "ingest", "list_entries",
 ]
 
 
@@ -192,40 +188,6 @@ def clear_leftovers(store: WormStore, catalog: Catalog) -> int:
     return removed
 
 
-@dataclass(slots=True)
-class _Opened:
-    """A listed file, opened and sniffed (`fd` set), or why not (`status`, `reason`)."""
-
-    fd: int | None = None
-    read_path: str | None = None  # the path that reads `fd` (this process and its workers)
-    status: str | None = None
-    reason: str | None = None
-
-
-def _open_entry(entry: Entry) -> _Opened:
-    """Open a listed file and sniff its first bytes; never raises."""
-    try:
-        fd = open_regular(entry)
-    except NotRegular as exc:
-        return _Opened(status=SKIPPED, reason=str(exc))
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            return _Opened(status=FAILED,
-                           reason=f"vanished after it was listed ({exc.strerror})")
-        return _Opened(status=FAILED, reason=f"cannot read: {exc.strerror or exc}")
-    try:
-        sniffed = sniffing.sniff_fd(fd)
-    except Exception as exc:
-        os.close(fd)
-        why = exc.strerror if isinstance(exc, OSError) else None
-        return _Opened(status=FAILED, reason=f"cannot read: {why}" if why else
-                       f"{type(exc).__name__}: {display_text(str(exc))}")
-    if sniffed.kind is None:
-        os.close(fd)
-        return _Opened(status=SKIPPED, reason=sniffed.reason)
-    return _Opened(fd, descriptor_path(fd) or str(entry.path))
-
-
 class _Run:
     """One run's loop: opening ahead, the probe pool, the committer."""
 
@@ -272,12 +234,12 @@ class _Run:
         )
         # The workers exit while the last batch is written.
         closer = threading.Thread(target=prober.close, name="probe-close")
-        opened: dict[int, _Opened] = {}
+        opened: dict[int, Opened] = {}
 
-        def opening(j: int) -> _Opened:
+        def opening(j: int) -> Opened:
             if j not in opened:
                 e = entries[j]
-                opened[j] = _open_entry(e) if e.status is None else _Opened(
+                opened[j] = open_entry(e) if e.status is None else Opened(
                     status=e.status, reason=e.reason)
             return opened[j]
 
@@ -360,7 +322,7 @@ class _Run:
         return self.finish(sources)
 
     def one(
-        self, entry: Entry, labels: LabelBook, here: _Opened,
+        self, entry: Entry, labels: LabelBook, here: Opened,
         started: Reading | FileRecords | None, tools: FileTools,
     ) -> None:
         """One entry's outcome into the committer; an exception is the file's `failed`."""
@@ -378,33 +340,3 @@ class _Run:
             abandon(started)
             rec = failed_record(path, exc)
         self.committer.add(rec)
-
-
-def ingest_entry(entry: Entry, job: FileJob, tools: FileTools | None = None) -> FileRecords:
-    """One listed file, where it is read (a cluster's worker): opened and sniffed as the
-    local run does (not media -> skipped; gone -> failed), then `ingest_file` through the
-    descriptor that was checked. Never raises for the file's own problems."""
-    here = _open_entry(entry)
-    shown = display_path(entry.path)
-    if here.status is not None:
-        return FileRecords(job.path, here.status, reason=f"{shown}: {here.reason}")
-    assert here.fd is not None
-    try:
-        return ingest_file(replace(job, read_path=here.read_path), tools)
-    finally:
-        os.close(here.fd)
-
-
-def ingest_entries(
-    pairs: Sequence[tuple[Entry, FileJob]], tools: Callable[[FileJob], FileTools]
-) -> list[FileRecords]:
-    """Files one after another in this process (a worker's task of several small files),
-    each with the tools `tools` gives for its job; an exception in one file's work is that
-    file's `failed`, never the others'."""
-    out = []
-    for entry, job in pairs:
-        try:
-            out.append(ingest_entry(entry, job, tools(job)))
-        except Exception as exc:
-            out.append(failed_record(job.path, exc))
-    return out

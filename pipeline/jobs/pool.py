@@ -5,7 +5,7 @@ one worker a few files ahead). For the nightly run's many small files (photos, 5
 the per-file work that needs a CPU is the demux and, for video, the AV-9 voice decode;
 done one file after another it keeps one core busy and the driver waiting. Here each
 worker process runs the same per-file function a cluster worker runs
-(`pipeline.ingest.run.ingest_entry`: open, sniff, read once into the store, probe,
+(`pipeline.ingest.entry.ingest_entry`: open, sniff, read once into the store, probe,
 analyse), small files several to a task as on a cluster (`pipeline.jobs.groups`), `workers`
 tasks at a time and a few more queued, and the driver only commits (the cross-file rules,
 the catalog batches, the audit records), as with a cluster.
@@ -26,9 +26,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
 
 from pipeline.errors import CustodyError
+from pipeline.ingest.entry import ingest_entries
 from pipeline.ingest.file import FileJob, FileRecords, FileTools, failed_record, worker_tools
 from pipeline.ingest.listing import Entry
-from pipeline.ingest.run import ingest_entries
 from pipeline.jobs.forkserver import context
 from pipeline.jobs.groups import groups
 
