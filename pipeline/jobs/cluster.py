@@ -41,10 +41,10 @@ import distributed
 import distributed.security
 
 from pipeline.errors import CustodyError, InputError
+from pipeline.ingest.entry import ingest_entries
 from pipeline.ingest.file import FileJob, FileRecords, FileTools, failed_record, worker_tools
 from pipeline.ingest.listing import Entry
 from pipeline.ingest.outcome import ARCHIVED
-from pipeline.ingest.run import ingest_entries
 from pipeline.jobs.groups import groups
 from pipeline.jobs.settle import verify_copy
 
@@ -151,6 +151,9 @@ class ClusterRemote:
         self.security = security_for(address, tls)
         self.retries = retries
         self._client: Any = None
+        # Read-backs sent as their files' tasks came back, collected by `verify`.
+        self._read_backs: list[tuple[Any, list[tuple[str, int | None]]]] = []
+        self._reading: set[tuple[str, int | None]] = set()
 
     def client(self) -> Any:
         if self._client is None:
@@ -206,6 +209,11 @@ class ClusterRemote:
             fut.release()
             while len(out) < window and todo:
                 submit_next()
+            # The copies are read back on the workers now, beside the files after them.
+            self._read_back(pairs[part.start][1].store_uri, [
+                (r.blake3, r.size_bytes) for r in recs
+                if r.status == ARCHIVED and r.blake3 and (r.blake3, r.size_bytes)
+                not in self._reading])
             yield from recs
 
     def unseen(self, path: str, token: str) -> dict[str, str]:
@@ -217,24 +225,37 @@ class ClusterRemote:
     def verify(
         self, store_uri: str, items: Sequence[tuple[str, int | None]]
     ) -> list[str | None]:
-        """Each stored copy read back on the workers: None, or why it did not verify."""
+        """Each stored copy read back on the workers: None, or why it did not verify. The
+        read-backs `__call__` started as each task came back are collected, not made again;
+        the others are sent now."""
         if not items:
             return []
         client = self.client()
         threads = sum(client.nthreads().values()) or 1
-        parts = groups([n or 0 for _, n in items], threads, most_files=VERIFY_GROUP_FILES,
+        rest = list(dict.fromkeys(it for it in items if it not in self._reading))
+        parts = groups([n or 0 for _, n in rest], threads, most_files=VERIFY_GROUP_FILES,
                        most_bytes=VERIFY_GROUP_BYTES)
-        futures = [client.submit(verify_on_worker, store_uri, [items[i] for i in part],
-                                 retries=self.retries, pure=False) for part in parts]
-        out: list[str | None] = []
-        for part, fut in zip(parts, futures, strict=True):
+        for part in parts:
+            self._read_back(store_uri, [rest[i] for i in part])
+        found: dict[tuple[str, int | None], str | None] = {}
+        for fut, keys in self._read_backs:
             try:
-                out += fut.result()
+                found.update(zip(keys, fut.result(), strict=True))
             except Exception as exc:  # the worker could not run it: not verified
-                out += [f"b3/{items[i][0]}: not read back on the cluster {self.address}: "
-                        f"{type(exc).__name__}: {exc}" for i in part]
+                found.update((k, f"b3/{k[0]}: not read back on the cluster {self.address}: "
+                                 f"{type(exc).__name__}: {exc}") for k in keys)
             fut.release()
-        return out
+        self._read_backs.clear()
+        self._reading.clear()
+        return [found[it] for it in items]
+
+    def _read_back(self, store_uri: str, keys: list[tuple[str, int | None]]) -> None:
+        """Send the read-back of these stored copies (BLAKE3, size) to the workers."""
+        if keys:
+            fut = self.client().submit(verify_on_worker, store_uri, keys,
+                                       retries=self.retries, pure=False)
+            self._read_backs.append((fut, keys))
+            self._reading.update(keys)
 
     def close(self) -> None:
         if self._client is not None:

@@ -172,7 +172,7 @@ def run_nightly(
             verifier = _verifier(job.remote, store.uri)
             with ReadBacks(store, job.verify_threads) as readbacks:
                 # Here, each copy is read back as soon as it is archived (beside the
-                # files after it); a cluster's workers read theirs back at the end.
+                # files after it); on a cluster, by the workers as each task comes back.
                 result = ingest(sources, store=store, catalog=catalog, settings=job.ingest,
                                 auth=auth, actor=actor, progress=progress, remote=job.remote,
                                 on_outcome=None if verifier else readbacks.start)
