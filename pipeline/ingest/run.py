@@ -45,10 +45,7 @@ from pipeline.ingest.file import (
     start_reading,
 )
 from pipeline.ingest.labels import LabelBook
-from pipeline.ingest.listing import (
-    Entry,
-    list_entries,
-)
+from pipeline.ingest.listing import Entry, list_entries
 from pipeline.ingest.names import display_path
 from pipeline.ingest.outcome import (
     ALREADY,
