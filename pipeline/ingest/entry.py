@@ -54,7 +54,6 @@ def open_entry(entry: Entry) -> Opened:
     return Opened(fd, descriptor_path(fd) or str(entry.path))
 
 
-
 def ingest_entry(entry: Entry, job: FileJob, tools: FileTools | None = None) -> FileRecords:
     """One listed file, where it is read (a cluster's worker): opened and sniffed as the
     local run does (not media -> skipped; gone -> failed), then `ingest_file` through the

@@ -211,9 +211,7 @@ class ClusterRemote:
                 submit_next()
             # The copies are read back on the workers now, beside the files after them.
             self._read_back(pairs[part.start][1].store_uri, [
-                (r.blake3, r.size_bytes) for r in recs
-                if r.status == ARCHIVED and r.blake3 and (r.blake3, r.size_bytes)
-                not in self._reading])
+                (r.blake3, r.size_bytes) for r in recs if r.status == ARCHIVED and r.blake3])
             yield from recs
 
     def unseen(self, path: str, token: str) -> dict[str, str]:
@@ -232,7 +230,7 @@ class ClusterRemote:
             return []
         client = self.client()
         threads = sum(client.nthreads().values()) or 1
-        rest = list(dict.fromkeys(it for it in items if it not in self._reading))
+        rest = [it for it in dict.fromkeys(items) if it not in self._reading]
         parts = groups([n or 0 for _, n in rest], threads, most_files=VERIFY_GROUP_FILES,
                        most_bytes=VERIFY_GROUP_BYTES)
         for part in parts:
@@ -250,7 +248,9 @@ class ClusterRemote:
         return [found[it] for it in items]
 
     def _read_back(self, store_uri: str, keys: list[tuple[str, int | None]]) -> None:
-        """Send the read-back of these stored copies (BLAKE3, size) to the workers."""
+        """Send the read-back of these stored copies (BLAKE3, size) to the workers, but
+        not again for one already sent."""
+        keys = [k for k in keys if k not in self._reading]
         if keys:
             fut = self.client().submit(verify_on_worker, store_uri, keys,
                                        retries=self.retries, pure=False)

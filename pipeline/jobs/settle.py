@@ -121,6 +121,11 @@ Mark = Callable[[str, str], str | None]
 Verifier = Callable[[Sequence[tuple[str, int | None]]], list[str | None]]
 
 
+def _stored(outcome: FileOutcome) -> bool:
+    """Whether the outcome names a copy in the store (archived now or before)."""
+    return outcome.status in (ARCHIVED, ALREADY) and bool(outcome.blake3)
+
+
 class ReadBacks:
     """Read-backs in this process, each started as soon as its file is archived (in the
     ingest's `on_outcome`), beside the ingest of the files after it: only the run's last
@@ -134,15 +139,14 @@ class ReadBacks:
         self._started: dict[tuple[str, int | None], cf.Future[str | None]] = {}
 
     def start(self, outcome: FileOutcome) -> None:
-        if outcome.status in (ARCHIVED, ALREADY) and outcome.blake3:
-            key = (outcome.blake3, outcome.size_bytes)
+        """Start the read-back of the outcome's stored copy, if it has one not yet started."""
+        if _stored(outcome):
+            key = (str(outcome.blake3), outcome.size_bytes)
             if key not in self._started:
                 self._started[key] = self._pool.submit(verify_copy, self.store, *key)
 
     def result(self, outcome: FileOutcome) -> str | None:
-        """None when the outcome's stored copy verified, else why not (read now if its
-        read-back was not started)."""
-        self.start(outcome)
+        """None when the outcome's stored copy (started) verified, else why not."""
         return self._started[(str(outcome.blake3), outcome.size_bytes)].result()
 
     def close(self) -> None:
@@ -164,7 +168,7 @@ def settle(
     `readbacks`, most of them started during the ingest), then move those whose source
     has a done folder, and mark those of an S3 inbox archived there (`marks`, by spool
     path)."""
-    done = [o for o in outcomes if o.status in (ARCHIVED, ALREADY) and o.blake3]
+    done = [o for o in outcomes if _stored(o)]
     out = Settled()
     if verifier is not None:
         checks: Iterable[str | None] = verifier([(str(o.blake3), o.size_bytes) for o in done])
