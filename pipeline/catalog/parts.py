@@ -382,7 +382,12 @@ class LocalParts:
         return path.as_posix()
 
     def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
-        pass
+        # No copy in DuckDB of the parts' bytes (its external file cache, on by default):
+        # the kernel's page cache already keeps local files, and the cache grew with every
+        # part read, up to DuckDB's memory limit (80 % of RAM): a report before
+        # compaction at 100,000 recordings peaked at 2.3 GB of which 415 MB was that
+        # cache per scan of 12,500 parts; without it 0.4 GB, and 29.7 -> 21.2 s.
+        con.execute("SET enable_external_file_cache = false")
 
     def renew(self, con: duckdb.DuckDBPyConnection) -> None:
         pass

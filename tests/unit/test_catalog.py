@@ -27,6 +27,27 @@ def test_new_catalog_has_every_view_empty(tmp_path: Path) -> None:
         assert cat.query(f"SELECT count(*) AS n FROM {view}").column("n")[0].as_py() == 0
 
 
+def test_a_local_catalog_keeps_no_copy_of_the_parts_it_reads(tmp_path: Path) -> None:
+    """DuckDB's external file cache would hold the bytes of every part a connection has
+    read (up to 80 % of RAM: a year's uncompacted report did not fit in 23 GB); local
+    parts are read through the kernel's page cache instead."""
+    cat = Catalog(tmp_path)
+    for day in (27, 28):
+        b = cat.batch()
+        b.add(ChunkRecord, [_chunk(f"{day}{i}") for i in range(100)])
+        b.commit(dt.date(2026, 11, day))
+    con = cat.connect()
+    try:
+        assert con.execute("SELECT count(*) FROM chunks").fetchone() == (200,)
+        assert con.execute("SELECT count(DISTINCT recording_blake3) FROM chunks"
+                           ).fetchone() == (200,)
+        cached = con.execute("SELECT memory_usage_bytes FROM duckdb_memory() "
+                             "WHERE tag = 'EXTERNAL_FILE_CACHE'").fetchone()
+        assert cached == (0,)
+    finally:
+        con.close()
+
+
 def test_uncommitted_batch_is_invisible(tmp_path: Path) -> None:
     cat = Catalog(tmp_path)
     b = cat.batch()
