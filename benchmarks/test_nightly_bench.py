@@ -312,9 +312,10 @@ def test_large_files_nightly_against_cp_and_sync(
 
 @pytest.fixture(scope="module")
 def local_cluster() -> Iterator[str]:
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=50) as cluster:
+    pytest.importorskip("distributed")
+    from tests.clusters import local_cluster
+
+    with local_cluster() as cluster:  # under infra/dask/custody.yaml, as a real cluster
         yield str(cluster.scheduler_address)
 
 

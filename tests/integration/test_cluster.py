@@ -24,6 +24,7 @@ distributed = pytest.importorskip("distributed")
 from pipeline.catalog.core import Catalog  # noqa: E402
 from pipeline.cli.main import main  # noqa: E402
 from pipeline.demo import synth  # noqa: E402
+from tests.clusters import local_cluster  # noqa: E402
 from tests.conftest import require_tool  # noqa: E402
 from tests.contract._support import fresh_bucket, s3_config  # noqa: E402
 from tests.mediagen import START  # noqa: E402
@@ -32,9 +33,7 @@ N_FILES = 24
 
 
 def _cluster(**kw: Any) -> Any:
-    return distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-        memory_limit="512MiB", silence_logs=50, **kw)
+    return local_cluster(memory_limit="512MiB", **kw)
 
 
 def _config(tmp: Path, dock: Path, store: str) -> Path:
@@ -111,6 +110,11 @@ def test_a_worker_killed_mid_run_and_every_file_is_archived_exactly_once(
         os.kill(pids[victim], signal.SIGKILL)
         driver.join(timeout=300)
         assert not driver.is_alive()
+        # Every worker, the one the nanny started again included, runs under
+        # infra/dask/custody.yaml: without Dask's MALLOC_TRIM_THRESHOLD_=65536.
+        watcher.wait_for_workers(2, timeout=60)
+        assert sorted(map(str, watcher.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values())
+                      ) == ["None", "None"]
     with pytest.raises(ProcessLookupError):
         os.kill(pids[victim], 0)
     run_doc = json.loads(result["out"])["run"]

@@ -22,6 +22,7 @@ distributed = pytest.importorskip("distributed")
 
 from pipeline.catalog.core import Catalog  # noqa: E402
 from pipeline.cli.main import main  # noqa: E402
+from tests.clusters import local_cluster  # noqa: E402
 from tests.contract._support import inbox_with_clips  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,8 +110,7 @@ def test_on_workers_that_share_the_spool_the_inbox_is_archived(
 ) -> None:
     _, bucket, by_key = inbox_with_clips(s3_server, tmp_path, "station-3/")
     digests = set(by_key.values())
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=50) as cluster:
+    with local_cluster() as cluster:
         code, run, err = _nightly(_config(tmp_path, f"s3://{bucket}/station-3/"),
                                   cluster.scheduler_address, s3_server.env())
     assert code == 1, err  # AV-12 findings of footage from 2024
