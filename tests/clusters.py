@@ -36,5 +36,6 @@ def local_cluster(**kw: Any) -> Iterator[Any]:
 
     opts: dict[str, Any] = {"n_workers": 2, "threads_per_worker": 1, "processes": True,
                             "dashboard_address": None, "silence_logs": 50, **kw}
-    with dask.config.set(dask_config()), distributed.LocalCluster(**opts) as cluster:
+    with (dask.config.set(dask_config()),
+          distributed.LocalCluster(**opts) as cluster):  # type: ignore[no-untyped-call]
         yield cluster
