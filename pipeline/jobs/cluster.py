@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -59,6 +60,13 @@ RETRIES = 2  # a task that raised (not a worker's death: the scheduler reschedul
 # driver, the scheduler and a worker a few ms each way, more than ingesting a photo (2,000
 # small files on a 2-worker LocalCluster took 1.9x the local pool's time one file a task).
 VERIFY_GROUP_FILES, VERIFY_GROUP_BYTES = 32, 256 << 20
+# Dask's nannies start each worker with MALLOC_TRIM_THRESHOLD_=65536 unless the machine's
+# Dask configuration says otherwise (infra/dask/custody.yaml): glibc then maps, zeroes and
+# unmaps each file's buffers again (2,000 small files on a 2-worker LocalCluster: 10.9-11.9
+# s without it, 12.4-13.1 s with it; benchmarks/README.md).
+MALLOC_TRIM = "MALLOC_TRIM_THRESHOLD_"
+DASK_CONFIG_HINT = ("start them with DASK_CONFIG=/etc/custody/dask.yaml, a copy of "
+                    "infra/dask/custody.yaml (README, \"Nightly job and cluster\")")
 
 
 class ClusterUnavailable(CustodyError):
@@ -219,6 +227,26 @@ class ClusterRemote:
         `token`) at the same path, each with what it found."""
         got = self.client().run(sees_file, path, token)
         return {str(w): str(why) for w, why in sorted(got.items()) if why is not None}
+
+    def worker_warnings(self) -> list[str]:
+        """What the workers connected now are started with that costs the night: Dask's
+        MALLOC_TRIM_THRESHOLD_ (`MALLOC_TRIM`), one line naming those workers. A worker
+        that joins later is not asked."""
+        try:
+            got = self.client().run(os.environ.get, MALLOC_TRIM)
+        except CustodyError:
+            raise
+        except Exception as exc:  # a worker did not answer: the run goes on without
+            return [f"cluster {self.address}: the workers' environment could not be read: "
+                    f"{type(exc).__name__}: {exc}"]
+        trimmed = {str(w): str(v) for w, v in sorted(got.items()) if v is not None}
+        if not trimmed:
+            return []
+        values = ", ".join(sorted(set(trimmed.values())))
+        return [f"{len(trimmed)} of {len(got)} cluster worker(s) run with {MALLOC_TRIM}="
+                f"{values}, Dask's default, which makes each file's memory be mapped, "
+                f"zeroed and unmapped again (about 10 % of a night of small files): "
+                f"{', '.join(trimmed)}; {DASK_CONFIG_HINT}"]
 
     def verify(
         self, store_uri: str, items: Sequence[tuple[str, int | None]]

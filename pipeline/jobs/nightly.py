@@ -136,6 +136,13 @@ def check_spool(job: NightlyJob) -> None:
             "CephFS), or ingest the inbox without --cluster")
 
 
+def executor_warnings(job: NightlyJob) -> list[str]:
+    """What the executor's workers are started with that slows the night
+    (`ClusterRemote.worker_warnings`); none for the local pool."""
+    ask = getattr(job.remote, "worker_warnings", None)
+    return list(ask()) if callable(ask) else []
+
+
 def check_sources(job: NightlyJob) -> None:
     if not job.sources:
         raise InputError("custody nightly: no sources; set `sources = [...]` in "
@@ -167,6 +174,9 @@ def run_nightly(
         result: RunResult | None = None
         try:
             check_spool(job)
+            summary.executor_warnings = executor_warnings(job)
+            for warning in summary.executor_warnings:
+                emit("nightly.warning", level="warning", warning=warning)
             summary.stale_uploads_aborted = abort_stale(store, started)
             sources, marks, unread = _sources(job, errors)
             verifier = _verifier(job.remote, store.uri)

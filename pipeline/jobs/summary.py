@@ -38,6 +38,8 @@ class NightlySummary:
     staging_removed: int = 0
     stale_uploads_aborted: int = 0
     unused_labels: list[str] = field(default_factory=list)
+    # What the executor is started with that costs the run (a cluster's workers' settings).
+    executor_warnings: list[str] = field(default_factory=list)
     error: str | None = None  # the run itself failed (lock, store, self-test, catalog)
     recorded: str | None = None  # where the nightly_runs row went, or why it did not
     compaction: Compaction | None = None  # the catalog's, at the end of the run
@@ -152,6 +154,7 @@ class NightlySummary:
                 "staging_removed": self.staging_removed,
                 "stale_uploads_aborted": self.stale_uploads_aborted,
                 "unused_labels": self.unused_labels,
+                "executor_warnings": self.executor_warnings,
                 "error": self.error,
                 "compaction": self.compaction.as_json() if self.compaction else None,
                 "recorded": self.recorded,

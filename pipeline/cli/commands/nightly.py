@@ -164,6 +164,8 @@ def _show(summary: Any, ui: Output) -> None:
         ui.table(doc["rejects"], ["path", "status", "reason"])
     for why in doc["left_in_place"]:
         ui.warn(why)
+    for why in doc["executor_warnings"]:
+        ui.warn(why)
     if doc["staging_removed"] or doc["stale_uploads_aborted"]:
         ui.write(f"resumed: removed {doc['staging_removed']} leftover(s) of an interrupted "
                  f"run, aborted {doc['stale_uploads_aborted']} stale upload(s)\n")
