@@ -149,8 +149,13 @@ def test_workers_started_with_dasks_malloc_trim_threshold_are_named_in_a_warning
     for i in range(2):
         synth.write_clean(dock / f"REC{i:04d}.mp4", 1.0, START.replace(minute=i))
     cfg = _config(tmp_path, dock, str(tmp_path / "store"))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=50) as c:
+    import dask.config
+
+    # Dask's own default, set here so that no Dask configuration of this machine decides.
+    trim = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 65536}
+    with dask.config.set(trim), distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+            silence_logs=50) as c:
         workers = ", ".join(sorted(c.scheduler_info["workers"]))
         out, err = io.StringIO(), io.StringIO()
         code = main(["nightly", "--config", str(cfg), "--cluster", c.scheduler_address,
