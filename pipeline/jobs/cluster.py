@@ -232,10 +232,9 @@ class ClusterRemote:
         """What the workers connected now are started with that costs the night: Dask's
         MALLOC_TRIM_THRESHOLD_ (`MALLOC_TRIM`), one line naming those workers. A worker
         that joins later is not asked."""
+        client = self.client()  # ClusterUnavailable: the run's own error
         try:
-            got = self.client().run(os.environ.get, MALLOC_TRIM)
-        except CustodyError:
-            raise
+            got = client.run(os.environ.get, MALLOC_TRIM)
         except Exception as exc:  # a worker did not answer: the run goes on without
             return [f"cluster {self.address}: the workers' environment could not be read: "
                     f"{type(exc).__name__}: {exc}"]
