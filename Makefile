@@ -39,8 +39,12 @@ $(SYSSTAMP): | $(BIN)/python
 demo: install
 	$(BIN)/python -m pipeline.demo --out demo-data
 
+# Two pytest processes (pytest-xdist), as many as CI's cores: each starts its own S3 server
+# and makes its own generated media. TEST_JOBS=0 runs the suite in this one process.
+TEST_JOBS ?= 2
+
 test: install
-	$(BIN)/python -m pytest -q -p no:randomly
+	$(BIN)/python -m pytest -q -p no:randomly -n $(TEST_JOBS)
 
 bench: install
 	$(BIN)/python -m pytest benchmarks -q --benchmark-only --benchmark-columns=median,min,max,rounds
