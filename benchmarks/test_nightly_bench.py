@@ -7,8 +7,9 @@ everything that decides their bytes):
   stream-copied by ffmpeg with each clip's own creation time: consecutive 5 s recordings,
   as a body camera splits them). Each photo carries its own JPEG comment, so all 2,000
   are distinct content.
-- **large**: 20 one-minute 1080p30 recordings at 6 Mbit/s (the benchmark input's minute,
-  `conftest.ensure_input`, stream-copied with 20 creation times), about 45 MB each.
+- **large**: 20 (`CUSTODY_BENCH_LARGE`) one-minute 1080p30 recordings at 6 Mbit/s (the
+  benchmark input's minute, `conftest.ensure_input`, stream-copied, each with its own
+  creation time), about 45 MB each.
 
 Contenders, each round from fresh directories on the repository's filesystem, the inputs
 in the page cache:
@@ -26,7 +27,9 @@ ratios are per round; the session prints files/s, MB/s and the ratios against th
 (small: nightly >= 15x the loop's files/s; large: nightly >= 1x cp + sync's MB/s; cluster:
 <= 1.3x the local pool's time), with the load average, and writes them to
 `.cache/bench/nightly-ratios.txt`. `CUSTODY_BENCH_SMALL=400` makes a smaller small set
-while working on this file; `CUSTODY_BENCH_ROUNDS` sets the paired rounds (default 3).
+while working on this file; `CUSTODY_BENCH_LARGE=40` a larger large set (the MB/s of the
+files after the first 20: the difference of the two runs, without the fixed start of a
+process); `CUSTODY_BENCH_ROUNDS` sets the paired rounds (default 3).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from conftest import CACHE, RUNS, Paired, RunDirs, ensure_input, run_paired, war
 REPO = Path(__file__).resolve().parent.parent
 CUSTODY = [sys.executable, "-m", "pipeline.cli"]
 SMALL = int(os.environ.get("CUSTODY_BENCH_SMALL", "2000"))
-LARGE = 20
+LARGE = int(os.environ.get("CUSTODY_BENCH_LARGE", "20"))
 CAMERAS = 10
 START = dt.datetime(2024, 5, 1, 8, 0, 0, tzinfo=dt.UTC)
 FFPROBE_FIELDS = "packet=stream_index,pts,dts,duration,flags,size,pos"
