@@ -12,6 +12,11 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]
 
 DASK_CONFIG = Path(__file__).resolve().parent.parent / "infra" / "dask" / "custody.yaml"
+# The scheduler's HTTP server (its /health and /metrics, the dashboard where bokeh is) on
+# a free port of the loopback. Dask's dashboard_address=None still listens on 8787, which
+# two clusters of two pytest-xdist processes then fight over (the loser's retry leaves an
+# unclosed socket: a ResourceWarning, an error in this suite).
+DASHBOARD = "127.0.0.1:0"
 
 
 def dask_config() -> dict[str, Any]:
@@ -35,7 +40,7 @@ def local_cluster(**kw: Any) -> Iterator[Any]:
     import distributed
 
     opts: dict[str, Any] = {"n_workers": 2, "threads_per_worker": 1, "processes": True,
-                            "dashboard_address": None, "silence_logs": 50, **kw}
+                            "dashboard_address": DASHBOARD, "silence_logs": 50, **kw}
     with (dask.config.set(dask_config()),
           distributed.LocalCluster(**opts) as cluster):  # type: ignore[no-untyped-call]
         yield cluster

@@ -24,7 +24,7 @@ distributed = pytest.importorskip("distributed")
 from pipeline.catalog.core import Catalog  # noqa: E402
 from pipeline.cli.main import main  # noqa: E402
 from pipeline.demo import synth  # noqa: E402
-from tests.clusters import local_cluster  # noqa: E402
+from tests.clusters import DASHBOARD, local_cluster  # noqa: E402
 from tests.conftest import require_tool  # noqa: E402
 from tests.contract._support import fresh_bucket, s3_config  # noqa: E402
 from tests.mediagen import START  # noqa: E402
@@ -154,7 +154,7 @@ def test_workers_started_with_dasks_malloc_trim_threshold_are_named_in_a_warning
     # Dask's own default, set here so that no Dask configuration of this machine decides.
     trim = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 65536}
     with dask.config.set(trim), distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=DASHBOARD,
             silence_logs=50) as c:
         workers = ", ".join(sorted(c.scheduler_info["workers"]))
         out, err = io.StringIO(), io.StringIO()

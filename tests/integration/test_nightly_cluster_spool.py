@@ -22,7 +22,7 @@ distributed = pytest.importorskip("distributed")
 
 from pipeline.catalog.core import Catalog  # noqa: E402
 from pipeline.cli.main import main  # noqa: E402
-from tests.clusters import local_cluster  # noqa: E402
+from tests.clusters import DASHBOARD, local_cluster  # noqa: E402
 from tests.contract._support import inbox_with_clips  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +62,7 @@ def blind_worker(tmp_path: Path) -> Iterator[str]:
                     "does not see the driver's folder")
     spool = tmp_path / "spool"
     spool.mkdir()
-    with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=DASHBOARD,
                                   silence_logs=50) as cluster:
         worker = subprocess.Popen(
             ["unshare", "-m", "sh", "-c", f'mount -t tmpfs blind "{spool}" && exec '
