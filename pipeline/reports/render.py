@@ -12,6 +12,7 @@ pieces: any other document of the project can render the same way.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import functools
 import io
 import json
@@ -78,7 +79,7 @@ def chart_spec(report: Report) -> dict[str, Any]:
         "encoding": {
             "x": {"field": "day", "type": "ordinal", "title": " ".join(COLUMNS[unit]),
                   "scale": {"domain": [d.isoformat() for d in buckets]},
-                  "axis": {"labelAngle": -60}},
+                  "axis": _x_axis(unit, buckets)},
             "y": {"field": "findings", "type": "quantitative", "aggregate": "sum",
                   "title": " ".join(COLUMNS["findings"])},
             "color": {"field": "rule", "type": "nominal", "title": " ".join(COLUMNS["rule"]),
@@ -90,6 +91,18 @@ def chart_spec(report: Report) -> dict[str, Any]:
                    "axis": {"titleFont": FONT}, "legend": {"titleFont": FONT},
                    "background": "white"},
     }
+
+
+def _x_axis(unit: str, buckets: tuple[dt.date, ...]) -> dict[str, Any]:
+    """Days: each labelled, slanted. Weeks: a label only at the first week that starts in
+    each month, as its month (2026-03), level: 13 labels a year say more than 53 slanted
+    dates, and each label costs vl_convert 3-4 ms to measure (a year's chart 0.27 s with
+    53, 0.10 s with 13)."""
+    if unit == "day":
+        return {"labelAngle": -60}
+    firsts = [d.isoformat() for i, d in enumerate(buckets)
+              if i == 0 or d.month != buckets[i - 1].month]
+    return {"labelAngle": 0, "values": firsts, "labelExpr": "slice(datum.value, 0, 7)"}
 
 
 def chart_svg(report: Report) -> str:

@@ -5,9 +5,10 @@ cases with a step missing listed one line each once there are too many to list e
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from pipeline.reports import parse_period, render_html
-from pipeline.reports.render import COVERAGE_LIST_MAX, chart_spec
+from pipeline.reports.render import COVERAGE_LIST_MAX, chart_spec, chart_svg
 from pipeline.reports.tables import (
     coverage,
     coverage_by_section,
@@ -41,6 +42,7 @@ def test_a_month_has_a_bar_per_day_and_only_days_with_findings_as_points() -> No
                                {"day": "2026-11-30", "rule": "AV-9", "findings": 4}]
     x = chart_spec(r)["encoding"]["x"]
     assert (x["title"], len(x["scale"]["domain"])) == ("日期 Day", 30)
+    assert x["axis"] == {"labelAngle": -60}  # every day labelled
 
 
 def test_a_year_has_a_bar_per_week_from_its_monday() -> None:
@@ -54,9 +56,25 @@ def test_a_year_has_a_bar_per_week_from_its_monday() -> None:
     assert trend_series(r) == [{"day": "2025-12-29", "rule": "AV-9", "findings": 5},
                                {"day": "2026-01-05", "rule": "AV-9", "findings": 1},
                                {"day": "2026-12-28", "rule": "AV-5", "findings": 7}]
-    assert chart_spec(r)["encoding"]["x"]["title"] == "周（起始日） Week starting"
+    x = chart_spec(r)["encoding"]["x"]
+    assert x["title"] == "周（起始日） Week starting"
+    # a label at the first week starting in each month (the first bar's month too), level
+    assert x["axis"]["values"] == ["2025-12-29", "2026-01-05", "2026-02-02", "2026-03-02",
+                                   "2026-04-06", "2026-05-04", "2026-06-01", "2026-07-06",
+                                   "2026-08-03", "2026-09-07", "2026-10-05", "2026-11-02",
+                                   "2026-12-07"]
+    assert x["axis"]["labelAngle"] == 0
     # the same findings in the chart as in the report
     assert sum(int(str(p["findings"])) for p in trend_series(r)) == 13
+
+
+def test_a_years_chart_labels_its_months_and_a_months_chart_each_day() -> None:
+    year = chart_svg(_report("2026", (TrendPoint(dt.date(2026, 3, 4), "AV-9", 2),)))
+    labels = re.findall(r">(\d{4}-\d{2}(?:-\d{2})?)</text>", year)
+    assert labels == ["2025-12", *(f"2026-{m:02d}" for m in range(1, 13))]
+    month = chart_svg(_report("2026-11", (TrendPoint(dt.date(2026, 11, 4), "AV-9", 2),)))
+    labels = re.findall(r">(\d{4}-\d{2}(?:-\d{2})?)</text>", month)
+    assert labels == [f"2026-11-{d:02d}" for d in range(1, 31)]
 
 
 def _rows(n: int) -> tuple[CoverageRow, ...]:
