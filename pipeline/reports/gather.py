@@ -3,10 +3,11 @@
 Every finding row of the period (`sources.finding_rows`) is attributed to its case's
 section and to its officers (the recording's, else the case's), filtered, and counted in
 one pass: one GROUP BY GROUPING SETS gives the counts per code, per officer list, section
-and code, per day and rule, and per code and subject (for the distinct subjects). Only
-those counts reach Python, where the officer lists are spread over their officers, so a
-year of a town (a million recordings) costs what DuckDB's scans cost; the rows themselves
-are never stored (a temporary table of 750,000 rows cost more than computing them).
+and code, per day and rule, and per code and subject (for the distinct subjects), and the
+same statement spreads each officer list's counts over its officers. Only those counts
+reach Python, so a year of a town (a million recordings) costs what DuckDB's scans cost;
+the rows themselves are never stored (a temporary table of 750,000 rows cost more than
+computing them), nor spread in Python (a year's 20,000 officer lists: 0.13 s).
 
 AV-16's refused deletions and releases come from the audit log's records, which the
 caller passes (`refusals`), filtered here by period, officer and section.
@@ -27,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import duckdb
 
 from pipeline.catalog.core import Catalog
+from pipeline.catalog.parts import sql_str
 from pipeline.errors import CatalogError, InputError
 from pipeline.reports.sources import FindingRows, finding_rows
 from schemas.audit import REFUSED, AuditRecord
@@ -180,7 +182,9 @@ def _counts_sql(rows: FindingRows, f: Filters, b: _Buckets) -> tuple[str, list[A
     are not joined to the recordings again, nor rows about no recording to any. A row keeps
     its subject's ID only when it is about no recording. A row's time is counted in its
     bucket of `b` (`_trend` gives each its day); for the subjects set, the second level
-    counts a code's non-NULL subjects."""
+    counts a code's non-NULL subjects. The officer lists' rows come out one per officer
+    (UNATTRIBUTED for a list of none; only the filter's officer when there is one), their
+    counts summed per officer, section and code."""
     where, params = ["at_utc >= ?", "at_utc < ?"], list[Any]()
     _narrowed(f, where, params)
     with_facts = "" if rows.with_facts is None else f"""
@@ -235,11 +239,24 @@ def _counts_sql(rows: FindingRows, f: Filters, b: _Buckets) -> tuple[str, list[A
                    any_value(rule) AS any_rule, count(*) AS n
             FROM z
             GROUP BY GROUPING SETS ((code), (officer_ids, section, code), (bucket, rule),
-                                    (code, subject)))
-        SELECT gid, code, officer_ids, section, bucket, rule, any_value(any_rule), sum(n),
-               count(*) FILTER (WHERE subject IS NOT NULL)
-        FROM g GROUP BY gid, code, officer_ids, section, bucket, rule
+                                    (code, subject))),
+        counted AS (
+            SELECT gid, code, officer_ids, section, bucket, rule, any_value(any_rule) AS ar,
+                   sum(n) AS n, count(*) FILTER (WHERE subject IS NOT NULL) AS k
+            FROM g GROUP BY gid, code, officer_ids, section, bucket, rule)
+        SELECT gid, code, NULL::VARCHAR, section, bucket, rule, ar, n, k
+        FROM counted WHERE gid <> {_BY_OFFICERS}
+        UNION ALL
+        SELECT gid, code, officer, section, NULL, NULL, NULL, sum(n), 0 FROM (
+            SELECT gid, code, section, n,
+                   unnest(CASE WHEN len(coalesce(officer_ids, [])) > 0 THEN officer_ids
+                               ELSE [{sql_str(UNATTRIBUTED)}] END) AS officer
+            FROM counted WHERE gid = {_BY_OFFICERS})
+        {"" if f.officer is None else "WHERE officer = ?"}
+        GROUP BY gid, code, officer, section
     """
+    if f.officer is not None:
+        params.append(f.officer)
     return sql, params
 
 
@@ -264,17 +281,14 @@ def _rule_key(rule: str) -> tuple[str, int, str]:
     return (m[1], int(m[2]), m[3]) if m else (rule, 0, "")
 
 
-def _breakdown(groups: list[tuple[Any, ...]], f: Filters) -> tuple[Breakdown, ...]:
-    """Per officer, section and code: each count of an officer list goes to each of its
-    officers (UNATTRIBUTED when it names none; a section of none is UNATTRIBUTED too)."""
+def _breakdown(groups: list[tuple[Any, ...]]) -> tuple[Breakdown, ...]:
+    """Per officer, section and code (as `_counts_sql` spread each officer list over its
+    officers; a section of none is UNATTRIBUTED)."""
     counts: dict[tuple[str, str, str], int] = {}
-    for gid, code, officers, section, _d, _r, _a, n, _k in groups:
-        if gid != _BY_OFFICERS:
-            continue
-        for o in officers or [UNATTRIBUTED]:
-            if f.officer is not None and o != f.officer:
-                continue
-            key = (str(o), str(section if section is not None else UNATTRIBUTED), str(code))
+    for gid, code, officer, section, _d, _r, _a, n, _k in groups:
+        if gid == _BY_OFFICERS:
+            key = (str(officer), str(section if section is not None else UNATTRIBUTED),
+                   str(code))
             counts[key] = counts.get(key, 0) + int(n)
     return tuple(Breakdown(o, s, c, n) for (o, s, c), n in sorted(counts.items()))
 
@@ -362,7 +376,7 @@ def build_report(
         first = str(exc).strip().splitlines()[0]
         raise CatalogError(f"{catalog.location}: cannot gather the report: {first}") from exc
     assert now_utc is not None
-    by_rule, breakdown = _by_rule(groups), _breakdown(groups, f)
+    by_rule, breakdown = _by_rule(groups), _breakdown(groups)
     return Report(
         period=p, filters=f, generated_at_utc=now_utc.astimezone(dt.UTC),
         total_findings=sum(r.findings for r in by_rule), by_rule=by_rule,
