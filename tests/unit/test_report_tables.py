@@ -69,18 +69,19 @@ def test_a_year_has_a_bar_per_week_from_its_monday() -> None:
     assert sum(int(str(p["findings"])) for p in trend_series(r)) == 13
 
 
+def _date_labels(period: str, day: dt.date) -> list[str]:
+    """The dates and months written on the drawn chart of `period` (one finding on `day`)."""
+    svg = chart_svg(_report(period, (TrendPoint(day, "AV-9", 2),)))
+    return re.findall(r">(\d{4}-\d{2}(?:-\d{2})?)</text>", svg)
+
+
 def test_a_years_chart_labels_its_months_and_a_months_chart_each_day() -> None:
-    year = chart_svg(_report("2026", (TrendPoint(dt.date(2026, 3, 4), "AV-9", 2),)))
-    labels = re.findall(r">(\d{4}-\d{2}(?:-\d{2})?)</text>", year)
-    assert labels == [f"2026-{m:02d}" for m in range(1, 13)]
+    assert _date_labels("2026", dt.date(2026, 3, 4)) == [f"2026-{m:02d}" for m in range(1, 13)]
     # a quarter's 14 bars are wide: the first bar (Monday 2026-03-30) keeps its label
-    quarter = chart_svg(_report("2026-04-01..2026-06-30",
-                                (TrendPoint(dt.date(2026, 4, 4), "AV-9", 2),)))
-    labels = re.findall(r">(\d{4}-\d{2}(?:-\d{2})?)</text>", quarter)
-    assert labels == ["2026-03", "2026-04", "2026-05", "2026-06"]
-    month = chart_svg(_report("2026-11", (TrendPoint(dt.date(2026, 11, 4), "AV-9", 2),)))
-    labels = re.findall(r">(\d{4}-\d{2}(?:-\d{2})?)</text>", month)
-    assert labels == [f"2026-11-{d:02d}" for d in range(1, 31)]
+    assert _date_labels("2026-04-01..2026-06-30", dt.date(2026, 4, 4)) == [
+        "2026-03", "2026-04", "2026-05", "2026-06"]
+    assert _date_labels("2026-11", dt.date(2026, 11, 4)) == [
+        f"2026-11-{d:02d}" for d in range(1, 31)]
 
 
 def _rows(n: int) -> tuple[CoverageRow, ...]:
