@@ -311,6 +311,12 @@ def test_a_held_ingest_lock_fails_the_run_at_once_and_nothing_is_compacted(
 
 @pytest.mark.slow
 def test_a_second_start_during_the_compaction_exits_2_at_once(tmp_path: Path) -> None:
+    """The first run is stopped (SIGSTOP) once its compaction has begun, holding its locks,
+    while the second starts: the second must end on its own, or it waited (a hang, not a
+    pass). Without the stop the first could finish before the second did on a loaded
+    machine (two test processes on two cores), which said nothing about the second."""
+    import os
+    import signal
     import subprocess
     import sys
     import time
@@ -333,8 +339,12 @@ def test_a_second_start_during_the_compaction_exits_2_at_once(tmp_path: Path) ->
                 p.name.startswith("compact-") for p in staging.iterdir()):
             time.sleep(0.002)
         assert first.poll() is None, "the run ended before its compaction was seen"
-        second_err = _go(second)
-        still = first.poll() is None
+        os.kill(first.pid, signal.SIGSTOP)
+        try:
+            second_err = _go(second)
+            still = first.poll() is None
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
         first_out, first_err = first.communicate(timeout=300)
     finally:
         _reap(first, second)
