@@ -240,6 +240,32 @@ class CaseEventRecord:
     retain_until_utc: dt.datetime | None = None  # closed: the case file's retention end
 
 
+@dataclass(frozen=True, slots=True)
+class CaseLinkFoldRecord:
+    """Derived, never committed by a batch: the link state of one (case, recording) pair,
+    folded by a compaction from the `linked`/`unlinked` case events it read
+    (`pipeline.catalog.compact`; the fold is `schemas.views.case_links_fold`). The
+    `case_links_current` view merges it with the events committed after it, so a query
+    does not group a year's links again. `custody verify` folds those events again and
+    requires the same rows."""
+
+    TABLE: ClassVar[str] = "case_links_folded"
+    SOURCE: ClassVar[str] = "case_events"  # the table it is folded from
+    case_number: str
+    recording_blake3: str
+    last_event: str  # linked / unlinked: the pair's latest event
+    last_at_utc: dt.datetime
+    step: str | None = None  # the step of the latest link that names one
+    step_at_utc: dt.datetime | None = None
+    linked_at_utc: dt.datetime | None = None  # the latest link
+
+
+# Tables a compaction derives from committed ones (no batch writes them): read only as the
+# latest compaction wrote them, never merged or carried by the next one, which derives
+# them again.
+DERIVED_TABLES: tuple[type[Any], ...] = (CaseLinkFoldRecord,)
+UNFOLDED = "case_events_unfolded"  # the view of the case events no fold covers yet
+
 TABLES: tuple[type[Any], ...] = (
     RecordingRecord,
     StreamRecord,

@@ -62,7 +62,9 @@ class Manifest:
     read: after it they read its `parts` (the merged parts it wrote) and `carried` (parts of
     earlier commits read as they are), and nothing committed before it, plus whatever is
     committed after it. `base` is the digest of the last commit it read (local), `covers`
-    the manifests whose parts it replaces (S3, where commits have no order)."""
+    the manifests whose parts it replaces (S3, where commits have no order), `folded` the
+    parts (of those it reads) that its derived parts were made from
+    (schemas.records.DERIVED_TABLES)."""
 
     batch_id: str
     day: str
@@ -71,6 +73,7 @@ class Manifest:
     carried: tuple[PartEntry, ...] = ()
     base: str | None = None
     covers: tuple[str, ...] = ()
+    folded: tuple[str, ...] = ()  # the parts its derived parts were folded from
 
     @property
     def is_compaction(self) -> bool:
@@ -83,6 +86,8 @@ class Manifest:
         if self.is_compaction:
             doc.update(format=COMPACTION_FORMAT, kind=COMPACTION, base=self.base,
                        carried=[asdict(p) for p in self.carried], covers=list(self.covers))
+            if self.folded:
+                doc["folded"] = list(self.folded)
         return doc
 
     def to_json(self) -> bytes:
@@ -101,6 +106,7 @@ class Manifest:
                     carried=tuple(PartEntry(**p) for p in doc["carried"]),
                     base=None if doc.get("base") is None else str(doc["base"]),
                     covers=tuple(str(n) for n in doc.get("covers", ())),
+                    folded=tuple(str(n) for n in doc.get("folded", ())),
                 )
             if fmt != MANIFEST_FORMAT:
                 raise CatalogError(f"{where}: manifest format {fmt!r} unknown")
@@ -369,6 +375,8 @@ def audit_reason(location: str, manifest: Manifest, digest: str) -> str:
     if manifest.is_compaction:
         doc.update(kind=COMPACTION, base=manifest.base, covers=len(manifest.covers),
                    carried=[p.name for p in manifest.carried])
+        if manifest.folded:
+            doc["folded"] = list(manifest.folded)
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

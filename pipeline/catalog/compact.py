@@ -46,17 +46,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.catalog.commits import PartEntry, recorder_for
 from pipeline.catalog.core import Catalog, exclusive
-from pipeline.catalog.parts import Parts, Staged, parquet_writer
+from pipeline.catalog.parts import (
+    DERIVED,
+    FOLD_SOURCE,
+    Parts,
+    Staged,
+    parquet_writer,
+    schema_id,
+    sql_str,
+)
 from pipeline.durable import fsync_dir
 from pipeline.errors import CatalogError, InputError
 from schemas.audit import ALLOWED
 from schemas.people import CATALOG_COMPACT
-from schemas.records import TABLES, table_name
+from schemas.records import TABLES, CaseLinkFoldRecord, arrow_schema, table_name
+from schemas.views import FOLD_COLUMNS, case_links_fold
 
 if TYPE_CHECKING:
     from pipeline.people.permissions import Authority
@@ -84,13 +94,16 @@ def plan(parts: Sequence[PartEntry], target_bytes: int) -> tuple[list[Merge], li
 
     Per (table, schema): the parts under `target_bytes` are merged when there are two or
     more; every other part (a large one, a lone small one, a table this release does not
-    know) is carried."""
+    know) is carried, except a derived one (the last compaction's fold), which the
+    compaction makes again."""
     groups: dict[tuple[str, str], list[PartEntry]] = {}
     for p in parts:
         groups.setdefault((p.table, p.schema_id), []).append(p)
     merges: list[Merge] = []
     carried: list[PartEntry] = []
     for (table, schema), group in groups.items():
+        if table in DERIVED:
+            continue  # derived again from what this compaction reads (`_fold`)
         small = [p for p in group if p.size_bytes < target_bytes]
         if table in _KNOWN and len(small) >= 2:
             merges.append(Merge(table, schema, tuple(small)))
@@ -122,6 +135,7 @@ class CompactResult:
     where: str | None  # the commit (a directory, or the manifest's URI)
     parts_before: int  # parts the views read before
     tables: tuple[TableResult, ...]
+    links_folded: int | None = None  # (case, recording) pairs in its fold; None: no events
 
     @property
     def compacted(self) -> bool:
@@ -165,6 +179,9 @@ def _compact(catalog: Catalog, auth: Authority, target_bytes: int) -> CompactRes
         staged: list[Staged] = []
         for m in merges:
             staged += _merge(parts, m, stage, target_bytes)
+        folded = _fold(parts, staged, carried, stage)
+        if folded is not None:
+            staged.append(folded)
         fsync_dir(stage)
         where = parts.publish(cid, now.date(), staged, carried, base,
                               recorder_for(catalog.root))
@@ -173,7 +190,42 @@ def _compact(catalog: Catalog, auth: Authority, target_bytes: int) -> CompactRes
         raise
     after = parts.current().parts
     return CompactResult(catalog.location, target_bytes, cid, where, len(base.parts),
-                         _table_results(base.parts, after, merges, cid))
+                         _table_results(base.parts, after, merges, cid),
+                         None if folded is None else folded.rows)
+
+
+def _fold(parts: Parts, staged: Sequence[Staged], carried: Sequence[PartEntry],
+          stage: Path) -> Staged | None:
+    """The case links folded (`schemas.views.case_links_fold`) from every case event this
+    compaction's commit will read: its merged parts and the ones it carries (each checked
+    against its recorded SHA-256 as it is read). None when there are none."""
+    merged = [s.path.as_posix() for s in staged if s.table == FOLD_SOURCE]
+    kept = [p for p in carried if p.table == FOLD_SOURCE]
+    if not merged and not kept:
+        return None
+    columns = list(FOLD_COLUMNS)
+    listed = ", ".join(map(sql_str, merged))
+    selects = [f"SELECT {', '.join(columns)} FROM read_parquet([{listed}])"] if merged else []
+    schema = arrow_schema(CaseLinkFoldRecord)
+    path = stage / f"{table_name(CaseLinkFoldRecord)}-0001.parquet"
+    with contextlib.closing(duckdb.connect(config={"preserve_insertion_order": False})) as con:
+        for i, (_, table) in enumerate(_fetched(parts, kept)):
+            con.register(f"kept{i}", table.select(columns))
+            selects.append(f"SELECT * FROM kept{i}")
+        events = f"({' UNION ALL BY NAME '.join(selects)})"
+        table = con.execute(case_links_fold(events)).to_arrow_table()
+    table = table.select(schema.names).cast(schema)
+    try:
+        with open(path, "wb") as fh:
+            writer = parquet_writer(fh, schema)
+            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)  # scanned in parallel
+            writer.close()
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise CatalogError(f"{path}: not compacted, cannot write: "
+                           f"{exc.strerror or exc}") from exc
+    return Staged(table_name(CaseLinkFoldRecord), path, table.num_rows, schema_id(schema))
 
 
 def _table_results(before: Sequence[PartEntry], after: Sequence[PartEntry],

@@ -44,8 +44,23 @@ from pipeline.catalog.commits import (
 )
 from pipeline.durable import fsync_dir
 from pipeline.errors import CatalogError
-from schemas.records import TABLES, arrow_schema, table_name
+from schemas.records import (
+    DERIVED_TABLES,
+    TABLES,
+    UNFOLDED,
+    CaseEventRecord,
+    CaseLinkFoldRecord,
+    arrow_schema,
+    table_name,
+)
 
+DERIVED = frozenset(table_name(cls) for cls in DERIVED_TABLES)
+FOLD_SOURCE = CaseLinkFoldRecord.SOURCE
+# Every view over parts: one per record table, per derived table, and the unfolded events
+# (with the record type whose schema it has).
+VIEWED: tuple[tuple[str, type[Any]], ...] = (
+    *((table_name(cls), cls) for cls in (*TABLES, *DERIVED_TABLES)),
+    (UNFOLDED, CaseEventRecord))
 COMPACTED = "batches/compacted"  # local compactions' parts, under their compaction's id
 HIVE_TYPES = "{'date': 'DATE', 'batch': 'VARCHAR'}"
 
@@ -68,6 +83,27 @@ class Current:
     parts: tuple[PartEntry, ...]
     base: str | None
     covers: tuple[str, ...] = ()
+    folded: tuple[str, ...] = ()  # the parts the last compaction's derived parts fold
+
+    def read(self) -> tuple[list[PartEntry], list[PartEntry]]:
+        """(the parts each table's view reads, the parts of the `UNFOLDED` view): a fold is
+        read only with the parts it folds named, and those only with a fold (a compaction of
+        an older release carries one it did not make and names none; one that names them
+        and has no fold would lose their links), and the unfolded view reads the source
+        table's parts no fold covers (all of them when there is none)."""
+        fold = any(p.table in DERIVED for p in self.parts)
+        folded = set(self.folded) if fold else set()
+        tables = [p for p in self.parts if folded or p.table not in DERIVED]
+        unfolded = [p for p in self.parts if p.table == FOLD_SOURCE and p.name not in folded]
+        return tables, unfolded
+
+
+def folded_names(entries: Sequence[PartEntry], carried: Sequence[PartEntry]) -> tuple[str, ...]:
+    """What a compaction's derived parts (among `entries`) were folded from: every part of
+    the source table it writes or carries from the catalog it read."""
+    if not any(p.table in DERIVED for p in entries):
+        return ()
+    return tuple(p.name for p in (*entries, *carried) if p.table == FOLD_SOURCE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +319,9 @@ class LocalParts:
 
     def current(self) -> Current:
         commits = self.commit_list.current()
-        return Current(tuple(fold(commits)), commits[-1].digest if commits else None)
+        last = commits[0].manifest if commits and commits[0].manifest.is_compaction else None
+        return Current(tuple(fold(commits)), commits[-1].digest if commits else None,
+                       folded=last.folded if last is not None else ())
 
     def _files(self) -> dict[str, list[str]]:
         files: dict[str, list[str]] = {}
@@ -330,7 +368,8 @@ class LocalParts:
             fsync_dir(self.root / "staging")
             kept = [*carried, *(p for c in later for p in c.manifest.parts)]
             manifest = Manifest(compaction_id, day.isoformat(), tuple(entries), COMPACTION,
-                                tuple(kept), base.base)
+                                tuple(kept), base.base,
+                                folded=folded_names(entries, carried))
             self.commit_list.append(manifest, recorder, self.location)
         return str(final)
 
@@ -342,14 +381,16 @@ class LocalParts:
         # file's footer to bind it, which at a year's 62,500 uncompacted batches per table
         # did not finish in ten minutes. Groups of other schemas (a column added by a later
         # release) are joined by name.
+        tables, unfolded = self.current().read()
         groups: dict[str, dict[tuple[bool, str], list[str]]] = {}
-        for p in self.current().parts:
-            path = (self.root / p.name).as_posix()
-            key = (path.startswith(self._compacted), p.schema_id)
-            groups.setdefault(p.table, {}).setdefault(key, []).append(path)
-        out, readable = {}, []
-        for cls in TABLES:
-            name = table_name(cls)
+        for view, parts in ((None, tables), (UNFOLDED, unfolded)):
+            for p in parts:
+                path = (self.root / p.name).as_posix()
+                key = (path.startswith(self._compacted), p.schema_id)
+                groups.setdefault(view or p.table, {}).setdefault(key, []).append(path)
+        out: dict[str, str] = {}
+        readable: list[str] = []
+        for name, cls in VIEWED:
             if name not in groups:
                 # No commit wrote to this table (or it was added by a later release): an
                 # empty part of its schema (outside `batches/`) keeps the view typed.
@@ -366,7 +407,7 @@ class LocalParts:
                                f"hive_partitioning = {hive})")
                 readable += paths
             out[name] = " UNION ALL BY NAME ".join(selects)
-        return out, readable
+        return out, list(dict.fromkeys(readable))
 
     def base_views(self) -> dict[str, str]:
         return self.views()[0]

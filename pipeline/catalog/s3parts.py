@@ -85,12 +85,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.catalog.commits import COMPACTION, Commit, Manifest, PartEntry, Recorder
-from pipeline.catalog.parts import Current, Staged, new_stage, schema_id, write_parquet
+from pipeline.catalog.parts import (
+    VIEWED,
+    Current,
+    Staged,
+    folded_names,
+    new_stage,
+    schema_id,
+    write_parquet,
+)
 from pipeline.errors import CatalogError
 from pipeline.storage.base import ObjectNotFound, StoreError
 from pipeline.storage.s3.client import S3Access
 from pipeline.storage.s3.store import S3Config, S3Objects
-from schemas.records import TABLES, arrow_schema, table_name
+from schemas.records import UNFOLDED, arrow_schema, table_name
 
 COMMITS = "commits/"
 COMPACTIONS = "compactions/"
@@ -151,7 +159,7 @@ class S3Parts:
             ) from exc
         self._access = self._resolve_access()
         self._secret_sql = _secret_sql(self._access, self.location)
-        self._empty = {table_name(cls): self._schema_file(arrow_schema(cls)) for cls in TABLES}
+        self._empty = {name: self._schema_file(arrow_schema(cls)) for name, cls in VIEWED}
         self._write_connect_sql()
 
     @classmethod
@@ -293,15 +301,16 @@ class S3Parts:
         latest = self._latest_compaction()
         parts: list[PartEntry] = []
         covered: frozenset[str] = frozenset()
+        folded: tuple[str, ...] = ()
         if latest is not None:
             c = self._manifest(latest)
             parts += [*c.parts, *c.carried]
-            covered = frozenset(c.covers)
+            covered, folded = frozenset(c.covers), c.folded
         names = self._names(COMMITS)
         for name in names:
             if name not in covered:
                 parts += self._manifest(name).parts
-        return Current(tuple(parts), latest, tuple(names))
+        return Current(tuple(parts), latest, tuple(names), folded)
 
     def manifests(self) -> list[Manifest]:
         """Every committed batch now (one LIST; cached manifests are not fetched again)."""
@@ -343,7 +352,8 @@ class S3Parts:
                 raise CatalogError(f"{self.location}: another compaction was committed while "
                                    "this one ran; nothing changed, run it again")
             manifest = Manifest(compaction_id, day.isoformat(), entries, COMPACTION,
-                                tuple(carried), base.base, base.covers)
+                                tuple(carried), base.base, base.covers,
+                                folded_names(entries, carried))
             data = manifest.to_json()
             name = f"{COMPACTIONS}{compaction_id}.json"
             if recorder is not None:  # the audit record is durable before the commit
@@ -379,9 +389,11 @@ class S3Parts:
 
     def views(self) -> tuple[dict[str, str], list[str]]:
         groups: dict[str, dict[str, list[str]]] = {name: {} for name in self._empty}
-        for p in self.current().parts:
-            url = f"s3://{self.objects.bucket}/{self.objects.key(p.name)}"
-            groups.setdefault(p.table, {}).setdefault(p.schema_id, []).append(url)
+        tables, unfolded = self.current().read()
+        for view, parts in ((None, tables), (UNFOLDED, unfolded)):
+            for p in parts:
+                url = f"s3://{self.objects.bucket}/{self.objects.key(p.name)}"
+                groups.setdefault(view or p.table, {}).setdefault(p.schema_id, []).append(url)
         views, readable = {}, []
         for table_, by_schema in groups.items():
             if table_ not in self._empty:
@@ -393,7 +405,7 @@ class S3Parts:
                 selects.append(f"SELECT * FROM read_parquet([{files}])")
                 readable += urls
             views[table_] = " UNION ALL BY NAME ".join(selects)
-        return views, readable
+        return views, list(dict.fromkeys(readable))
 
     def base_views(self) -> dict[str, str]:
         return self.views()[0]

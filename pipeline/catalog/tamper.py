@@ -14,7 +14,9 @@ and SHA-256 (`commits.py`). Against it:
 - a broken link of the local commit list is CATALOG_COMMITS_BROKEN;
 - a table whose parts read now hold another number of rows than every committed batch
   of it holds (a compaction that lost or doubled rows) is CATALOG_PART_EDITED, named on
-  the compacted parts of that table.
+  the compacted parts of that table;
+- a compaction's fold of the case links (a derived part no batch commits) that is not
+  the fold of the case events it names, folded again, is CATALOG_PART_EDITED.
 Compaction (`compact.py`). Parts a compaction superseded are no longer read, but they stay
 recorded and stored, and verify keeps checking them like any other (an edit is named, with
 "superseded" in its detail): they are the evidence the compacted parts were made from, and
@@ -25,8 +27,14 @@ read and hashed: this is `custody verify`'s cost, never a query's.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Iterable
 from dataclasses import replace
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.catalog.commits import (
     CATALOG_COMMIT,
@@ -36,10 +44,13 @@ from pipeline.catalog.commits import (
     RecordedCommit,
     parse_audit_reason,
 )
-from pipeline.catalog.parts import Parts
+from pipeline.catalog.parts import DERIVED, FOLD_SOURCE, Current, Parts
+from pipeline.errors import CatalogError
 from schemas.audit import AuditRecord
 from schemas.media import Finding, Subject
+from schemas.records import CaseLinkFoldRecord, arrow_schema
 from schemas.verification import Verification
+from schemas.views import FOLD_COLUMNS, case_links_fold
 
 NOTE = (
     "every catalog part re-read and compared with the size and SHA-256 its commit recorded "
@@ -106,8 +117,10 @@ def verify_catalog(parts: Parts, records: Iterable[AuditRecord]) -> Verification
                 f"batch {rec.batch_id} (audit record #{rec.seq}) recorded {size} bytes, "
                 f"SHA-256 {sha[:16]}...; now {now[0]} bytes, SHA-256 {now[1][:16]}...")
 
-    current = parts.current().parts
+    reading = parts.current()
+    current = reading.parts
     findings.extend(_rows_findings(parts, commits, current))
+    findings.extend(_fold_findings(parts, reading))
     unread = {parts.where(n) for n in listed_names - {p.name for p in current}}
     findings[:] = [_superseded(f, unread) for f in findings]
 
@@ -146,7 +159,8 @@ def _rows_findings(parts: Parts, commits: list[Commit],
                 committed[p.table] = committed.get(p.table, 0) + p.rows
     read: dict[str, int] = {}
     for p in current:
-        read[p.table] = read.get(p.table, 0) + p.rows
+        if p.table not in DERIVED:  # no batch commits them: `_fold_findings`
+            read[p.table] = read.get(p.table, 0) + p.rows
     out = []
     for table in sorted(set(committed) | set(read)):
         want, got = committed.get(table, 0), read.get(table, 0)
@@ -160,3 +174,45 @@ def _rows_findings(parts: Parts, commits: list[Commit],
                 f"{where}: the views read {got} rows of {table}, the committed batches hold "
                 f"{want}: a compaction changed rows", subject=Subject("catalog", where)))
     return out
+
+
+def _fold_findings(parts: Parts, now: Current) -> list[Finding]:
+    """The last compaction's fold of case links against the case events it names as its
+    source, folded again here: a fold that names a part the views do not read, or holds
+    other rows than its events give (a compaction that changed rows, or a forged one), is
+    CATALOG_PART_EDITED on the fold's part. The events' bytes are read as stored (an edit
+    of them is named above already)."""
+    fold = [p for p in now.parts if p.table in DERIVED]
+    if not now.folded or not fold:
+        return []
+    source = {p.name: p for p in now.parts if p.table == FOLD_SOURCE}
+    unread = [n for n in now.folded if n not in source]
+    if unread:
+        why = (f"folds {len(unread)} case-event parts the views do not read (first "
+               f"{parts.where(unread[0])})")
+    else:
+        def table(entries: Iterable[PartEntry]) -> pa.Table:
+            return pa.concat_tables(
+                [pq.read_table(io.BytesIO(parts.read_part(p))) for p in entries],
+                promote_options="permissive")
+        try:
+            events = table(source[n] for n in now.folded).select(list(FOLD_COLUMNS))
+            stored = table(fold)
+        except CatalogError:
+            return []  # a part gone: named as missing above
+        cols = ", ".join(arrow_schema(CaseLinkFoldRecord).names)
+        with contextlib.closing(duckdb.connect()) as con:
+            con.register("events", events)
+            con.register("stored", stored)
+            con.execute(f"CREATE TEMP TABLE want AS {case_links_fold('events')}")
+            extra, lost = (con.execute(
+                f"SELECT count(*) FROM (SELECT {cols} FROM {a} EXCEPT ALL "
+                f"SELECT {cols} FROM {b})").fetchall()[0][0] for a, b in
+                (("stored", "want"), ("want", "stored")))
+        if not extra and not lost:
+            return []
+        why = (f"holds {extra} rows the {len(now.folded)} case-event parts it folds do not "
+               f"give, and lacks {lost} they give: a compaction changed rows")
+    return [Finding("CATALOG_PART_EDITED", f"{parts.where(p.name)}: the fold of case links "
+                    f"{why}", subject=Subject("catalog", parts.where(p.name)))
+            for p in fold]

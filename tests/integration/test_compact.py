@@ -81,6 +81,7 @@ def test_an_ingested_catalog_compacts_with_the_same_rows_and_verifies(local: Cli
         root / "batches" / "compacted" / doc["compaction_id"])
     tables = {t["table"]: t for t in doc["tables"]}
     assert tables["packets"]["parts_after"] == 1
+    assert doc["links_folded"] is None  # no case events: no fold
     assert tables["packets"]["rows"] == len(before["packets"])
     assert every_view(Catalog(root)) == before
     code, out, err = local("verify")

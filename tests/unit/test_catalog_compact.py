@@ -149,7 +149,8 @@ def test_every_view_gives_the_same_rows_after_compaction(world: World) -> None:
     assert every_view(world.catalog) == before
     # One part per table now, each the merge of its 30 batch parts (plus the registry's).
     now = world.catalog.parts.current().parts
-    assert sorted(p.table for p in now) == sorted((*TABLES_WRITTEN, "staff_events"))
+    assert sorted(p.table for p in now) == sorted((*TABLES_WRITTEN, "staff_events",
+                                                   "case_links_folded"))
     got = {t.table: (t.parts_before, t.parts_merged, t.parts_after, t.rows)
            for t in result.tables}
     assert got == {"recordings": (30, 30, 1, 90), "chunks": (30, 30, 1, 90),
@@ -168,7 +169,11 @@ def test_a_compaction_is_one_recorded_commit_that_supersedes_the_merged_parts(
     *earlier, last = _lines(world)
     assert (last["kind"], last["format"], last["batch_id"]) == (
         "compaction", 2, result.compaction_id)
-    assert last["carried"] == [] and len(last["parts"]) == 5
+    assert last["carried"] == [] and len(last["parts"]) == 6  # five tables and the fold
+    # The fold of the case links names the one merged part of case events it folds.
+    (events,) = [p["name"] for p in last["parts"] if p["table"] == "case_events"]
+    (fold,) = [p for p in last["parts"] if p["table"] == "case_links_folded"]
+    assert (last["folded"], fold["rows"]) == ([events], 5)  # a link per batch
     assert all(str(p["name"]).startswith(f"batches/compacted/{result.compaction_id}/")
                for p in last["parts"])  # type: ignore[attr-defined]
     # The old parts stay where they are and the views read none of them.
@@ -188,7 +193,7 @@ def test_a_compaction_is_one_recorded_commit_that_supersedes_the_merged_parts(
     assert outcome[-1].reason == result.summary()
     assert len(earlier) == 9  # four registrations and five batches
     v = verify_catalog(world.catalog.parts, world.audit.records())
-    assert (v.ok, v.checked) == (True, len(old) + 5)
+    assert (v.ok, v.checked) == (True, len(old) + 6)
 
 
 def test_compacting_a_compacted_catalog_does_nothing_and_says_so(world: World) -> None:

@@ -40,10 +40,13 @@ def cmd_catalog_compact(args: argparse.Namespace, s: Settings, ui: Output) -> in
         ui.dump_json({"catalog": result.catalog, "compacted": result.compacted,
                       "compaction_id": result.compaction_id, "commit": result.where,
                       "target_bytes": result.target_bytes, "parts_before": result.parts_before,
-                      "summary": result.summary(),
+                      "summary": result.summary(), "links_folded": result.links_folded,
                       "tables": [asdict(t) for t in result.tables]})
         return 0
     ui.write(f"{result.summary()}\n")
+    if result.links_folded is not None:
+        ui.write(f"case links folded: {result.links_folded} (case, recording) pairs, read "
+                 "from case_links_folded with the events committed after it\n")
     if result.tables:
         ui.table([asdict(t) for t in result.tables],
                  ["table", "parts_before", "parts_merged", "parts_after", "rows",
