@@ -75,9 +75,10 @@ CODE_MIX = ("GAP_IN_STREAM", "UNEXPLAINED_INTERRUPTION", "INGEST_LATE", "LABEL_M
             "CREATION_TIME_MISMATCH", "DEVICE_UNKNOWN", "GAP_BETWEEN_FILES", "EDIT_LIST")
 ACTIVITIES = ("onsite_inspection", "investigation", "document_service", "complaint_handling",
               "random_inspection")
-VIEWS = ("case_findings", "findings_summary", "recordings_by_officer", "check_av5_coverage",
-         "check_av6_exemptions", "check_av13_permanent", "check_av12_unlinked",
-         "check_av8_documents", "check_av8_clock_offsets", "check_aux3_steps")
+VIEWS = ("case_links_current", "case_recordings", "case_findings", "findings_summary",
+         "recordings_by_officer", "check_av5_coverage", "check_av6_exemptions",
+         "check_av13_permanent", "check_av12_unlinked", "check_av8_documents",
+         "check_av8_clock_offsets", "check_aux3_steps")
 PERSONAL = Caller(OsAccount(os.getuid(), "bench"), None, personal=True, why="benchmark")
 
 
