@@ -155,6 +155,28 @@ def test_the_fold_reads_the_case_events_a_compaction_carries(w: World) -> None:
     assert links(w.catalog) == [("a", "调查取证", at(1)), ("b", None, at(2))]
 
 
+def test_an_event_committed_while_a_compaction_folds_is_read_after_it(w: World) -> None:
+    """A case command may commit while a compaction merges and folds (it holds only the
+    ingest lock): its events are not in the fold, and the views read them after it."""
+    commit(w.catalog, link(A, 1), link(B, 2))
+    commit(w.catalog, link(C, 3))
+    parts = w.catalog.parts
+    base = parts.current()
+    merges, carried = plan(base.parts, 1 << 20)
+    stage = parts.staging("compact-during")
+    staged = [s for m in merges for s in _merge(parts, m, stage, 1 << 20)]
+    fold = _fold(parts, staged, carried, stage)
+    assert fold is not None
+    commit(w.catalog, unlink(B, 4))  # committed meanwhile
+    parts.publish("compact-during", T0.date(), [*staged, fold], carried, base,
+                  recorder_for(w.catalog.root))
+    assert (count(w.catalog, "case_links_folded"),
+            count(w.catalog, "case_events_unfolded")) == (3, 1)
+    assert links(w.catalog) == refolded(w.catalog) == [("a", None, at(1)),
+                                                       ("c", None, at(3))]
+    assert verify_catalog(parts, w.audit.records()).findings == ()
+
+
 def test_verify_names_a_recorded_fold_that_is_not_the_fold_of_its_events(w: World) -> None:
     """A compaction that wrote a wrong fold (a bug, or a forgery recorded as a commit):
     the views lose the link, and verify names the fold with what differs."""
