@@ -22,6 +22,13 @@ checks that the parts read now hold exactly the rows every committed batch holds
 A crash before the commit leaves the catalog as it was: staged files are invisible (and
 cleared with the next ingest's staging), parts stored but named by no commit are unread.
 
+The fold. A compaction also writes one derived part, the case links folded from every case
+event its commit reads (`_fold`; schemas.records.CaseLinkFoldRecord), and names those
+event parts in its manifest (`folded`): `case_links_current` reads a folded pair as it is
+unless a later event touches it, instead of grouping every link event of the catalog in
+each query. The next compaction folds again and carries no old fold; `custody verify`
+folds the named events again and requires the same rows (`tamper.py`).
+
 Idempotent: a table is compacted only when it has two or more parts under the target size,
 and a compaction leaves at most one (its last, partly filled part), so compacting a
 compacted catalog finds nothing to do and says so.
