@@ -21,8 +21,9 @@ from pipeline.audit.log import AuditLog
 from pipeline.catalog.commits import Manifest, PartEntry, recorder_for
 from pipeline.catalog.compact import _fold, _merge, compact, plan
 from pipeline.catalog.core import Catalog
-from pipeline.catalog.parts import LocalParts
+from pipeline.catalog.parts import Current, LocalParts, Parts, Staged
 from pipeline.catalog.tamper import verify_catalog
+from pipeline.errors import CatalogError
 from pipeline.people.permissions import Authority
 from pipeline.people.registry import NewStaff, Registry
 from pipeline.storage.local import LocalStore
@@ -155,17 +156,48 @@ def test_the_fold_reads_the_case_events_a_compaction_carries(w: World) -> None:
     assert links(w.catalog) == [("a", "调查取证", at(1)), ("b", None, at(2))]
 
 
-def test_an_event_committed_while_a_compaction_folds_is_read_after_it(w: World) -> None:
-    """A case command may commit while a compaction merges and folds (it holds only the
-    ingest lock): its events are not in the fold, and the views read them after it."""
+@pytest.mark.parametrize("w", ["local"], indirect=True)  # a part edited in place, by hand
+def test_a_carried_case_event_part_edited_since_its_commit_is_refused_not_folded(
+    w: World,
+) -> None:
+    """The lone part of case events is carried (not merged), so only the fold reads it:
+    edited since its commit, it stops the compaction, naming it, and nothing is committed."""
+    commit(w.catalog, link(A, 1), link(B, 2))
+    for i in range(2):
+        batch = w.catalog.batch()
+        batch.add(ChunkRecord, [ChunkRecord(C, i, 0, 1, "f" * 64)])
+        batch.commit(T0.date())
+    (part,) = [p for p in w.catalog.parts.current().parts if p.table == "case_events"]
+    path = w.catalog.root / part.name
+    table = pq.read_table(path)
+    pq.write_table(table.slice(1), path)
+    lines = (w.catalog.root / "commits.jsonl").read_bytes()
+    with pytest.raises(CatalogError, match=rf"^{path}: not compacted: the part no longer has "
+                       rf"the size and SHA-256 its commit recorded \({part.size_bytes} bytes"):
+        compact(w.catalog, auth=w.auth, actor="A-1")
+    assert (w.catalog.root / "commits.jsonl").read_bytes() == lines
+    assert list((w.catalog.root / "staging").iterdir()) == []
+
+
+def _folded_not_published(
+    w: World, cid: str,
+) -> tuple[Parts, Current, list[Staged], Staged | None, list[PartEntry]]:
+    """A, B and C linked in two batches, merged and folded into staging by a compaction
+    that has not committed yet: (parts, base, merged parts, fold, carried parts)."""
     commit(w.catalog, link(A, 1), link(B, 2))
     commit(w.catalog, link(C, 3))
     parts = w.catalog.parts
     base = parts.current()
     merges, carried = plan(base.parts, 1 << 20)
-    stage = parts.staging("compact-during")
+    stage = parts.staging(cid)
     staged = [s for m in merges for s in _merge(parts, m, stage, 1 << 20)]
-    fold = _fold(parts, staged, carried, stage)
+    return parts, base, staged, _fold(parts, staged, carried, stage), carried
+
+
+def test_an_event_committed_while_a_compaction_folds_is_read_after_it(w: World) -> None:
+    """A case command may commit while a compaction merges and folds (it holds only the
+    ingest lock): its events are not in the fold, and the views read them after it."""
+    parts, base, staged, fold, carried = _folded_not_published(w, "compact-during")
     assert fold is not None
     commit(w.catalog, unlink(B, 4))  # committed meanwhile
     parts.publish("compact-during", T0.date(), [*staged, fold], carried, base,
@@ -180,14 +212,7 @@ def test_an_event_committed_while_a_compaction_folds_is_read_after_it(w: World) 
 def test_verify_names_a_recorded_fold_that_is_not_the_fold_of_its_events(w: World) -> None:
     """A compaction that wrote a wrong fold (a bug, or a forgery recorded as a commit):
     the views lose the link, and verify names the fold with what differs."""
-    commit(w.catalog, link(A, 1), link(B, 2))
-    commit(w.catalog, link(C, 3))
-    parts = w.catalog.parts
-    base = parts.current()
-    merges, carried = plan(base.parts, 1 << 20)
-    stage = parts.staging("compact-wrong")
-    staged = [s for m in merges for s in _merge(parts, m, stage, 1 << 20)]
-    fold = _fold(parts, staged, carried, stage)
+    parts, base, staged, fold, carried = _folded_not_published(w, "compact-wrong")
     assert fold is not None and fold.rows == 3
     table = pq.read_table(fold.path)
     pq.write_table(table.filter(pc.not_equal(table["recording_blake3"], B)), fold.path)
